@@ -1,0 +1,611 @@
+package chunkstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// On-disk names; see the package doc, "On-disk format".
+const (
+	markerName    = "SHOAL-CHUNKSTORE"
+	markerContent = "shoal chunkstore\nformat 1\n"
+	chunksDir     = "chunks"
+	quarantineDir = "quarantine"
+	tempPrefix    = ".tmp-"
+	fanout        = 256
+	lockStripes   = 256
+)
+
+// MaxChunkSize is the largest chunk a Disk store accepts.
+const MaxChunkSize = MaxDecompressed
+
+// DiskOptions tunes a Disk store. The zero value is usable.
+type DiskOptions struct {
+	// Compress stores chunks zstd-compressed when that saves at least one
+	// eighth. Incompressible chunks are detected from a sample and stored
+	// as they are.
+	Compress bool
+	// ReserveBytes is free space Put leaves on the file system: a Put that
+	// would drop the space available under it fails with ErrNoSpace.
+	ReserveBytes uint64
+}
+
+// Disk is a Store that keeps each chunk in its own file under a directory,
+// as the package doc's "On-disk format" section describes. It implements
+// Store, Deleter, Lister, Stater and Toucher and is safe for concurrent use by one
+// process: OpenDisk takes an exclusive lock on the directory.
+type Disk struct {
+	dir    string
+	opts   DiskOptions
+	lock   *os.File         // the marker file, flock-ed
+	subs   [fanout]*os.File // open fan-out directories, for fsync
+	stripe [lockStripes]sync.Mutex
+	chunks atomic.Int64
+	bytes  atomic.Int64
+	// timeGrain is the mtime resolution of the file system; Put times are
+	// rounded up to it so a Put never looks older than it was.
+	timeGrain time.Duration
+	closed    atomic.Bool
+}
+
+var (
+	_ Store   = (*Disk)(nil)
+	_ Deleter = (*Disk)(nil)
+	_ Lister  = (*Disk)(nil)
+	_ Stater  = (*Disk)(nil)
+	_ Toucher = (*Disk)(nil)
+)
+
+// ErrNotStore means OpenDisk was given a directory that holds something
+// other than a shoal chunk store.
+var ErrNotStore = errors.New("not a shoal chunk store")
+
+// OpenDisk opens the store in dir, creating dir and an empty store if dir is
+// missing or empty. A non-empty dir without the store's marker file gives an
+// error wrapping ErrNotStore. OpenDisk removes temporary files left by an
+// interrupted Put and counts the chunks held. Close releases the store.
+func OpenDisk(dir string, opts DiskOptions) (*Disk, error) {
+	d := &Disk{dir: dir, opts: opts}
+	if err := d.open(); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("open disk store %s: %w", dir, err)
+	}
+	return d, nil
+}
+
+func (d *Disk) open() error {
+	if err := os.MkdirAll(d.dir, 0o755); err != nil {
+		return err
+	}
+	marker := filepath.Join(d.dir, markerName)
+	b, err := os.ReadFile(marker)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		ents, err := os.ReadDir(d.dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			// A fresh file system's lost+found, or a marker write cut
+			// short, does not make the directory foreign.
+			switch name := e.Name(); {
+			case name == "lost+found":
+			case strings.HasPrefix(name, tempPrefix):
+				if err := os.Remove(filepath.Join(d.dir, name)); err != nil {
+					return err
+				}
+			default:
+				return fmt.Errorf("directory not empty and has no %s: %w", markerName, ErrNotStore)
+			}
+		}
+		if err := writeFileDurable(d.dir, markerName, []byte(markerContent)); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	case string(b) != markerContent:
+		return fmt.Errorf("%s: got %q, want %q: %w", markerName, b, markerContent, ErrNotStore)
+	}
+	if d.lock, err = os.Open(marker); err != nil {
+		return err
+	}
+	if err := syscall.Flock(int(d.lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return fmt.Errorf("lock %s (in use by another process?): %w", marker, err)
+	}
+	if d.timeGrain, err = probeTimeGrain(marker); err != nil {
+		return err
+	}
+	top := filepath.Join(d.dir, chunksDir)
+	if err := os.MkdirAll(top, 0o755); err != nil {
+		return err
+	}
+	created := false
+	for i := range d.subs {
+		sub := filepath.Join(top, fmt.Sprintf("%02x", i))
+		err := os.Mkdir(sub, 0o755)
+		switch {
+		case err == nil:
+			created = true
+		case !errors.Is(err, fs.ErrExist):
+			return err
+		}
+		if d.subs[i], err = os.Open(sub); err != nil {
+			return err
+		}
+		if err := d.scan(d.subs[i], sub); err != nil {
+			return err
+		}
+	}
+	if created {
+		return syncDirs(top, d.dir)
+	}
+	return nil
+}
+
+// scan removes stale temporary files in one fan-out directory and adds its
+// chunks to the counters.
+func (d *Disk) scan(f *os.File, path string) error {
+	ents, err := os.ReadDir(path)
+	if err != nil {
+		return err
+	}
+	removed := false
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasPrefix(name, tempPrefix) {
+			if err := os.Remove(filepath.Join(path, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			removed = true
+			continue
+		}
+		if _, err := ParseID(name); err != nil || !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return err
+		}
+		d.chunks.Add(1)
+		d.bytes.Add(info.Size())
+	}
+	if removed {
+		return f.Sync()
+	}
+	return nil
+}
+
+// probeTimeGrain finds whether the file system keeps nanosecond mtimes; if
+// not, Put rounds its times up to whole seconds.
+func probeTimeGrain(path string) (time.Duration, error) {
+	want := time.Unix(1700000000, 123456789)
+	if err := os.Chtimes(path, want, want); err != nil {
+		return 0, err
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	if info.ModTime().Equal(want) {
+		return 0, nil
+	}
+	return time.Second, nil
+}
+
+// Close releases the store. Put and Delete on a closed store fail with an
+// error wrapping fs.ErrClosed. Calls after the first do nothing.
+func (d *Disk) Close() error {
+	if d.closed.Swap(true) {
+		return nil
+	}
+	var errs []error
+	for _, f := range d.subs {
+		if f != nil {
+			errs = append(errs, f.Close())
+		}
+	}
+	if d.lock != nil {
+		errs = append(errs, d.lock.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close disk store %s: %w", d.dir, err)
+	}
+	return nil
+}
+
+// Dir returns the directory the store lives in.
+func (d *Disk) Dir() string { return d.dir }
+
+// Path returns the file that holds (or would hold) chunk id. Tests use it
+// to damage chunks; nothing else should touch the file.
+func (d *Disk) Path(id ID) string {
+	s := id.String()
+	return filepath.Join(d.dir, chunksDir, s[:2], s)
+}
+
+func (d *Disk) lockID(id ID) *sync.Mutex {
+	return &d.stripe[(int(id[0])<<8|int(id[1]))%lockStripes]
+}
+
+func (d *Disk) now() time.Time {
+	t := time.Now()
+	if d.timeGrain > 0 {
+		if r := t.Truncate(d.timeGrain); !r.Equal(t) {
+			t = r.Add(d.timeGrain)
+		}
+	}
+	return t
+}
+
+// Put implements Store.
+func (d *Disk) Put(ctx context.Context, id ID, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("disk put %s: %w", id, err)
+	}
+	if len(data) > MaxChunkSize {
+		return fmt.Errorf("disk put %s: %d bytes: %w", id, len(data), ErrTooLarge)
+	}
+	if d.closed.Load() {
+		return fmt.Errorf("disk put %s: %w", id, fs.ErrClosed)
+	}
+	mu := d.lockID(id)
+	mu.Lock()
+	defer mu.Unlock()
+	path := d.Path(id)
+	if err := d.touch(path); err == nil {
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return d.putErr(id, err)
+	}
+	payload, compressed := data, false
+	if d.opts.Compress {
+		payload, compressed = Compress(nil, data)
+		if !compressed {
+			payload = data
+		}
+	}
+	hdr := encodeChunk(len(data), payload, compressed)
+	size := int64(len(hdr) + len(payload))
+	if err := d.checkReserve(uint64(size)); err != nil {
+		return d.putErr(id, err)
+	}
+	if err := d.writeChunk(id, path, hdr, payload); err != nil {
+		return d.putErr(id, err)
+	}
+	d.chunks.Add(1)
+	d.bytes.Add(size)
+	return nil
+}
+
+// Touch implements Toucher. Like a Put of a present chunk, it sets the
+// chunk file's mtime to now and fsyncs the file.
+func (d *Disk) Touch(ctx context.Context, id ID) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("disk touch %s: %w", id, err)
+	}
+	if d.closed.Load() {
+		return false, fmt.Errorf("disk touch %s: %w", id, fs.ErrClosed)
+	}
+	mu := d.lockID(id)
+	mu.Lock()
+	defer mu.Unlock()
+	err := d.touch(d.Path(id))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	default:
+		return false, fmt.Errorf("disk touch %s: %w", id, err)
+	}
+}
+
+func (d *Disk) putErr(id ID, err error) error {
+	if errors.Is(err, ErrNoSpace) {
+		return fmt.Errorf("disk put %s: %w", id, err)
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("disk put %s: %w (%w)", id, ErrNoSpace, err)
+	}
+	return fmt.Errorf("disk put %s: %w", id, err)
+}
+
+// touch refreshes the mtime of an existing chunk file durably.
+func (d *Disk) touch(path string) error {
+	t := d.now()
+	if err := os.Chtimes(path, t, t); err != nil {
+		return err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (d *Disk) checkReserve(need uint64) error {
+	if d.opts.ReserveBytes == 0 {
+		return nil
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(d.dir, &st); err != nil {
+		return err
+	}
+	avail := st.Bavail * uint64(st.Bsize)
+	if avail < need || avail-need < d.opts.ReserveBytes {
+		return fmt.Errorf("%d bytes free, %d reserved, %d needed: %w", avail, d.opts.ReserveBytes, need, ErrNoSpace)
+	}
+	return nil
+}
+
+// writeChunk writes hdr+payload to a temporary file next to path, sets its
+// mtime, syncs it, renames it into place and syncs the directory. On error
+// it removes the temporary file.
+func (d *Disk) writeChunk(id ID, path string, hdr, payload []byte) (err error) {
+	dir := d.subs[id[0]]
+	f, err := os.CreateTemp(filepath.Dir(path), tempPrefix)
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err = f.Write(hdr); err != nil {
+		return err
+	}
+	if _, err = f.Write(payload); err != nil {
+		return err
+	}
+	t := d.now()
+	if err = os.Chtimes(tmp, t, t); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if err = dir.Sync(); err != nil {
+		// The chunk is in place but maybe not durable; take it back out
+		// so a retry writes it again.
+		os.Remove(path)
+		return err
+	}
+	return nil
+}
+
+// Get implements Store. A chunk file found corrupt is moved out of the way
+// (into the quarantine directory) after the error is reported, so the store
+// no longer holds the chunk and a later Put stores it afresh.
+func (d *Disk) Get(ctx context.Context, id ID) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("disk get %s: %w", id, err)
+	}
+	path := d.Path(id)
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("disk get %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("disk get %s: %w", id, err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("disk get %s: %w", id, err)
+	}
+	if info.Size() > headerSize+MaxChunkSize+MaxChunkSize/8 {
+		err = fmt.Errorf("chunk file of %d bytes: %w", info.Size(), ErrCorrupt)
+	} else {
+		b := make([]byte, info.Size())
+		if _, err = io.ReadFull(f, b); err != nil {
+			return nil, fmt.Errorf("disk get %s: %w", id, err)
+		}
+		var plain []byte
+		if plain, err = decodeChunkFile(id, b); err == nil {
+			return plain, nil
+		}
+	}
+	if qerr := d.quarantine(id, info); qerr != nil {
+		err = errors.Join(err, qerr)
+	}
+	return nil, fmt.Errorf("disk get %s: %w", id, err)
+}
+
+// quarantine moves the corrupt chunk file described by info out of the
+// store, unless it has been replaced meanwhile.
+func (d *Disk) quarantine(id ID, info fs.FileInfo) error {
+	mu := d.lockID(id)
+	mu.Lock()
+	defer mu.Unlock()
+	path := d.Path(id)
+	now, err := os.Lstat(path)
+	if err != nil || !os.SameFile(info, now) {
+		return nil // deleted or replaced meanwhile
+	}
+	qdir := filepath.Join(d.dir, quarantineDir)
+	if err := os.MkdirAll(qdir, 0o755); err != nil {
+		return fmt.Errorf("quarantine: %w", err)
+	}
+	dst := filepath.Join(qdir, fmt.Sprintf("%s.%d", id, time.Now().UnixNano()))
+	if err := os.Rename(path, dst); err != nil {
+		return fmt.Errorf("quarantine: %w", err)
+	}
+	d.chunks.Add(-1)
+	d.bytes.Add(-info.Size())
+	return nil
+}
+
+// Has implements Store.
+func (d *Disk) Has(ctx context.Context, id ID) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("disk has %s: %w", id, err)
+	}
+	_, err := os.Lstat(d.Path(id))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	default:
+		return false, fmt.Errorf("disk has %s: %w", id, err)
+	}
+}
+
+// Delete implements Deleter.
+func (d *Disk) Delete(ctx context.Context, id ID, before time.Time) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("disk delete %s: %w", id, err)
+	}
+	if d.closed.Load() {
+		return false, fmt.Errorf("disk delete %s: %w", id, fs.ErrClosed)
+	}
+	mu := d.lockID(id)
+	mu.Lock()
+	defer mu.Unlock()
+	path := d.Path(id)
+	info, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("disk delete %s: %w", id, err)
+	}
+	if !info.ModTime().Before(before) {
+		return false, nil
+	}
+	if err := os.Remove(path); err != nil {
+		return false, fmt.Errorf("disk delete %s: %w", id, err)
+	}
+	d.chunks.Add(-1)
+	d.bytes.Add(-info.Size())
+	if err := d.subs[id[0]].Sync(); err != nil {
+		return true, fmt.Errorf("disk delete %s: sync directory: %w", id, err)
+	}
+	return true, nil
+}
+
+// List implements Lister. Chunks put or deleted while List runs may or may
+// not be reported.
+func (d *Disk) List(ctx context.Context, fn func(id ID, modTime time.Time) error) error {
+	top := filepath.Join(d.dir, chunksDir)
+	for i := range fanout {
+		sub := filepath.Join(top, fmt.Sprintf("%02x", i))
+		ents, err := os.ReadDir(sub)
+		if err != nil {
+			return fmt.Errorf("disk list %s: %w", d.dir, err)
+		}
+		for _, e := range ents {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("disk list %s: %w", d.dir, err)
+			}
+			id, err := ParseID(e.Name())
+			if err != nil || !e.Type().IsRegular() {
+				continue
+			}
+			info, err := e.Info()
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // deleted meanwhile
+			}
+			if err != nil {
+				return fmt.Errorf("disk list %s: %w", d.dir, err)
+			}
+			if err := fn(id, info.ModTime()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Stat implements Stater. Bytes counts whole chunk files, headers included;
+// Available is the space free to unprivileged users less ReserveBytes.
+func (d *Disk) Stat(ctx context.Context) (Usage, error) {
+	if err := ctx.Err(); err != nil {
+		return Usage{}, fmt.Errorf("disk stat %s: %w", d.dir, err)
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(d.dir, &st); err != nil {
+		return Usage{}, fmt.Errorf("disk stat %s: %w", d.dir, err)
+	}
+	u := Usage{
+		Chunks:   d.chunks.Load(),
+		Bytes:    d.bytes.Load(),
+		Capacity: st.Blocks * uint64(st.Bsize),
+	}
+	if avail := st.Bavail * uint64(st.Bsize); avail > d.opts.ReserveBytes {
+		u.Available = avail - d.opts.ReserveBytes
+	}
+	return u, nil
+}
+
+// writeFileDurable writes name in dir by the temp+fsync+rename+dir fsync
+// protocol.
+func writeFileDurable(dir, name string, data []byte) (err error) {
+	f, err := os.CreateTemp(dir, tempPrefix)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(f.Name(), filepath.Join(dir, name)); err != nil {
+		return err
+	}
+	return syncDirs(dir)
+}
+
+// syncDirs fsyncs each directory.
+func syncDirs(dirs ...string) error {
+	for _, dir := range dirs {
+		f, err := os.Open(dir)
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,105 @@
+// Package chunkstore owns shoal's unit of data, the chunk: its ID (the
+// SHA-256 of its plain bytes), its compression, its erasure coding into
+// shards, and a node's durable store of chunks and shards.
+//
+// The central types are ID and the Store interface (chunkstore.go). Extra
+// abilities are separate interfaces found by type assertion: a Deleter for
+// the garbage collector, a Lister for scrub and repair, a Stater for
+// placement and df, a Toucher for pushers that find a chunk present. Two stores live here: Memory, for tests elsewhere, and
+// Disk, a node's on-disk store. Package storetest is the conformance suite
+// every Store implementation runs.
+//
+// Erasure coding (Scheme) is not a Store: its shards are not keyed by the
+// chunk's own ID. It sits above stores; callers Split a chunk into shards,
+// store each shard (keyed by the shard's own ID) on its node, record the
+// layout in metadata, and Join whichever shards they can fetch back,
+// checking the chunk's ID on the result.
+//
+// Compress and Decompress wrap zstd (SpeedFastest) with shared, concurrency
+// safe codecs. Compress keeps the result only when it saves at least one
+// eighth, and probes a 24 KiB sample of large inputs first so that
+// incompressible data costs little. Decompress never produces more than the
+// plain length it is told, so a hostile frame cannot blow up memory.
+//
+// # On-disk format
+//
+// This section is normative: a Disk store reads and writes exactly this
+// format, and a change to it bumps the format version.
+//
+// A store is a directory laid out as:
+//
+//	DIR/SHOAL-CHUNKSTORE        marker: "shoal chunkstore\nformat 1\n"
+//	DIR/chunks/00/ … chunks/ff/  256 fan-out directories
+//	DIR/chunks/ab/abcdef…        one file per chunk, named by the 64 lower-case
+//	                             hex digits of its ID, in the directory named
+//	                             by the first two
+//	DIR/quarantine/ID.NANOS      chunk files found corrupt, set aside by Get
+//	                             for an operator; never read by the store
+//
+// Files whose names start with ".tmp-" are temporary files of writes in
+// progress; OpenDisk removes any it finds (they belong to a write that
+// never completed). Other names are ignored. OpenDisk creates the
+// directory, marker and fan-out directories when the directory is missing
+// or empty (apart from lost+found); it refuses a non-empty directory
+// without the marker, or with a marker of other content, with ErrNotStore.
+// OpenDisk holds an exclusive flock(2) on the marker file while the store
+// is open, so two processes never share a store.
+//
+// A chunk file is a 32-byte header followed by the payload. All integers
+// are little-endian:
+//
+//	offset size field
+//	     0    4 magic, the ASCII bytes "SHCK"
+//	     4    1 format version, 1
+//	     5    1 flags: bit 0 set means the payload is one zstd frame of
+//	            the plain bytes; bit 0 clear means the payload is the plain
+//	            bytes; bits 1-7 must be zero
+//	     6    2 reserved, must be zero
+//	     8    8 plain length: length of the chunk's plain bytes, at most
+//	            MaxDecompressed (64 MiB); equals the payload length when
+//	            bit 0 of flags is clear
+//	    16    8 payload length: the number of bytes after the header; the
+//	            file is exactly 32 + payload length bytes long
+//	    24    4 CRC-32C (Castagnoli) of the payload
+//	    28    4 CRC-32C (Castagnoli) of header bytes 0 to 27
+//
+// A reader checks, in order: the file is at least 32 bytes; the magic; the
+// header CRC; the version; the flags and reserved bytes; the lengths; the
+// payload CRC; decompression to exactly the plain length; and finally that
+// the SHA-256 of the plain bytes equals the ID in the file name. Any
+// failure is ErrCorrupt: the chunk is never served. The CRCs find damage
+// cheaply and say where it is; the SHA-256 alone is what guarantees the
+// bytes. A writer compresses only when that saves at least one eighth of
+// the plain length (DiskOptions.Compress).
+//
+// # Durability
+//
+// Put returns only once the chunk is durable. It writes the header and
+// payload to a new temporary file ".tmp-*" in the chunk's fan-out
+// directory, sets the file's mtime to the time of the Put, fsyncs the
+// file, renames it to its final name, and fsyncs the fan-out directory. A
+// crash at any point leaves either no chunk file (and maybe a temporary
+// file that the next OpenDisk removes) or a complete one: a chunk file is
+// never partly written. A Put of a chunk already present does not rewrite
+// it: it sets the file's mtime to now and fsyncs the file, as Touch does. Put does not
+// check that data hashes to id; a wrong id is caught by every Get.
+//
+// A full file system (ENOSPC or EDQUOT from write, fsync or rename) makes
+// Put remove its temporary file and return an error wrapping ErrNoSpace
+// (which wraps syscall.ENOSPC) and the system error; chunks already stored
+// are untouched. DiskOptions.ReserveBytes makes Put refuse, with the same
+// error, a chunk that would leave less than that much space free.
+//
+// # Garbage collection
+//
+// A chunk file's mtime is the time of its last Put. Delete(id, before)
+// removes the chunk only if that time is strictly before before, and then
+// fsyncs the directory. Put, Touch and Delete of one ID serialise on a striped
+// lock, so a Put racing with a Delete either lands first and is older than
+// the collector's cut-off (and is deleted, as it would have been), or its
+// refreshed mtime keeps the chunk. The collector therefore takes its
+// cut-off time before it marks live chunks, and any chunk written or
+// re-Put after that survives the sweep. Times come from the node's clock;
+// a file system that does not keep nanosecond mtimes gets Put times
+// rounded up to the next second, which only ever keeps chunks longer.
+package chunkstore

@@ -1,0 +1,128 @@
+package chunkstore
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/klauspost/reedsolomon"
+)
+
+// ErrTooFewShards means more shards are missing than a Scheme's parity can
+// rebuild.
+var ErrTooFewShards = errors.New("too few shards")
+
+// Scheme is a Reed-Solomon erasure code of Data data shards and Parity
+// parity shards: any Data of the Data+Parity shards rebuild the whole.
+// Data must be at least 1, Parity at least 0, and Data+Parity at most 256.
+// A Scheme is a value; its methods are safe for concurrent use.
+type Scheme struct {
+	Data, Parity int
+}
+
+// String returns the scheme as "k+m", e.g. "4+2".
+func (s Scheme) String() string { return fmt.Sprintf("%d+%d", s.Data, s.Parity) }
+
+// Shards returns Data+Parity.
+func (s Scheme) Shards() int { return s.Data + s.Parity }
+
+// ShardSize returns the size of each shard of a chunk of size bytes:
+// ceil(size/Data), and at least 1.
+func (s Scheme) ShardSize(size int) int {
+	if s.Data <= 0 || size <= 0 {
+		return 1
+	}
+	return (size + s.Data - 1) / s.Data
+}
+
+// Validate reports whether s is a usable scheme.
+func (s Scheme) Validate() error {
+	if s.Data < 1 || s.Parity < 0 || s.Data+s.Parity > 256 {
+		return fmt.Errorf("erasure scheme %s: want data >= 1, parity >= 0, data+parity <= 256", s)
+	}
+	return nil
+}
+
+func (s Scheme) encoder() (reedsolomon.Encoder, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	if s.Parity == 0 {
+		return nil, nil
+	}
+	enc, err := reedsolomon.New(s.Data, s.Parity)
+	if err != nil {
+		return nil, fmt.Errorf("erasure scheme %s: %w", s, err)
+	}
+	return enc, nil
+}
+
+// Split cuts data into Data data shards of ShardSize(len(data)) bytes, the
+// last padded with zeros, and computes Parity parity shards of the same
+// size. It returns Data+Parity freshly allocated shards, data shards first;
+// the caller owns them and data is not retained.
+func (s Scheme) Split(data []byte) ([][]byte, error) {
+	enc, err := s.encoder()
+	if err != nil {
+		return nil, fmt.Errorf("erasure split: %w", err)
+	}
+	size := s.ShardSize(len(data))
+	buf := make([]byte, size*s.Shards())
+	copy(buf, data)
+	shards := make([][]byte, s.Shards())
+	for i := range shards {
+		shards[i] = buf[i*size : (i+1)*size : (i+1)*size]
+	}
+	if enc != nil {
+		if err := enc.Encode(shards); err != nil {
+			return nil, fmt.Errorf("erasure split %s: %w", s, err)
+		}
+	}
+	return shards, nil
+}
+
+// Join rebuilds the first size bytes of data from shards, which holds
+// Data+Parity entries in Split's order with nil for each missing shard.
+// Up to Parity shards may be missing; with more, the error wraps
+// ErrTooFewShards. Shards present must all have ShardSize(size) bytes.
+// Join may fill in missing entries of shards (with rebuilt data shards)
+// but never modifies present ones. It does not verify parity: callers
+// check the chunk's ID on the result.
+func (s Scheme) Join(shards [][]byte, size int) ([]byte, error) {
+	enc, err := s.encoder()
+	if err != nil {
+		return nil, fmt.Errorf("erasure join: %w", err)
+	}
+	if len(shards) != s.Shards() {
+		return nil, fmt.Errorf("erasure join %s: got %d shards, want %d", s, len(shards), s.Shards())
+	}
+	if size < 0 || size > s.Data*s.ShardSize(size) {
+		return nil, fmt.Errorf("erasure join %s: bad size %d", s, size)
+	}
+	want := s.ShardSize(size)
+	missing, missingData := 0, false
+	for i, sh := range shards {
+		if sh == nil {
+			missing++
+			if i < s.Data {
+				missingData = true
+			}
+			continue
+		}
+		if len(sh) != want {
+			return nil, fmt.Errorf("erasure join %s: shard %d has %d bytes, want %d", s, i, len(sh), want)
+		}
+	}
+	if missing > s.Parity {
+		return nil, fmt.Errorf("erasure join %s: %d of %d shards missing: %w", s, missing, s.Shards(), ErrTooFewShards)
+	}
+	if missingData {
+		if err := enc.ReconstructData(shards); err != nil {
+			return nil, fmt.Errorf("erasure join %s: %w", s, err)
+		}
+	}
+	out := make([]byte, 0, want*s.Data)
+	for _, sh := range shards[:s.Data] {
+		out = append(out, sh...)
+	}
+	return out[:size], nil
+}

@@ -1,0 +1,106 @@
+package chunkstore_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/bits"
+	"testing"
+
+	"shoal/chunkstore"
+	"shoal/chunkstore/storetest"
+)
+
+// dropped returns a copy of shards with the shards in mask set to nil.
+func dropped(shards [][]byte, mask uint) [][]byte {
+	out := make([][]byte, len(shards))
+	for i, s := range shards {
+		if mask&(1<<i) == 0 {
+			out[i] = bytes.Clone(s)
+		}
+	}
+	return out
+}
+
+func TestSchemeJoinEveryLoss(t *testing.T) {
+	for _, s := range []chunkstore.Scheme{{Data: 2, Parity: 1}, {Data: 4, Parity: 2}, {Data: 3, Parity: 0}} {
+		for _, size := range []int{0, 1, 5, 1000, 4<<20 + 3} {
+			data, _ := storetest.Chunk(uint64(size), size)
+			shards, err := s.Split(data)
+			if err != nil {
+				t.Fatalf("%s Split(%d bytes): %v", s, size, err)
+			}
+			if len(shards) != s.Data+s.Parity {
+				t.Fatalf("%s Split: got %d shards, want %d", s, len(shards), s.Data+s.Parity)
+			}
+			for i, sh := range shards {
+				if len(sh) != s.ShardSize(size) {
+					t.Fatalf("%s Split(%d): shard %d has %d bytes, want %d", s, size, i, len(sh), s.ShardSize(size))
+				}
+			}
+			for mask := uint(0); mask < 1<<len(shards); mask++ {
+				t.Run(fmt.Sprintf("%s/%d/lost%b", s, size, mask), func(t *testing.T) {
+					got, err := s.Join(dropped(shards, mask), size)
+					if bits.OnesCount(mask) > s.Parity {
+						if !errors.Is(err, chunkstore.ErrTooFewShards) {
+							t.Fatalf("Join with %d lost: got error %v, want ErrTooFewShards", bits.OnesCount(mask), err)
+						}
+						return
+					}
+					if err != nil {
+						t.Fatalf("Join: %v", err)
+					}
+					if !bytes.Equal(got, data) {
+						t.Fatalf("Join: got %d bytes (sum %s), want %d identical bytes", len(got), chunkstore.Sum(got), len(data))
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestSplitDoesNotAlias(t *testing.T) {
+	data, _ := storetest.Chunk(1, 1000)
+	orig := bytes.Clone(data)
+	s := chunkstore.Scheme{Data: 2, Parity: 1}
+	shards, err := s.Split(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shards[0][0] ^= 0xff
+	if !bytes.Equal(data, orig) {
+		t.Fatal("changing a shard changed the input")
+	}
+}
+
+func TestSchemeErrors(t *testing.T) {
+	good := chunkstore.Scheme{Data: 2, Parity: 1}
+	shards, err := good.Split([]byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		s      chunkstore.Scheme
+		shards [][]byte
+		size   int
+	}{
+		{"zero data", chunkstore.Scheme{Data: 0, Parity: 1}, shards, 5},
+		{"negative parity", chunkstore.Scheme{Data: 2, Parity: -1}, shards, 5},
+		{"too many shards", chunkstore.Scheme{Data: 200, Parity: 100}, shards, 5},
+		{"wrong shard count", good, shards[:2], 5},
+		{"short shard", good, [][]byte{shards[0], shards[1][:1], shards[2]}, 5},
+		{"size too big", good, shards, 7},
+		{"negative size", good, shards, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := tt.s.Join(tt.shards, tt.size); err == nil {
+				t.Fatalf("Join: got no error, want one")
+			}
+		})
+	}
+	if _, err := (chunkstore.Scheme{Data: 0, Parity: 2}).Split([]byte("x")); err == nil {
+		t.Errorf("Split with zero data shards: got no error, want one")
+	}
+}

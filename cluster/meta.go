@@ -1,0 +1,47 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+
+	"shoal/wire"
+)
+
+// The metadata message types are defined by the wire format; these aliases
+// let users of cluster (the fs package above all) name them without
+// importing wire.
+type (
+	MetaOp       = wire.MetaOp
+	MetaRequest  = wire.MetaRequest
+	MetaResponse = wire.MetaResponse
+	Attr         = wire.Attr
+	DirEntry     = wire.DirEntry
+	Block        = wire.Block
+	Layout       = wire.Layout
+	Removed      = wire.Removed
+	Statfs       = wire.Statfs
+)
+
+// Metadata answers metadata requests. The remote Client, the in-process
+// Local and the Raft-backed node all implement it. Safe for concurrent use.
+type Metadata interface {
+	// Do performs req. A failure the file system defines (no such name, not
+	// empty, quota...) comes back as an error wrapping the syscall.Errno
+	// from the response; other errors (connection lost, no leader) wrap
+	// their cause and satisfy IsTransient when a retry may succeed. The
+	// response is nil whenever the error is not nil.
+	Do(ctx context.Context, req *MetaRequest) (*MetaResponse, error)
+}
+
+// ResponseError returns nil if resp reports success, else an error for req
+// that wraps resp's errno as a syscall.Errno.
+func ResponseError(req *MetaRequest, resp *MetaResponse) error {
+	if resp.Errno == 0 {
+		return nil
+	}
+	if resp.Reason != "" {
+		return fmt.Errorf("meta op %d ino %d %q: %s: %w", req.Op, req.Ino, req.Name, resp.Reason, syscall.Errno(resp.Errno))
+	}
+	return fmt.Errorf("meta op %d ino %d %q: %w", req.Op, req.Ino, req.Name, syscall.Errno(resp.Errno))
+}

@@ -1,0 +1,157 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"shoal/chunkstore"
+	"shoal/wire"
+)
+
+// ErrNotLeader means this node cannot commit metadata because it is not the
+// Raft leader (and could not forward the request). It is transient.
+var ErrNotLeader = errors.New("not the raft leader")
+
+// serveMeta answers metadata requests on one stream, one at a time, until
+// the client closes it.
+func (n *Node) serveMeta(st *wire.Stream, remote string) {
+	for {
+		var req MetaRequest
+		if err := wire.ReadJSON(st, &req); err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, wire.ErrSessionClosed) {
+				n.log.Warn("meta stream", "peer", remote, "err", err)
+			}
+			return
+		}
+		resp, err := n.Do(context.Background(), &req)
+		if err != nil && (resp == nil || resp.Errno == 0) {
+			resp = &MetaResponse{Errno: uint32(errnoOf(err)), Reason: err.Error(), Unavailable: errors.Is(err, ErrNotLeader)}
+		}
+		countMeta(&req, resp)
+		if err := wire.WriteJSON(st, resp); err != nil {
+			n.log.Warn("meta stream write", "peer", remote, "err", err)
+			return
+		}
+	}
+}
+
+// errnoOf picks the errno a client gets for a node-side failure.
+func errnoOf(err error) syscall.Errno {
+	var e syscall.Errno
+	switch {
+	case errors.As(err, &e):
+		return e
+	case errors.Is(err, ErrNotLeader):
+		return syscall.EAGAIN
+	default:
+		return syscall.EIO
+	}
+}
+
+// Do implements Metadata on the node itself: read-only requests are answered
+// from the applied state, the rest are stamped and proposed to Raft.
+// Unlike the other implementations, Do returns the response together with
+// the error for file-system errors, so the server can pass it on unchanged.
+func (n *Node) Do(ctx context.Context, req *MetaRequest) (*MetaResponse, error) {
+	if req.Op == wire.OpStatfs {
+		return n.statfs()
+	}
+	if !n.ready.Load() {
+		return nil, fmt.Errorf("meta op %d: node is not serving yet: %w", req.Op, ErrNotLeader)
+	}
+	if IsReadOnly(req.Op) {
+		var resp *MetaResponse
+		n.fsm.read(func(s *State) { resp = s.Read(req) })
+		return resp, ResponseError(req, resp)
+	}
+	switch req.Op {
+	case wire.OpGCMark, wire.OpGCDone:
+		return nil, fmt.Errorf("meta op %d: internal to the cluster: %w", req.Op, syscall.EPERM)
+	case wire.OpCommit:
+		if err := n.checkChunks(ctx, req.Blocks); err != nil {
+			return &MetaResponse{Errno: uint32(syscall.EAGAIN), Reason: err.Error()}, err
+		}
+	}
+	if req.Now == 0 {
+		req.Now = time.Now().UnixNano()
+	}
+	resp, err := n.propose(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return resp, ResponseError(req, resp)
+}
+
+// checkChunks makes sure every chunk a commit names is stored, so metadata
+// never points at data that is not there. A missing chunk (never uploaded,
+// or collected meanwhile) answers EAGAIN: the client uploads it again.
+func (n *Node) checkChunks(ctx context.Context, blocks []Block) error {
+	for _, b := range blocks {
+		id := chunkstore.ID(b.ID)
+		if id.IsZero() {
+			continue
+		}
+		ok, err := n.store.Has(ctx, id)
+		if err != nil {
+			return fmt.Errorf("commit: check chunk %s: %w", id, err)
+		}
+		if !ok {
+			return fmt.Errorf("commit: chunk %s is not stored: %w", id, syscall.EAGAIN)
+		}
+	}
+	return nil
+}
+
+// propose appends req to the Raft log and returns the state machine's
+// answer once it is committed by a majority and applied here.
+func (n *Node) propose(ctx context.Context, req *MetaRequest) (*MetaResponse, error) {
+	data, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("propose op %d: encode: %w", req.Op, err)
+	}
+	timeout := proposeTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	f := n.raft.Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			return nil, fmt.Errorf("propose op %d: %w", req.Op, ErrNotLeader)
+		}
+		return nil, fmt.Errorf("propose op %d: %w", req.Op, err)
+	}
+	resp, ok := f.Response().(*MetaResponse)
+	if !ok {
+		return nil, fmt.Errorf("propose op %d: state machine returned %T", req.Op, f.Response())
+	}
+	return resp, nil
+}
+
+// statfs combines the namespace's counts with the chunk store's disk.
+func (n *Node) statfs() (*MetaResponse, error) {
+	const bsize = 4096
+	u, err := n.store.Stat(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("statfs: %w", err)
+	}
+	var inodes uint64
+	n.fsm.read(func(s *State) { inodes, _ = s.Counts() })
+	const maxFiles = 1 << 40
+	sf := Statfs{
+		Bsize:   bsize,
+		Blocks:  u.Capacity / bsize,
+		Bfree:   u.Available / bsize,
+		Bavail:  u.Available / bsize,
+		Files:   maxFiles,
+		Ffree:   maxFiles - inodes,
+		Namelen: 255,
+	}
+	return &MetaResponse{Statfs: sf}, nil
+}

@@ -1,0 +1,36 @@
+package cluster
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Node metrics, in the Prometheus default registry.
+var (
+	metaRequests = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "shoal_node_meta_requests_total",
+		Help: "Metadata requests a node answered, by operation number and errno (0 = success).",
+	}, []string{"op", "errno"})
+	chunkBytes = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "shoal_node_chunk_bytes_total",
+		Help: "Plain chunk bytes a node received (in) and served (out).",
+	}, []string{"dir"})
+	chunkOps = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "shoal_node_chunk_ops_total",
+		Help: "Chunk operations on a node, by kind: stored, deduplicated, served, missing, corrupt.",
+	}, []string{"kind"})
+	gcDeleted = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "shoal_node_gc_deleted_chunks_total",
+		Help: "Unreferenced chunks deleted by garbage collection.",
+	})
+)
+
+func countMeta(req *MetaRequest, resp *MetaResponse) {
+	errno := uint32(0)
+	if resp != nil {
+		errno = resp.Errno
+	}
+	metaRequests.WithLabelValues(strconv.Itoa(int(req.Op)), strconv.Itoa(int(errno))).Inc()
+}

@@ -1,0 +1,356 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"shoal/chunkstore"
+	"shoal/wire"
+)
+
+// NodeConfig says how to run a node.
+type NodeConfig struct {
+	// ID names the node in the Raft group; it must be stable across
+	// restarts. Default: the host name plus the listen port.
+	ID string
+	// DataDir holds the Raft log, the snapshots and the chunk store. It is
+	// created if missing.
+	DataDir string
+	// Listen is the TCP address of the wire server (mounts and peers).
+	Listen string
+	// RaftListen is the TCP address of the Raft transport.
+	RaftListen string
+	// Advertise and RaftAdvertise are the addresses peers reach this node
+	// at; default: the listen addresses.
+	Advertise, RaftAdvertise string
+	// BlockSize is the block size of new files (default 4 MiB).
+	BlockSize uint32
+	// Compress turns on zstd compression of chunks on disk.
+	Compress bool
+	// ReserveBytes is disk space the chunk store leaves free.
+	ReserveBytes uint64
+	// SnapshotThreshold is how many log entries trigger a Raft snapshot
+	// (default 8192); SnapshotInterval how often that is checked.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	// GCInterval is how often unreferenced chunks are collected (default 1m);
+	// zero keeps the default, a negative value turns collection off.
+	GCInterval time.Duration
+	// Logger receives structured logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Node is one shoal server: a member of the Raft metadata group, a chunk
+// store on disk and the wire server that mounts and peers talk to.
+type Node struct {
+	cfg    NodeConfig
+	log    *slog.Logger
+	store  *chunkstore.Disk
+	fsm    *fsm
+	raft   *raft.Raft
+	boltdb *raftboltdb.BoltStore
+	trans  *raft.NetworkTransport
+	ln     net.Listener
+
+	// ready is true while this node leads and has applied every entry of
+	// earlier terms, so its state answers reads correctly.
+	ready atomic.Bool
+
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	connMu   sync.Mutex
+	sessions map[*wire.Session]struct{}
+}
+
+// Metadata timing: how long a proposal may wait for the Raft log.
+const proposeTimeout = 30 * time.Second
+
+// StartNode opens (or creates) the node's data directory, starts Raft and
+// the wire server, and bootstraps a one-node cluster if the directory is new.
+// It returns once the server is listening; leadership may follow a moment
+// later.
+func StartNode(cfg NodeConfig) (*Node, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("start node: no data directory given")
+	}
+	if cfg.Listen == "" || cfg.RaftListen == "" {
+		return nil, errors.New("start node: listen and raft addresses are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.GCInterval == 0 {
+		cfg.GCInterval = time.Minute
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("start node: create data directory: %w", err)
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), sessions: map[*wire.Session]struct{}{}}
+	ok := false
+	defer func() {
+		if !ok {
+			n.Close()
+		}
+	}()
+	store, err := chunkstore.OpenDisk(filepath.Join(cfg.DataDir, "chunks"), chunkstore.DiskOptions{Compress: cfg.Compress, ReserveBytes: cfg.ReserveBytes})
+	if err != nil {
+		return nil, fmt.Errorf("start node: %w", err)
+	}
+	n.store = store
+	if err := n.startRaft(); err != nil {
+		return nil, fmt.Errorf("start node: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("start node: listen: %w", err)
+	}
+	n.ln = ln
+	n.wg.Add(1)
+	go n.serve()
+	if cfg.GCInterval > 0 {
+		n.wg.Add(1)
+		go n.gcLoop()
+	}
+	ok = true
+	n.log.Info("node started", "id", n.cfg.ID, "listen", ln.Addr().String(), "raft", cfg.RaftListen, "data", cfg.DataDir)
+	return n, nil
+}
+
+func (n *Node) startRaft() error {
+	cfg := &n.cfg
+	rc := raft.DefaultConfig()
+	if cfg.ID == "" {
+		host, _ := os.Hostname()
+		cfg.ID = host + cfg.Listen
+	}
+	rc.LocalID = raft.ServerID(cfg.ID)
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+		rc.TrailingLogs = cfg.SnapshotThreshold / 2
+	}
+	if cfg.SnapshotInterval > 0 {
+		rc.SnapshotInterval = cfg.SnapshotInterval
+	}
+	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, JSONFormat: true, Output: os.Stderr})
+	raftDir := filepath.Join(cfg.DataDir, "raft")
+	if err := os.MkdirAll(raftDir, 0o700); err != nil {
+		return fmt.Errorf("create raft directory: %w", err)
+	}
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("open raft log %s: %w", raftDir, err)
+	}
+	n.boltdb = bolt
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, rc.Logger)
+	if err != nil {
+		return fmt.Errorf("open raft snapshots: %w", err)
+	}
+	advertise := cfg.RaftAdvertise
+	if advertise == "" {
+		advertise = cfg.RaftListen
+	}
+	addr, err := net.ResolveTCPAddr("tcp", advertise)
+	if err != nil {
+		return fmt.Errorf("raft advertise address %q: %w", advertise, err)
+	}
+	trans, err := raft.NewTCPTransportWithLogger(cfg.RaftListen, addr, 8, 10*time.Second, rc.Logger)
+	if err != nil {
+		return fmt.Errorf("raft transport on %s: %w", cfg.RaftListen, err)
+	}
+	n.trans = trans
+	existing, err := raft.HasExistingState(bolt, bolt, snaps)
+	if err != nil {
+		return fmt.Errorf("read raft state: %w", err)
+	}
+	n.fsm = newFSM(StateConfig{BlockSize: cfg.BlockSize})
+	r, err := raft.NewRaft(rc, n.fsm, bolt, bolt, snaps, trans)
+	if err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	n.raft = r
+	n.wg.Add(1)
+	go n.watchLeadership()
+	if !existing {
+		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: trans.LocalAddr()}}})
+		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return fmt.Errorf("bootstrap raft: %w", err)
+		}
+		n.wg.Add(1)
+		go n.stampRoot()
+	}
+	return nil
+}
+
+// watchLeadership keeps ready up to date: on becoming leader it waits for a
+// barrier (every entry before it applied) before serving.
+func (n *Node) watchLeadership() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case leader := <-n.raft.LeaderCh():
+			if !leader {
+				n.ready.Store(false)
+				continue
+			}
+			if err := n.raft.Barrier(proposeTimeout).Error(); err != nil {
+				n.log.Warn("leader barrier", "err", err)
+				continue
+			}
+			n.ready.Store(n.raft.State() == raft.Leader)
+			n.log.Info("serving as leader")
+		}
+	}
+}
+
+// stampRoot gives a new cluster's root directory the time it was created.
+func (n *Node) stampRoot() {
+	defer n.wg.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), proposeTimeout)
+	defer cancel()
+	now := time.Now().UnixNano()
+	req := &MetaRequest{Op: wire.OpSetAttr, Ino: wire.RootIno, Valid: wire.SetAtime | wire.SetMtime, Atime: now, Mtime: now, Now: now}
+	for {
+		if _, err := n.propose(ctx, req); err == nil || ctx.Err() != nil {
+			return
+		}
+		select {
+		case <-n.stop:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Addr returns the address the wire server listens on.
+func (n *Node) Addr() string { return n.ln.Addr().String() }
+
+// Store returns the node's chunk store.
+func (n *Node) Store() *chunkstore.Disk { return n.store }
+
+// WaitLeader blocks until the Raft group has a leader or ctx ends.
+func (n *Node) WaitLeader(ctx context.Context) error {
+	for {
+		if addr, _ := n.raft.LeaderWithID(); addr != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for raft leader: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Snapshot asks Raft to take a snapshot now (for tests and operators).
+func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
+
+// Close stops the node: the wire server, Raft and the stores. Data that was
+// acknowledged is already durable; Close only releases resources.
+func (n *Node) Close() error {
+	select {
+	case <-n.stop:
+		return nil
+	default:
+	}
+	close(n.stop)
+	if n.ln != nil {
+		n.ln.Close()
+	}
+	n.connMu.Lock()
+	for s := range n.sessions {
+		s.Close()
+	}
+	n.connMu.Unlock()
+	var errs []error
+	if n.raft != nil {
+		errs = append(errs, n.raft.Shutdown().Error())
+	}
+	n.wg.Wait()
+	if n.trans != nil {
+		errs = append(errs, n.trans.Close())
+	}
+	if n.boltdb != nil {
+		errs = append(errs, n.boltdb.Close())
+	}
+	if n.store != nil {
+		errs = append(errs, n.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// serve accepts connections and runs a wire session on each.
+func (n *Node) serve() {
+	defer n.wg.Done()
+	for {
+		conn, err := n.ln.Accept()
+		if err != nil {
+			select {
+			case <-n.stop:
+				return
+			default:
+			}
+			n.log.Error("accept", "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if tc, ok := conn.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+		}
+		remote := conn.RemoteAddr().String()
+		s := wire.NewSession(conn, wire.SessionConfig{
+			Services: []string{wire.ServiceMeta, wire.ServiceChunks},
+			Logf: func(format string, args ...any) {
+				n.log.Warn(fmt.Sprintf(format, args...), "peer", remote)
+			},
+		})
+		n.connMu.Lock()
+		n.sessions[s] = struct{}{}
+		n.connMu.Unlock()
+		n.wg.Add(1)
+		go n.serveSession(s, remote)
+	}
+}
+
+func (n *Node) serveSession(s *wire.Session, remote string) {
+	defer n.wg.Done()
+	defer func() {
+		n.connMu.Lock()
+		delete(n.sessions, s)
+		n.connMu.Unlock()
+		s.Close()
+	}()
+	for {
+		st, err := s.Accept()
+		if err != nil {
+			if e := s.Err(); e != nil && !errors.Is(e, wire.ErrSessionClosed) {
+				n.log.Warn("connection closed", "peer", remote, "reason", e)
+			}
+			return
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			defer st.Close()
+			switch st.Service() {
+			case wire.ServiceMeta:
+				n.serveMeta(st, remote)
+			case wire.ServiceChunks:
+				n.serveChunks(st, remote)
+			}
+		}()
+	}
+}

@@ -1,0 +1,187 @@
+package cluster
+
+// This file holds the data side of State: file layouts, commits, truncation,
+// orphans and chunk reference counting for the garbage collector.
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"sort"
+	"syscall"
+)
+
+// incref counts one more block referencing chunk id.
+func (s *State) incref(id [32]byte) {
+	if s.refs[id] == 0 {
+		delete(s.garbage, id)
+	}
+	s.refs[id]++
+}
+
+// decref counts one block fewer referencing chunk id; at zero the chunk
+// becomes garbage.
+func (s *State) decref(id [32]byte) {
+	c := s.refs[id]
+	if c <= 1 {
+		delete(s.refs, id)
+		if _, doomed := s.doomed[id]; !doomed {
+			s.garbage[id] = struct{}{}
+		}
+		return
+	}
+	s.refs[id] = c - 1
+}
+
+// truncate sets regular file n's size, dropping the blocks wholly past it
+// and trimming the block that holds the new end.
+func (s *State) truncate(n *stInode, size uint64) {
+	if size < n.attr.Size {
+		bs := uint64(s.blockSize)
+		// Blocks from index k on start at or past size.
+		k := sort.Search(len(n.blocks), func(i int) bool { return n.blocks[i].idx*bs >= size })
+		for _, b := range n.blocks[k:] {
+			s.decref(b.id)
+		}
+		clear(n.blocks[k:])
+		n.blocks = n.blocks[:k]
+		if k > 0 {
+			// No overflow: every block ends by the old size.
+			if b := &n.blocks[k-1]; b.idx*bs+uint64(b.len) > size {
+				b.len = uint32(size - b.idx*bs)
+			}
+		}
+		if len(n.blocks) == 0 {
+			n.blocks = nil
+		}
+	}
+	s.bytes = s.bytes - n.attr.Size + size
+	n.attr.Size = size
+}
+
+// setBlock puts b in n's blocks, or removes block b.idx if b.id is zero,
+// keeping the reference counts.
+func (s *State) setBlock(n *stInode, b stBlock) {
+	i, found := sort.Find(len(n.blocks), func(i int) int { return cmp.Compare(b.idx, n.blocks[i].idx) })
+	zero := b.id == ([32]byte{})
+	if !zero {
+		s.incref(b.id)
+	}
+	switch {
+	case found:
+		s.decref(n.blocks[i].id)
+		if zero {
+			n.blocks = slices.Delete(n.blocks, i, i+1)
+		} else {
+			n.blocks[i] = b
+		}
+	case !zero:
+		n.blocks = slices.Insert(n.blocks, i, b)
+	}
+	if len(n.blocks) == 0 {
+		n.blocks = nil
+	}
+}
+
+// regular returns regular file ino, or ENOENT, EISDIR or EINVAL.
+func (s *State) regular(ino uint64) (*stInode, syscall.Errno) {
+	n, e := s.inode(ino)
+	switch {
+	case e != 0:
+		return nil, e
+	case n.isDir():
+		return nil, syscall.EISDIR
+	case !n.isReg():
+		return nil, syscall.EINVAL
+	}
+	return n, 0
+}
+
+func (s *State) layout(req *MetaRequest) *MetaResponse {
+	n, e := s.regular(req.Ino)
+	if e != 0 {
+		return stErr(e, "layout")
+	}
+	l := Layout{Size: n.attr.Size, BlockSize: s.blockSize}
+	if len(n.blocks) > 0 {
+		l.Blocks = make([]Block, len(n.blocks))
+		for i, b := range n.blocks {
+			l.Blocks[i] = Block{Index: b.idx, ID: b.id, Len: b.len}
+		}
+	}
+	return &MetaResponse{Layout: l}
+}
+
+func (s *State) commit(req *MetaRequest) *MetaResponse {
+	n, e := s.regular(req.Ino)
+	if e != 0 {
+		return stErr(e, "commit")
+	}
+	bs := uint64(s.blockSize)
+	for _, b := range req.Blocks {
+		if b.ID == ([32]byte{}) {
+			continue
+		}
+		l := uint64(b.Len)
+		switch {
+		case l == 0 || l > bs:
+			return stErr(syscall.EINVAL, "commit: bad block length")
+		case b.Index > (math.MaxUint64-l)/bs || b.Index*bs+l > req.Size:
+			return stErr(syscall.EINVAL, "commit: block past the file size")
+		}
+	}
+	for _, b := range req.Blocks {
+		if _, doomed := s.doomed[b.ID]; doomed {
+			return stErr(syscall.EAGAIN, "commit: chunk is being collected")
+		}
+	}
+	for _, b := range req.Blocks {
+		s.setBlock(n, stBlock{idx: b.Index, id: b.ID, len: b.Len})
+	}
+	// Blocks kept from before end by the old size and new ones by the new
+	// size, so truncating to the new size restores the invariant that every
+	// block ends by the size.
+	s.truncate(n, req.Size)
+	t := req.Mtime
+	if t == 0 {
+		t = req.Now
+	}
+	n.attr.Mtime = t
+	n.attr.Ctime = t
+	return &MetaResponse{Attr: n.attr}
+}
+
+func (s *State) drop(req *MetaRequest) *MetaResponse {
+	n, e := s.inode(req.Ino)
+	if e != 0 {
+		return stErr(e, "drop")
+	}
+	if n.attr.Nlink == 0 && !n.isDir() {
+		s.free(n)
+	}
+	return &MetaResponse{}
+}
+
+func (s *State) gcMark(req *MetaRequest) *MetaResponse {
+	set := make(map[[32]byte]struct{})
+	for _, id := range req.Chunks {
+		if id == ([32]byte{}) || s.refs[id] > 0 {
+			continue
+		}
+		delete(s.garbage, id)
+		s.doomed[id] = struct{}{}
+		set[id] = struct{}{}
+	}
+	resp := &MetaResponse{}
+	if len(set) > 0 {
+		resp.Chunks = stSortedIDs(set)
+	}
+	return resp
+}
+
+func (s *State) gcDone(req *MetaRequest) *MetaResponse {
+	for _, id := range req.Chunks {
+		delete(s.doomed, id)
+	}
+	return &MetaResponse{}
+}

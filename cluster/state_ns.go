@@ -1,0 +1,443 @@
+package cluster
+
+// This file holds the namespace operations of State: names, links,
+// attributes and xattrs.
+
+import (
+	"sort"
+	"syscall"
+
+	"shoal/wire"
+)
+
+func (s *State) lookup(req *MetaRequest) *MetaResponse {
+	if req.Name == "" {
+		return stErr(syscall.ENOENT, "empty name")
+	}
+	p, e := s.parentAndName(req.Ino, req.Name)
+	if e != 0 {
+		return stErr(e, "lookup")
+	}
+	ino, ok := p.entries[req.Name]
+	if !ok {
+		return stErr(syscall.ENOENT, "no such name")
+	}
+	return &MetaResponse{Attr: s.inodes[ino].attr}
+}
+
+func (s *State) readDir(req *MetaRequest) *MetaResponse {
+	d, e := s.dir(req.Ino)
+	if e != 0 {
+		return stErr(e, "readdir")
+	}
+	ents := make([]DirEntry, 0, len(d.entries))
+	for name, ino := range d.entries {
+		ents = append(ents, DirEntry{Name: name, Ino: ino, Mode: s.inodes[ino].attr.Mode})
+	}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Name < ents[j].Name })
+	return &MetaResponse{Entries: ents}
+}
+
+const stSetAll = wire.SetMode | wire.SetUid | wire.SetGid | wire.SetSize | wire.SetAtime | wire.SetMtime | wire.SetCtime
+
+func (s *State) setAttr(req *MetaRequest) *MetaResponse {
+	n, e := s.inode(req.Ino)
+	if e != 0 {
+		return stErr(e, "setattr")
+	}
+	v := req.Valid
+	if v&^stSetAll != 0 {
+		return stErr(syscall.EINVAL, "unknown setattr bits")
+	}
+	if v&wire.SetSize != 0 {
+		switch {
+		case n.isDir():
+			return stErr(syscall.EISDIR, "truncate a directory")
+		case !n.isReg():
+			return stErr(syscall.EINVAL, "truncate a special file")
+		}
+	}
+	if v&wire.SetMode != 0 {
+		n.attr.Mode = n.attr.Mode&stIFMT | req.Mode&stPerm
+	}
+	if v&wire.SetUid != 0 {
+		n.attr.Uid = req.Uid
+	}
+	if v&wire.SetGid != 0 {
+		n.attr.Gid = req.Gid
+	}
+	if v&wire.SetSize != 0 {
+		if req.Size != n.attr.Size {
+			n.attr.Mtime = req.Now
+		}
+		s.truncate(n, req.Size)
+	}
+	if v&wire.SetAtime != 0 {
+		n.attr.Atime = req.Atime
+	}
+	if v&wire.SetMtime != 0 {
+		n.attr.Mtime = req.Mtime
+	}
+	n.attr.Ctime = req.Now
+	return &MetaResponse{Attr: n.attr}
+}
+
+func (s *State) create(req *MetaRequest) *MetaResponse {
+	mode := req.Mode
+	if mode&^(stIFMT|stPerm) != 0 {
+		return stErr(syscall.EINVAL, "bad mode")
+	}
+	switch mode & stIFMT {
+	case 0:
+		mode |= stIFREG
+	case stIFREG, stIFIFO, stIFSOCK, stIFCHR, stIFBLK:
+	default:
+		return stErr(syscall.EINVAL, "create: bad file type")
+	}
+	p, e := s.parentAndName(req.Ino, req.Name)
+	if e != 0 {
+		return stErr(e, "create")
+	}
+	if ino, ok := p.entries[req.Name]; ok {
+		old := s.inodes[ino]
+		if req.Flags&wire.CreateExcl != 0 || !old.isReg() {
+			return stErr(syscall.EEXIST, "name exists")
+		}
+		return &MetaResponse{Attr: old.attr}
+	}
+	attr := Attr{Mode: mode, Nlink: 1, Uid: req.Uid, Gid: req.Gid, Atime: req.Now, Mtime: req.Now, Ctime: req.Now}
+	if t := mode & stIFMT; t == stIFCHR || t == stIFBLK {
+		attr.Rdev = req.Rdev
+	}
+	n := s.newInode(attr)
+	p.entries[req.Name] = n.attr.Ino
+	stTouch(p, req.Now)
+	return &MetaResponse{Attr: n.attr}
+}
+
+func (s *State) mkdir(req *MetaRequest) *MetaResponse {
+	p, e := s.parentAndName(req.Ino, req.Name)
+	if e != 0 {
+		return stErr(e, "mkdir")
+	}
+	if _, ok := p.entries[req.Name]; ok {
+		return stErr(syscall.EEXIST, "name exists")
+	}
+	if p.attr.Nlink >= stMaxNlink {
+		return stErr(syscall.EMLINK, "too many subdirectories")
+	}
+	n := s.newInode(Attr{Mode: stIFDIR | req.Mode&stPerm, Nlink: 2, Uid: req.Uid, Gid: req.Gid,
+		Atime: req.Now, Mtime: req.Now, Ctime: req.Now})
+	n.parent = p.attr.Ino
+	n.entries = make(map[string]uint64)
+	p.entries[req.Name] = n.attr.Ino
+	p.attr.Nlink++
+	stTouch(p, req.Now)
+	return &MetaResponse{Attr: n.attr}
+}
+
+func (s *State) symlink(req *MetaRequest) *MetaResponse {
+	switch {
+	case req.Target == "":
+		return stErr(syscall.ENOENT, "empty symlink target")
+	case len(req.Target) > stMaxSymlink:
+		return stErr(syscall.ENAMETOOLONG, "symlink target too long")
+	}
+	p, e := s.parentAndName(req.Ino, req.Name)
+	if e != 0 {
+		return stErr(e, "symlink")
+	}
+	if _, ok := p.entries[req.Name]; ok {
+		return stErr(syscall.EEXIST, "name exists")
+	}
+	n := s.newInode(Attr{Mode: stIFLNK | 0o777, Nlink: 1, Uid: req.Uid, Gid: req.Gid,
+		Size: uint64(len(req.Target)), Atime: req.Now, Mtime: req.Now, Ctime: req.Now})
+	n.target = req.Target
+	p.entries[req.Name] = n.attr.Ino
+	stTouch(p, req.Now)
+	return &MetaResponse{Attr: n.attr}
+}
+
+func (s *State) link(req *MetaRequest) *MetaResponse {
+	n, e := s.inode(req.Ino)
+	if e != 0 {
+		return stErr(e, "link source")
+	}
+	if n.isDir() {
+		return stErr(syscall.EPERM, "link a directory")
+	}
+	p, e := s.parentAndName(req.NewParent, req.NewName)
+	if e != 0 {
+		return stErr(e, "link")
+	}
+	if n.attr.Nlink == 0 {
+		return stErr(syscall.ENOENT, "link an unlinked inode")
+	}
+	if _, ok := p.entries[req.NewName]; ok {
+		return stErr(syscall.EEXIST, "name exists")
+	}
+	if n.attr.Nlink >= stMaxNlink {
+		return stErr(syscall.EMLINK, "too many links")
+	}
+	p.entries[req.NewName] = n.attr.Ino
+	n.attr.Nlink++
+	n.attr.Ctime = req.Now
+	stTouch(p, req.Now)
+	return &MetaResponse{Attr: n.attr}
+}
+
+func (s *State) unlink(req *MetaRequest) *MetaResponse {
+	p, e := s.parentAndName(req.Ino, req.Name)
+	if e != 0 {
+		return stErr(e, "unlink")
+	}
+	ino, ok := p.entries[req.Name]
+	if !ok {
+		return stErr(syscall.ENOENT, "no such name")
+	}
+	n := s.inodes[ino]
+	if n.isDir() {
+		return stErr(syscall.EISDIR, "unlink a directory")
+	}
+	delete(p.entries, req.Name)
+	stTouch(p, req.Now)
+	return &MetaResponse{Removed: s.dropName(n, req.Now)}
+}
+
+// dropName takes one name away from non-directory n.
+func (s *State) dropName(n *stInode, now int64) Removed {
+	n.attr.Nlink--
+	n.attr.Ctime = now
+	return Removed{Ino: n.attr.Ino, Orphaned: n.attr.Nlink == 0}
+}
+
+func (s *State) rmdir(req *MetaRequest) *MetaResponse {
+	p, e := s.parentAndName(req.Ino, req.Name)
+	if e != 0 {
+		return stErr(e, "rmdir")
+	}
+	ino, ok := p.entries[req.Name]
+	if !ok {
+		return stErr(syscall.ENOENT, "no such name")
+	}
+	n := s.inodes[ino]
+	switch {
+	case !n.isDir():
+		return stErr(syscall.ENOTDIR, "rmdir a non-directory")
+	case len(n.entries) > 0:
+		return stErr(syscall.ENOTEMPTY, "directory not empty")
+	}
+	delete(p.entries, req.Name)
+	p.attr.Nlink--
+	stTouch(p, req.Now)
+	s.free(n)
+	return &MetaResponse{}
+}
+
+func (s *State) rename(req *MetaRequest) *MetaResponse {
+	const known = wire.RenameNoReplace | wire.RenameExchange
+	switch {
+	case req.Flags&^known != 0:
+		return stErr(syscall.EINVAL, "unknown rename flags")
+	case req.Flags == known:
+		return stErr(syscall.EINVAL, "rename: both noreplace and exchange")
+	}
+	exchange := req.Flags&wire.RenameExchange != 0
+	op, e := s.parentAndName(req.Ino, req.Name)
+	if e != 0 {
+		return stErr(e, "rename source")
+	}
+	np, e := s.parentAndName(req.NewParent, req.NewName)
+	if e != 0 {
+		return stErr(e, "rename target")
+	}
+	srcIno, ok := op.entries[req.Name]
+	if !ok {
+		return stErr(syscall.ENOENT, "no such name")
+	}
+	src := s.inodes[srcIno]
+	dstIno, exists := np.entries[req.NewName]
+	if exists && req.Flags&wire.RenameNoReplace != 0 {
+		return stErr(syscall.EEXIST, "target exists")
+	}
+	if exchange && !exists {
+		return stErr(syscall.ENOENT, "exchange with a missing name")
+	}
+	if src.isDir() && s.within(np.attr.Ino, srcIno) {
+		return stErr(syscall.EINVAL, "move a directory into itself")
+	}
+	if exists && dstIno == srcIno {
+		return &MetaResponse{}
+	}
+	var dst *stInode
+	if exists {
+		dst = s.inodes[dstIno]
+		if exchange {
+			if dst.isDir() && s.within(op.attr.Ino, dstIno) {
+				return stErr(syscall.EINVAL, "move a directory into itself")
+			}
+		} else {
+			switch {
+			case src.isDir() && !dst.isDir():
+				return stErr(syscall.ENOTDIR, "directory over non-directory")
+			case !src.isDir() && dst.isDir():
+				return stErr(syscall.EISDIR, "non-directory over directory")
+			case dst.isDir() && len(dst.entries) > 0:
+				return stErr(syscall.ENOTEMPTY, "target directory not empty")
+			}
+		}
+	}
+	if src.isDir() && op != np && np.attr.Nlink >= stMaxNlink && !(exists && dst.isDir()) {
+		return stErr(syscall.EMLINK, "too many subdirectories")
+	}
+	if exchange && dst.isDir() && op != np && op.attr.Nlink >= stMaxNlink && !src.isDir() {
+		return stErr(syscall.EMLINK, "too many subdirectories")
+	}
+
+	resp := &MetaResponse{}
+	now := req.Now
+	if exchange {
+		op.entries[req.Name] = dstIno
+		np.entries[req.NewName] = srcIno
+		if op != np {
+			s.moveDir(src, op, np)
+			s.moveDir(dst, np, op)
+		}
+		dst.attr.Ctime = now
+	} else {
+		if exists {
+			if dst.isDir() {
+				np.attr.Nlink--
+				resp.Removed = Removed{Ino: dstIno}
+				s.free(dst)
+			} else {
+				resp.Removed = s.dropName(dst, now)
+			}
+		}
+		delete(op.entries, req.Name)
+		np.entries[req.NewName] = srcIno
+		if op != np {
+			s.moveDir(src, op, np)
+		}
+	}
+	src.attr.Ctime = now
+	stTouch(op, now)
+	stTouch(np, now)
+	return resp
+}
+
+// moveDir records that n, if a directory, moved from directory from to
+// directory to.
+func (s *State) moveDir(n, from, to *stInode) {
+	if !n.isDir() {
+		return
+	}
+	n.parent = to.attr.Ino
+	from.attr.Nlink--
+	to.attr.Nlink++
+}
+
+// within reports whether directory ino is dir or lies below it.
+func (s *State) within(ino, dir uint64) bool {
+	for {
+		if ino == dir {
+			return true
+		}
+		if ino == wire.RootIno {
+			return false
+		}
+		n := s.inodes[ino]
+		if n == nil || n.parent == ino {
+			return false
+		}
+		ino = n.parent
+	}
+}
+
+// stCheckXattrName returns the errno Linux gives for a bad xattr name.
+func stCheckXattrName(name string) syscall.Errno {
+	switch {
+	case name == "":
+		return syscall.EINVAL
+	case len(name) > stMaxXattrName:
+		return syscall.ERANGE
+	}
+	return 0
+}
+
+func (s *State) setXattr(req *MetaRequest) *MetaResponse {
+	n, e := s.inode(req.Ino)
+	if e != 0 {
+		return stErr(e, "setxattr")
+	}
+	const known = wire.XattrCreate | wire.XattrReplace
+	if req.Flags&^known != 0 || req.Flags == known {
+		return stErr(syscall.EINVAL, "bad setxattr flags")
+	}
+	if e := stCheckXattrName(req.Name); e != 0 {
+		return stErr(e, "bad xattr name")
+	}
+	if len(req.Value) > stMaxXattrValue {
+		return stErr(syscall.E2BIG, "xattr value too large")
+	}
+	_, ok := n.xattrs[req.Name]
+	switch {
+	case ok && req.Flags&wire.XattrCreate != 0:
+		return stErr(syscall.EEXIST, "xattr exists")
+	case !ok && req.Flags&wire.XattrReplace != 0:
+		return stErr(syscall.ENODATA, "no such xattr")
+	}
+	if n.xattrs == nil {
+		n.xattrs = make(map[string][]byte)
+	}
+	n.xattrs[req.Name] = append([]byte{}, req.Value...)
+	n.attr.Ctime = req.Now
+	return &MetaResponse{}
+}
+
+func (s *State) removeXattr(req *MetaRequest) *MetaResponse {
+	n, e := s.inode(req.Ino)
+	if e != 0 {
+		return stErr(e, "removexattr")
+	}
+	if e := stCheckXattrName(req.Name); e != 0 {
+		return stErr(e, "bad xattr name")
+	}
+	if _, ok := n.xattrs[req.Name]; !ok {
+		return stErr(syscall.ENODATA, "no such xattr")
+	}
+	delete(n.xattrs, req.Name)
+	if len(n.xattrs) == 0 {
+		n.xattrs = nil
+	}
+	n.attr.Ctime = req.Now
+	return &MetaResponse{}
+}
+
+func (s *State) getXattr(req *MetaRequest) *MetaResponse {
+	n, e := s.inode(req.Ino)
+	if e != 0 {
+		return stErr(e, "getxattr")
+	}
+	if e := stCheckXattrName(req.Name); e != 0 {
+		return stErr(e, "bad xattr name")
+	}
+	v, ok := n.xattrs[req.Name]
+	if !ok {
+		return stErr(syscall.ENODATA, "no such xattr")
+	}
+	return &MetaResponse{Value: append([]byte{}, v...)}
+}
+
+func (s *State) listXattr(req *MetaRequest) *MetaResponse {
+	n, e := s.inode(req.Ino)
+	if e != 0 {
+		return stErr(e, "listxattr")
+	}
+	names := make([]string, 0, len(n.xattrs))
+	for name := range n.xattrs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return &MetaResponse{Names: names}
+}

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests run the real binary: node and mount processes talking TCP on
+// loopback, real FUSE mounts, kill -9 and restarts.
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// shoalBinary builds cmd/shoal once per test run and returns its path.
+func shoalBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "shoal-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "shoal")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is a running shoal process whose output goes to the test log.
+type proc struct {
+	t    *testing.T
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+func startProc(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(shoalBinary(t), args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = cmd.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	p := &proc{t: t, name: name, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			t.Logf("%s: %s", name, sc.Text())
+		}
+	}()
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() { p.kill() })
+	return p
+}
+
+// kill sends SIGKILL and waits for the process to exit.
+func (p *proc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *proc) stop() error {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(30 * time.Second):
+		p.kill()
+		return fmt.Errorf("%s did not stop within 30s of SIGTERM", p.name)
+	}
+}
+
+// node is a running "shoal node".
+type node struct {
+	*proc
+	addr, raft, data string
+}
+
+func startNode(t *testing.T, data string, extra ...string) *node {
+	t.Helper()
+	n := &node{addr: freeAddr(t), raft: freeAddr(t), data: data}
+	args := append([]string{"node", "--data", data, "--listen", n.addr, "--raft", n.raft}, extra...)
+	n.proc = startProc(t, "node", args...)
+	waitFor(t, "node "+n.addr+" listening", func() bool {
+		c, err := net.Dial("tcp", n.addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, n.proc)
+	return n
+}
+
+// restart starts the node again on the same addresses and data.
+func (n *node) restart(t *testing.T, extra ...string) {
+	t.Helper()
+	args := append([]string{"node", "--data", n.data, "--listen", n.addr, "--raft", n.raft}, extra...)
+	n.proc = startProc(t, "node", args...)
+	waitFor(t, "node "+n.addr+" listening", func() bool {
+		c, err := net.Dial("tcp", n.addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, n.proc)
+}
+
+// startMount mounts the cluster at addr on dir with "shoal mount".
+func startMount(t *testing.T, addr, dir string, extra ...string) *proc {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"mount", "--node", addr}, extra...)
+	p := startProc(t, "mount", append(args, dir)...)
+	waitMounted(t, dir, p)
+	t.Cleanup(func() { detach(dir) })
+	return p
+}
+
+// waitMounted waits until dir is a FUSE mount point.
+func waitMounted(t *testing.T, dir string, p *proc) {
+	t.Helper()
+	waitFor(t, "mount at "+dir, func() bool { return isMounted(dir) }, p)
+}
+
+func isMounted(dir string) bool {
+	data, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[1] == dir && strings.HasPrefix(f[2], "fuse") {
+			return true
+		}
+	}
+	return false
+}
+
+// detach lazily unmounts dir if it is still mounted (after a kill -9 the
+// kernel keeps a dead FUSE mount until unmounted).
+func detach(dir string) {
+	if isMounted(dir) {
+		syscall.Unmount(dir, syscall.MNT_DETACH)
+	}
+}
+
+// waitFor polls cond for up to 30 s, failing early if p exits.
+func waitFor(t *testing.T, what string, cond func() bool, p *proc) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if p != nil {
+			select {
+			case <-p.done:
+				t.Fatalf("waiting for %s: %s exited: %v", what, p.name, p.err)
+			default:
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: timed out", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

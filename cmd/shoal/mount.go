@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/spf13/cobra"
+
+	"shoal/cluster"
+	"shoal/fs"
+)
+
+// mountFlags are the flags of a mount, shared by "mount" and "up".
+type mountFlags struct {
+	cacheMB     int
+	attrTimeout time.Duration
+	retryFor    time.Duration
+	debug       bool
+}
+
+func (f *mountFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.IntVar(&f.cacheMB, "cache-mb", 256, "size of the in-memory chunk cache in MiB")
+	fl.DurationVar(&f.attrTimeout, "attr-timeout", time.Second, "how long the kernel may cache attributes and names (0: not at all)")
+	fl.DurationVar(&f.retryFor, "retry-for", 30*time.Second, "how long to retry when the cluster cannot be reached before failing with EIO")
+	fl.BoolVar(&f.debug, "fuse-debug", false, "log every FUSE request")
+}
+
+// mount mounts the cluster at addr on dir and serves it until ctx ends,
+// then unmounts.
+func (f *mountFlags) mount(ctx context.Context, addr, dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("mountpoint: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("mountpoint %s: not a directory", dir)
+	}
+	client, err := cluster.Dial(ctx, addr, cluster.ClientConfig{Logger: slog.Default(), RetryFor: f.retryFor})
+	if err != nil {
+		return fmt.Errorf("connect to node %s: %w", addr, err)
+	}
+	defer client.Close()
+	timeout := f.attrTimeout
+	if timeout == 0 {
+		timeout = -1 // fs.Options: negative turns caching off
+	}
+	root := fs.New(client, client, fs.Options{CacheBytes: int64(f.cacheMB) << 20, AttrTimeout: timeout, EntryTimeout: timeout, Logger: slog.Default()})
+	srv, err := fs.Mount(dir, root, fs.MountOptions{Debug: f.debug})
+	if err != nil {
+		return fmt.Errorf("mount %s: %w", dir, err)
+	}
+	slog.Info("mounted", "mountpoint", dir, "node", addr)
+	fmt.Fprintf(os.Stderr, "shoal mounted at %s (node %s); press Ctrl-C to unmount\n", dir, addr)
+	done := make(chan struct{})
+	go func() { srv.Wait(); close(done) }()
+	select {
+	case <-ctx.Done():
+		unmount(srv, dir)
+		<-done
+	case <-done:
+		slog.Warn("file system was unmounted from outside", "mountpoint", dir)
+	}
+	slog.Info("unmounted", "mountpoint", dir)
+	return nil
+}
+
+// unmount unmounts dir, detaching it lazily if programs still use it.
+func unmount(srv *fuse.Server, dir string) {
+	if err := srv.Unmount(); err != nil {
+		slog.Warn("unmount busy, detaching lazily", "mountpoint", dir, "err", err)
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			slog.Error("lazy unmount", "mountpoint", dir, "err", err)
+		}
+	}
+}
+
+func mountCmd() *cobra.Command {
+	var f mountFlags
+	var node string
+	cmd := &cobra.Command{
+		Use:   "mount [flags] MOUNTPOINT",
+		Short: "Mount a shoal cluster at a directory",
+		Long: `Mount a shoal cluster at MOUNTPOINT (an existing directory). Writes are
+buffered and become durable when a file is closed or fsynced. The mount
+lasts until Ctrl-C or SIGTERM, then it is unmounted cleanly.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return f.mount(cmd.Context(), node, args[0])
+		},
+	}
+	cmd.Flags().StringVar(&node, "node", "127.0.0.1:7420", "address of a node of the cluster")
+	f.register(cmd)
+	return cmd
+}

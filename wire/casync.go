@@ -1,0 +1,391 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// casync protocol message types, the values of caprotocol.h.
+const (
+	CasyncMsgHello      uint64 = 0x3c71d0948ca5fbee
+	CasyncMsgIndex      uint64 = 0xb32a91dd2b3e27f8
+	CasyncMsgIndexEOF   uint64 = 0x4f0932f1043718f5
+	CasyncMsgArchive    uint64 = 0x95d6428a69eddcc5
+	CasyncMsgArchiveEOF uint64 = 0x450bef663f24cbad
+	CasyncMsgRequest    uint64 = 0x8ab427e0f89d9210
+	CasyncMsgChunk      uint64 = 0x5213dd180a84bc8c
+	CasyncMsgMissing    uint64 = 0xd010f9fac82b7b6c
+	CasyncMsgGoodbye    uint64 = 0xad205dbf1a3686c3
+	CasyncMsgAbort      uint64 = 0xe7d9136b7efea352
+)
+
+// HELLO feature flags, as in caprotocol.h. The first six say what the
+// sender provides, the rest what it wants to do.
+const (
+	CasyncReadableStore   uint64 = 0x1    // I provide chunks on request
+	CasyncWritableStore   uint64 = 0x2    // I can store chunks for you
+	CasyncReadableIndex   uint64 = 0x4    // I provide an index on request
+	CasyncWritableIndex   uint64 = 0x8    // I can store an index for you
+	CasyncReadableArchive uint64 = 0x10   // I provide an archive blob
+	CasyncWritableArchive uint64 = 0x20   // I can store an archive blob
+	CasyncPullChunks      uint64 = 0x40   // I'd like to pull chunks from you
+	CasyncPullIndex       uint64 = 0x80   // I'd like to pull an index from you
+	CasyncPullArchive     uint64 = 0x100  // I'd like to pull an archive from you
+	CasyncPushChunks      uint64 = 0x200  // I'd like to push chunks to you
+	CasyncPushIndex       uint64 = 0x400  // I'd like to push an index to you
+	CasyncPushIndexChunks uint64 = 0x800  // pull the chunks of the index I pushed
+	CasyncPushArchive     uint64 = 0x1000 // I'd like to push an archive to you
+	CasyncFeatureFlagsMax uint64 = 0x1fff // all defined feature flags
+)
+
+// REQUEST and CHUNK flags, as in caprotocol.h.
+const (
+	// CasyncRequestHighPrio asks the peer to serve a REQUEST first.
+	CasyncRequestHighPrio uint64 = 0x1
+	// CasyncChunkCompressed marks CHUNK data as compressed.
+	CasyncChunkCompressed uint64 = 0x1
+
+	casyncRequestFlagsMax  uint64 = 0x1
+	casyncChunkFlagsMax    uint64 = 0x1
+	casyncIDLen                   = 32
+	casyncRequestFixedSize        = CasyncHeaderLen + 8
+	casyncChunkFixedSize          = CasyncHeaderLen + 8 + casyncIDLen
+)
+
+const (
+	// CasyncHeaderLen is the size of a casync message header: le64 size of
+	// the whole message including the header, le64 type.
+	CasyncHeaderLen = 16
+
+	// CasyncSizeMax is the largest casync message, header included
+	// (CA_PROTOCOL_SIZE_MAX). Larger ones are refused on read and write.
+	CasyncSizeMax = 16 << 20
+)
+
+// ErrCasync means a casync message was malformed: a bad size, an unknown
+// type or flag. Errors from ReadCasync and WriteCasync about the message
+// itself wrap it; I/O errors are passed through wrapped.
+var ErrCasync = errors.New("malformed casync message")
+
+// CasyncMessage is one casync protocol message: *Hello, *Index, *IndexEOF,
+// *Archive, *ArchiveEOF, *Request, *Chunk, *Missing, *Goodbye or *Abort.
+type CasyncMessage interface {
+	// CasyncType returns the message's type value (CasyncMsg...).
+	CasyncType() uint64
+}
+
+// Hello opens a casync conversation; both sides send one first.
+type Hello struct {
+	Features uint64 // Casync... feature flags, at most CasyncFeatureFlagsMax
+}
+
+// Index carries a piece of an index (see EncodeIndex); a sender may split
+// an index over several Index messages, ended by IndexEOF.
+type Index struct {
+	Data []byte
+}
+
+// IndexEOF ends an index.
+type IndexEOF struct{}
+
+// Archive carries a piece of an archive blob. shoal does not use it.
+type Archive struct {
+	Data []byte
+}
+
+// ArchiveEOF ends an archive blob. shoal does not use it.
+type ArchiveEOF struct{}
+
+// Request asks for chunks by id; the peer answers each with Chunk or
+// Missing.
+type Request struct {
+	Flags uint64 // CasyncRequestHighPrio or 0
+	IDs   [][32]byte
+}
+
+// Chunk carries one chunk's data. With CasyncChunkCompressed in Flags,
+// Data is compressed (zstd in shoal) and ID is still the SHA-256 of the
+// plain data.
+type Chunk struct {
+	Flags uint64
+	ID    [32]byte
+	Data  []byte
+}
+
+// Missing says the sender does not have a requested chunk.
+type Missing struct {
+	ID [32]byte
+}
+
+// Goodbye ends a conversation in good order.
+type Goodbye struct{}
+
+// Abort ends a conversation on a fatal error: Errno is the closest Linux
+// errno value, or 0; Reason is for humans and contains no NUL byte.
+type Abort struct {
+	Errno  uint64
+	Reason string
+}
+
+// CasyncType implements CasyncMessage.
+func (*Hello) CasyncType() uint64 { return CasyncMsgHello }
+
+// CasyncType implements CasyncMessage.
+func (*Index) CasyncType() uint64 { return CasyncMsgIndex }
+
+// CasyncType implements CasyncMessage.
+func (*IndexEOF) CasyncType() uint64 { return CasyncMsgIndexEOF }
+
+// CasyncType implements CasyncMessage.
+func (*Archive) CasyncType() uint64 { return CasyncMsgArchive }
+
+// CasyncType implements CasyncMessage.
+func (*ArchiveEOF) CasyncType() uint64 { return CasyncMsgArchiveEOF }
+
+// CasyncType implements CasyncMessage.
+func (*Request) CasyncType() uint64 { return CasyncMsgRequest }
+
+// CasyncType implements CasyncMessage.
+func (*Chunk) CasyncType() uint64 { return CasyncMsgChunk }
+
+// CasyncType implements CasyncMessage.
+func (*Missing) CasyncType() uint64 { return CasyncMsgMissing }
+
+// CasyncType implements CasyncMessage.
+func (*Goodbye) CasyncType() uint64 { return CasyncMsgGoodbye }
+
+// CasyncType implements CasyncMessage.
+func (*Abort) CasyncType() uint64 { return CasyncMsgAbort }
+
+// casyncName names a message type for errors.
+func casyncName(t uint64) string {
+	switch t {
+	case CasyncMsgHello:
+		return "HELLO"
+	case CasyncMsgIndex:
+		return "INDEX"
+	case CasyncMsgIndexEOF:
+		return "INDEX_EOF"
+	case CasyncMsgArchive:
+		return "ARCHIVE"
+	case CasyncMsgArchiveEOF:
+		return "ARCHIVE_EOF"
+	case CasyncMsgRequest:
+		return "REQUEST"
+	case CasyncMsgChunk:
+		return "CHUNK"
+	case CasyncMsgMissing:
+		return "MISSING"
+	case CasyncMsgGoodbye:
+		return "GOODBYE"
+	case CasyncMsgAbort:
+		return "ABORT"
+	}
+	return fmt.Sprintf("type %#016x", t)
+}
+
+// casyncBufPool holds buffers for assembling messages, so each message
+// goes out in one Write.
+var casyncBufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// casyncInline is the largest trailing payload WriteCasync copies into
+// the message buffer; larger ones are written by a second Write call.
+const casyncInline = 64 << 10
+
+// WriteCasync writes m to w in casync framing. It fails with an error
+// wrapping ErrCasync, writing nothing, if m is invalid (unknown flags, a
+// NUL in an Abort reason, more than CasyncSizeMax bytes, a nil message).
+func WriteCasync(w io.Writer, m CasyncMessage) error {
+	var fixed [casyncChunkFixedSize]byte // header and fixed fields
+	nfixed := CasyncHeaderLen
+	var tail []byte // variable payload after the fixed part
+	var ids [][32]byte
+	var tailNUL bool
+	switch m := m.(type) {
+	case *Hello:
+		if m.Features&^CasyncFeatureFlagsMax != 0 {
+			return fmt.Errorf("write casync HELLO: unknown feature flags %#x: %w", m.Features&^CasyncFeatureFlagsMax, ErrCasync)
+		}
+		binary.LittleEndian.PutUint64(fixed[16:], m.Features)
+		nfixed += 8
+	case *Index:
+		tail = m.Data
+	case *Archive:
+		tail = m.Data
+	case *IndexEOF, *ArchiveEOF, *Goodbye:
+	case *Request:
+		if m.Flags&^casyncRequestFlagsMax != 0 {
+			return fmt.Errorf("write casync REQUEST: unknown flags %#x: %w", m.Flags&^casyncRequestFlagsMax, ErrCasync)
+		}
+		binary.LittleEndian.PutUint64(fixed[16:], m.Flags)
+		nfixed += 8
+		ids = m.IDs
+	case *Chunk:
+		if m.Flags&^casyncChunkFlagsMax != 0 {
+			return fmt.Errorf("write casync CHUNK: unknown flags %#x: %w", m.Flags&^casyncChunkFlagsMax, ErrCasync)
+		}
+		binary.LittleEndian.PutUint64(fixed[16:], m.Flags)
+		copy(fixed[24:], m.ID[:])
+		nfixed += 8 + casyncIDLen
+		tail = m.Data
+	case *Missing:
+		copy(fixed[16:], m.ID[:])
+		nfixed += casyncIDLen
+	case *Abort:
+		if bytes.IndexByte([]byte(m.Reason), 0) >= 0 {
+			return fmt.Errorf("write casync ABORT: reason contains a NUL byte: %w", ErrCasync)
+		}
+		binary.LittleEndian.PutUint64(fixed[16:], m.Errno)
+		nfixed += 8
+		tail = []byte(m.Reason)
+		tailNUL = true
+	case nil:
+		return fmt.Errorf("write casync: nil message: %w", ErrCasync)
+	default:
+		return fmt.Errorf("write casync: unknown message %T: %w", m, ErrCasync)
+	}
+	size := uint64(nfixed) + uint64(len(tail)) + uint64(len(ids))*casyncIDLen
+	if tailNUL {
+		size++
+	}
+	if size > CasyncSizeMax {
+		return fmt.Errorf("write casync %s: %d bytes, more than %d: %w", casyncName(m.CasyncType()), size, CasyncSizeMax, ErrCasync)
+	}
+	binary.LittleEndian.PutUint64(fixed[0:], size)
+	binary.LittleEndian.PutUint64(fixed[8:], m.CasyncType())
+
+	bp := casyncBufPool.Get().(*[]byte)
+	defer casyncBufPool.Put(bp)
+	buf := append((*bp)[:0], fixed[:nfixed]...)
+	for i := range ids {
+		buf = append(buf, ids[i][:]...)
+	}
+	split := len(tail) > casyncInline
+	if !split {
+		buf = append(buf, tail...)
+		if tailNUL {
+			buf = append(buf, 0)
+		}
+	}
+	if cap(buf) <= 1<<20 {
+		*bp = buf
+	}
+	if _, err := w.Write(buf); err != nil {
+		return fmt.Errorf("write casync %s: %w", casyncName(m.CasyncType()), err)
+	}
+	if split {
+		if _, err := w.Write(tail); err != nil {
+			return fmt.Errorf("write casync %s: %w", casyncName(m.CasyncType()), err)
+		}
+		if tailNUL {
+			if _, err := w.Write([]byte{0}); err != nil {
+				return fmt.Errorf("write casync %s: %w", casyncName(m.CasyncType()), err)
+			}
+		}
+	}
+	return nil
+}
+
+// ReadCasync reads one casync message from r. It returns io.EOF if r ends
+// before the first byte, an error wrapping io.ErrUnexpectedEOF if it ends
+// inside a message, and one wrapping ErrCasync if the message is malformed:
+// size below the type's minimum or above CasyncSizeMax, unknown type or
+// flags, an Abort reason not ending in its single NUL. The payload is read
+// into one new buffer; Chunk.Data, Index.Data and Archive.Data point into
+// it and belong to the caller.
+func ReadCasync(r io.Reader) (CasyncMessage, error) {
+	var h [CasyncHeaderLen]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		if err == io.EOF {
+			return nil, io.EOF
+		}
+		return nil, fmt.Errorf("read casync header: %w", err)
+	}
+	size := binary.LittleEndian.Uint64(h[0:])
+	typ := binary.LittleEndian.Uint64(h[8:])
+	name := casyncName(typ)
+	var minSize, exact uint64
+	switch typ {
+	case CasyncMsgHello:
+		exact = CasyncHeaderLen + 8
+	case CasyncMsgIndex, CasyncMsgArchive:
+		minSize = CasyncHeaderLen
+	case CasyncMsgIndexEOF, CasyncMsgArchiveEOF, CasyncMsgGoodbye:
+		exact = CasyncHeaderLen
+	case CasyncMsgRequest:
+		minSize = casyncRequestFixedSize
+	case CasyncMsgChunk:
+		minSize = casyncChunkFixedSize
+	case CasyncMsgMissing:
+		exact = CasyncHeaderLen + casyncIDLen
+	case CasyncMsgAbort:
+		minSize = CasyncHeaderLen + 8 + 1
+	default:
+		return nil, fmt.Errorf("read casync message: unknown %s (size %d): %w", name, size, ErrCasync)
+	}
+	switch {
+	case size > CasyncSizeMax:
+		return nil, fmt.Errorf("read casync %s: size %d exceeds %d: %w", name, size, CasyncSizeMax, ErrCasync)
+	case exact != 0 && size != exact:
+		return nil, fmt.Errorf("read casync %s: size %d, want %d: %w", name, size, exact, ErrCasync)
+	case size < minSize:
+		return nil, fmt.Errorf("read casync %s: size %d below minimum %d: %w", name, size, minSize, ErrCasync)
+	case typ == CasyncMsgRequest && (size-casyncRequestFixedSize)%casyncIDLen != 0:
+		return nil, fmt.Errorf("read casync REQUEST: size %d is not %d plus a multiple of %d: %w", size, casyncRequestFixedSize, casyncIDLen, ErrCasync)
+	}
+	p := make([]byte, size-CasyncHeaderLen)
+	if _, err := io.ReadFull(r, p); err != nil {
+		return nil, fmt.Errorf("read casync %s body: %w", name, noEOF(err))
+	}
+	switch typ {
+	case CasyncMsgHello:
+		f := binary.LittleEndian.Uint64(p)
+		if f&^CasyncFeatureFlagsMax != 0 {
+			return nil, fmt.Errorf("read casync HELLO: unknown feature flags %#x: %w", f&^CasyncFeatureFlagsMax, ErrCasync)
+		}
+		return &Hello{Features: f}, nil
+	case CasyncMsgIndex:
+		return &Index{Data: p}, nil
+	case CasyncMsgArchive:
+		return &Archive{Data: p}, nil
+	case CasyncMsgIndexEOF:
+		return &IndexEOF{}, nil
+	case CasyncMsgArchiveEOF:
+		return &ArchiveEOF{}, nil
+	case CasyncMsgGoodbye:
+		return &Goodbye{}, nil
+	case CasyncMsgRequest:
+		f := binary.LittleEndian.Uint64(p)
+		if f&^casyncRequestFlagsMax != 0 {
+			return nil, fmt.Errorf("read casync REQUEST: unknown flags %#x: %w", f&^casyncRequestFlagsMax, ErrCasync)
+		}
+		p = p[8:]
+		m := &Request{Flags: f, IDs: make([][32]byte, len(p)/casyncIDLen)}
+		for i := range m.IDs {
+			copy(m.IDs[i][:], p[i*casyncIDLen:])
+		}
+		return m, nil
+	case CasyncMsgChunk:
+		f := binary.LittleEndian.Uint64(p)
+		if f&^casyncChunkFlagsMax != 0 {
+			return nil, fmt.Errorf("read casync CHUNK: unknown flags %#x: %w", f&^casyncChunkFlagsMax, ErrCasync)
+		}
+		m := &Chunk{Flags: f, Data: p[8+casyncIDLen:]}
+		copy(m.ID[:], p[8:])
+		return m, nil
+	case CasyncMsgMissing:
+		m := &Missing{}
+		copy(m.ID[:], p)
+		return m, nil
+	default: // CasyncMsgAbort
+		reason := p[8:]
+		if i := bytes.IndexByte(reason, 0); i != len(reason)-1 {
+			return nil, fmt.Errorf("read casync ABORT: reason is not a NUL-terminated string: %w", ErrCasync)
+		}
+		return &Abort{Errno: binary.LittleEndian.Uint64(p), Reason: string(reason[:len(reason)-1])}, nil
+	}
+}

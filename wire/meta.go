@@ -1,0 +1,168 @@
+package wire
+
+// This file holds the metadata service's message types: what a mount (or any
+// client) asks a node about the namespace, and what it gets back. They travel
+// JSON-encoded in length-prefixed messages on a stream opened to ServiceMeta
+// (see PROTOCOL.md). The same request, stamped by the node, is what the Raft
+// log records, so fields are only ever added, never renumbered or reused.
+
+// MetaOp names a metadata operation. Values are append-only: they cross
+// versions.
+type MetaOp uint8
+
+// Metadata operations. Read-only ones are served from the node's applied
+// state; the rest go through the Raft log.
+const (
+	OpInvalid     MetaOp = iota
+	OpLookup             // Ino=parent, Name → Attr
+	OpGetAttr            // Ino → Attr
+	OpSetAttr            // Ino, Valid, Mode/Uid/Gid/Size/Atime/Mtime → Attr
+	OpCreate             // Ino=parent, Name, Mode (any file type but dir and symlink), Uid, Gid, Rdev, Flags&CreateExcl → Attr
+	OpMkdir              // Ino=parent, Name, Mode, Uid, Gid → Attr
+	OpSymlink            // Ino=parent, Name, Target, Uid, Gid → Attr
+	OpLink               // Ino=existing inode, NewParent, NewName → Attr
+	OpUnlink             // Ino=parent, Name → Removed
+	OpRmdir              // Ino=parent, Name
+	OpRename             // Ino=parent, Name, NewParent, NewName, Flags&(RenameNoReplace|RenameExchange) → Removed
+	OpReadDir            // Ino → Entries (sorted by name, without "." and "..")
+	OpReadlink           // Ino → Target
+	OpSetXattr           // Ino, Name, Value, Flags&(XattrCreate|XattrReplace)
+	OpGetXattr           // Ino, Name → Value
+	OpListXattr          // Ino → Names
+	OpRemoveXattr        // Ino, Name
+	OpStatfs             // → Statfs
+	OpLayout             // Ino → Layout
+	OpCommit             // Ino, Size, Blocks, Mtime → Attr: records written blocks
+	OpDrop               // Ino: the client closed an unlinked inode; free it
+	OpGCMark             // Chunks, Now: doom unreferenced chunks (internal)
+	OpGCDone             // Chunks: the doomed chunks are deleted (internal)
+)
+
+// Flags for MetaRequest.Flags.
+const (
+	CreateExcl      = 1 << 0 // OpCreate: fail with EEXIST if the name exists
+	RenameNoReplace = 1 << 0 // OpRename: fail with EEXIST if the target exists (RENAME_NOREPLACE)
+	RenameExchange  = 1 << 1 // OpRename: swap the two names (RENAME_EXCHANGE)
+	XattrCreate     = 1 << 0 // OpSetXattr: fail with EEXIST if set (XATTR_CREATE)
+	XattrReplace    = 1 << 1 // OpSetXattr: fail with ENODATA if unset (XATTR_REPLACE)
+)
+
+// Bits for MetaRequest.Valid on OpSetAttr: which fields to change.
+const (
+	SetMode  = 1 << 0
+	SetUid   = 1 << 1
+	SetGid   = 1 << 2
+	SetSize  = 1 << 3
+	SetAtime = 1 << 4
+	SetMtime = 1 << 5
+	SetCtime = 1 << 6
+)
+
+// RootIno is the inode number of the root directory.
+const RootIno = 1
+
+// Attr is an inode's attributes. Mode holds the file type bits (S_IFREG,
+// S_IFDIR, ...) and the permission bits as in stat(2). Times are Unix
+// nanoseconds.
+type Attr struct {
+	Ino   uint64 `json:"ino"`
+	Mode  uint32 `json:"mode"`
+	Nlink uint32 `json:"nlink"`
+	Uid   uint32 `json:"uid"`
+	Gid   uint32 `json:"gid"`
+	Rdev  uint32 `json:"rdev,omitempty"`
+	Size  uint64 `json:"size"`
+	Atime int64  `json:"atime"`
+	Mtime int64  `json:"mtime"`
+	Ctime int64  `json:"ctime"`
+}
+
+// DirEntry is one name in a directory.
+type DirEntry struct {
+	Name string `json:"name"`
+	Ino  uint64 `json:"ino"`
+	Mode uint32 `json:"mode"` // file type bits and permissions of the inode
+}
+
+// Block is one block of a file: bytes [Index*BlockSize, Index*BlockSize+Len)
+// of the file are the first Len bytes of chunk ID. Bytes of the block past Len,
+// and blocks absent from a layout, read as zeros. A Block with a zero ID in a
+// commit removes the block (punches a hole).
+type Block struct {
+	Index uint64   `json:"i"`
+	ID    [32]byte `json:"id"`
+	Len   uint32   `json:"len"`
+}
+
+// Layout is where a regular file's bytes are: its size, block size and the
+// blocks present, sorted by Index.
+type Layout struct {
+	Size      uint64  `json:"size"`
+	BlockSize uint32  `json:"bs"`
+	Blocks    []Block `json:"blocks,omitempty"`
+}
+
+// Removed tells what an unlink or rename did to the inode it removed a name
+// of. If Orphaned, the inode has no names left but is kept until the client
+// sends OpDrop for it (it may still be open).
+type Removed struct {
+	Ino      uint64 `json:"ino,omitempty"`
+	Orphaned bool   `json:"orphaned,omitempty"`
+}
+
+// Statfs is the file system's size and use, as statfs(2) reports it.
+type Statfs struct {
+	Bsize   uint32 `json:"bsize"`  // block size for the counts below
+	Blocks  uint64 `json:"blocks"` // total blocks
+	Bfree   uint64 `json:"bfree"`  // free blocks
+	Bavail  uint64 `json:"bavail"` // free blocks for unprivileged users
+	Files   uint64 `json:"files"`  // total inodes
+	Ffree   uint64 `json:"ffree"`  // free inodes
+	Namelen uint32 `json:"namelen"`
+}
+
+// MetaRequest is one metadata operation. Which fields matter depends on Op
+// (see the Op constants). Now is the time of the operation in Unix
+// nanoseconds; the node stamps it if the client left it zero.
+type MetaRequest struct {
+	Op        MetaOp     `json:"op"`
+	Ino       uint64     `json:"ino,omitempty"`
+	Name      string     `json:"name,omitempty"`
+	NewParent uint64     `json:"newparent,omitempty"`
+	NewName   string     `json:"newname,omitempty"`
+	Mode      uint32     `json:"mode,omitempty"`
+	Uid       uint32     `json:"uid,omitempty"`
+	Gid       uint32     `json:"gid,omitempty"`
+	Rdev      uint32     `json:"rdev,omitempty"`
+	Target    string     `json:"target,omitempty"`
+	Flags     uint32     `json:"flags,omitempty"`
+	Valid     uint32     `json:"valid,omitempty"`
+	Size      uint64     `json:"size,omitempty"`
+	Atime     int64      `json:"atime,omitempty"`
+	Mtime     int64      `json:"mtime,omitempty"`
+	Value     []byte     `json:"value,omitempty"`
+	Blocks    []Block    `json:"blocks,omitempty"`
+	Chunks    [][32]byte `json:"chunks,omitempty"`
+	Now       int64      `json:"now,omitempty"`
+}
+
+// MetaResponse answers a MetaRequest. Errno is 0 on success, else the Linux
+// errno value that says what went wrong (ENOENT, EEXIST, ENOTEMPTY, ...);
+// Reason may add words for a log. Unavailable (with Errno EAGAIN) means the
+// node could not answer for now (no Raft leader, or its state not yet caught
+// up) and the client should retry; the request had no effect. The other
+// fields are set as the Op says.
+type MetaResponse struct {
+	Errno       uint32     `json:"errno,omitempty"`
+	Reason      string     `json:"reason,omitempty"`
+	Unavailable bool       `json:"unavailable,omitempty"`
+	Attr        Attr       `json:"attr,omitzero"`
+	Entries     []DirEntry `json:"entries,omitempty"`
+	Target      string     `json:"target,omitempty"`
+	Value       []byte     `json:"value,omitempty"`
+	Names       []string   `json:"names,omitempty"`
+	Layout      Layout     `json:"layout,omitzero"`
+	Removed     Removed    `json:"removed,omitzero"`
+	Statfs      Statfs     `json:"statfs,omitzero"`
+	Chunks      [][32]byte `json:"chunks,omitempty"`
+}
