@@ -45,3 +45,45 @@ func ResponseError(req *MetaRequest, resp *MetaResponse) error {
 	}
 	return fmt.Errorf("meta op %d ino %d %q: %w", req.Op, req.Ino, req.Name, syscall.Errno(resp.Errno))
 }
+
+// The metadata ops, flags and setattr bits of the wire format, re-exported
+// so that users of cluster need not import wire (see wire/meta.go for what
+// each means).
+const (
+	OpLookup      = wire.OpLookup
+	OpGetAttr     = wire.OpGetAttr
+	OpSetAttr     = wire.OpSetAttr
+	OpCreate      = wire.OpCreate
+	OpMkdir       = wire.OpMkdir
+	OpSymlink     = wire.OpSymlink
+	OpLink        = wire.OpLink
+	OpUnlink      = wire.OpUnlink
+	OpRmdir       = wire.OpRmdir
+	OpRename      = wire.OpRename
+	OpReadDir     = wire.OpReadDir
+	OpReadlink    = wire.OpReadlink
+	OpSetXattr    = wire.OpSetXattr
+	OpGetXattr    = wire.OpGetXattr
+	OpListXattr   = wire.OpListXattr
+	OpRemoveXattr = wire.OpRemoveXattr
+	OpStatfs      = wire.OpStatfs
+	OpLayout      = wire.OpLayout
+	OpCommit      = wire.OpCommit
+	OpDrop        = wire.OpDrop
+
+	CreateExcl      = wire.CreateExcl
+	RenameNoReplace = wire.RenameNoReplace
+	RenameExchange  = wire.RenameExchange
+	XattrCreate     = wire.XattrCreate
+	XattrReplace    = wire.XattrReplace
+
+	SetMode  = wire.SetMode
+	SetUid   = wire.SetUid
+	SetGid   = wire.SetGid
+	SetSize  = wire.SetSize
+	SetAtime = wire.SetAtime
+	SetMtime = wire.SetMtime
+	SetCtime = wire.SetCtime
+
+	RootIno = wire.RootIno
+)

@@ -1,0 +1,88 @@
+// Package fs is shoal's FUSE file system: it serves a mount point from two
+// services, metadata (the Metadata interface, which cluster.Client and
+// cluster.Local implement) and chunks (the Chunks interface, which any
+// chunkstore.Store implements). It is built on go-fuse's fs API; New makes
+// the file system and Mount serves it:
+//
+//	root := fs.New(client, client, fs.Options{})
+//	server, err := fs.Mount("/mnt/shoal", root, fs.MountOptions{})
+//	...
+//	server.Unmount()
+//
+// fs never imports the wire package: it names metadata ops through
+// constants mirrored in ops.go (checked against wire by a test).
+//
+// # Names and attributes
+//
+// Every go-fuse inode is keyed by its metadata inode number
+// (StableAttr.Ino). Lookup, Getattr, Setattr, Create, Mkdir, Mknod,
+// Symlink, Link, Unlink, Rmdir, Rename (with RENAME_NOREPLACE and
+// RENAME_EXCHANGE), Readdir, Readlink, Statfs and the xattr calls are each
+// one metadata request. The kernel checks permissions (the mount uses
+// default_permissions); fs stores the mode the kernel sends, owns new
+// entries by the caller's uid and gid, and follows Linux for setgid
+// directories (new entries take the directory's group; new directories
+// are setgid too). The kernel caches names and attributes for
+// Options.EntryTimeout and Options.AttrTimeout (one second by default).
+// Readdir fetches a directory's entries once per opendir. READDIRPLUS is
+// off: it would cost a lookup per entry even for a plain ls.
+//
+// # Block layout
+//
+// A regular file is a sequence of fixed-size blocks (the metadata's block
+// size, 4 MiB by default). Block i holds bytes [i*bs, (i+1)*bs) and is
+// stored as one chunk, named by the SHA-256 of its bytes; the layout
+// records each present block's chunk and length. Absent blocks (holes) and
+// bytes past a block's length read as zeros, so sparse files cost nothing.
+//
+// # Writes: write-back, commit on close and fsync
+//
+// All handles of an inode share one state (file.go). A write only copies
+// into in-memory block buffers: no metadata round trip per write. A write
+// to part of a block that already holds data first loads the block (read-
+// modify-write). When a sequential writer fills a block, the block is
+// sealed and uploaded in the background (Options.Uploads uploads at once
+// for the whole mount) while writing goes on; random writes stay in memory
+// until flush. Once more than Options.DirtyBytes (64 MiB) of one file's
+// blocks are unsaved, all are sealed and writers wait for uploads.
+//
+// Flush (each close(2)) and Fsync seal what is dirty, wait for all
+// uploads, then send one OpCommit with the new size, the changed blocks
+// and the mtime; only then do they return. That is the durability
+// contract: once close or fsync returns, the data is stored and the
+// metadata committed. A commit answered with EAGAIN (a chunk it names was
+// being garbage collected) stores the chunks again and is retried. An
+// upload error is sticky: every later write, flush and fsync of the file
+// returns it (ENOSPC and EDQUOT pass through, anything else is EIO), so
+// data is never lost silently. Truncation (and any setattr of an open
+// file) first commits the local writes, then goes to metadata.
+//
+// Reads see unsaved and uploaded-but-uncommitted data; Getattr reports
+// the local size and mtime of a file with uncommitted writes.
+//
+// # Reads: layout cache, chunk cache, read-ahead
+//
+// An open file caches its committed layout; it is fetched at the first
+// read or write after open (close-to-open consistency with other mounts)
+// and updated locally by each commit. Chunks come through one LRU cache
+// bounded by Options.CacheBytes (256 MiB); concurrent fetches of one chunk
+// share a single Get. Every fetched chunk is hashed and compared with its
+// ID before use: a mismatch (or a store's ErrCorrupt) is EIO and an error
+// log line naming the chunk; wrong bytes never reach a reader. A read that
+// continues the previous one starts fetching the next Options.ReadAhead
+// blocks (2) in the background.
+//
+// # Unlinked open files
+//
+// When an unlink or rename removes an inode's last name, metadata keeps
+// the inode as an orphan; fs sends OpDrop at once if the file is not open,
+// else at its last release, so an open file stays readable until closed.
+//
+// # Errors and interrupts
+//
+// toErrno is the only place errors become errnos: errors wrapping a
+// syscall.Errno pass it through, everything else is EIO with a log line.
+// Requests ignore kernel interrupts (Go programs interrupt their own
+// syscalls constantly with SIGURG) and are bounded by Options.OpTimeout
+// instead, so a write or commit is never abandoned half-way.
+package fs

@@ -1,0 +1,586 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"shoal/chunkstore"
+	"shoal/cluster"
+)
+
+// wblock is a block of an open file that differs from its committed
+// layout. It is in one of three states:
+//   - dirty: data holds its contents (len(data) bytes; the rest of the
+//     block reads as zeros) and may still change;
+//   - sealed: data is immutable and an upload of it is in flight;
+//   - uploaded: data is nil and ref names the stored chunk, to be
+//     committed at the next flush.
+//
+// A write to a sealed or uploaded block replaces the map entry with a new
+// dirty wblock; an upload finishing for a replaced wblock is ignored.
+type wblock struct {
+	data   []byte
+	sealed bool
+	ref    cluster.Block
+	hasRef bool
+}
+
+// file is the state of an open regular file, shared by all its handles:
+// the cached committed layout, the blocks written since the last commit,
+// the uploads in flight and a sticky upload error.
+type file struct {
+	r   *Root
+	ino uint64
+
+	// Guarded by r.mu.
+	opens    int
+	orphaned bool
+
+	mu        sync.Mutex
+	cond      sync.Cond // signalled when an upload finishes
+	loaded    bool      // committed, bs and (unless changed) size are valid
+	committed map[uint64]cluster.Block
+	bs        uint64
+	size      uint64 // the file's size including local changes
+	mtime     int64  // the time of the last local write
+	changed   bool   // local changes not yet committed
+	blocks    map[uint64]*wblock
+	inflight  int    // uploads running
+	dirty     int64  // bytes held by dirty and sealed blocks
+	err       error  // sticky: an upload failed
+	nextRead  uint64 // block index after the last read, for read-ahead
+	writeEnd  uint64 // end of the last write, to detect sequential writes
+
+	// Copies of changed, size and mtime that Getattr reads without
+	// waiting for mu (held across commits).
+	localChanged atomic.Bool
+	localSize    atomic.Uint64
+	localMtime   atomic.Int64
+}
+
+func newFile(r *Root, ino uint64) *file {
+	f := &file{r: r, ino: ino, blocks: make(map[uint64]*wblock)}
+	f.cond.L = &f.mu
+	return f
+}
+
+// setLayout installs l as the committed layout. Called with f.mu held or
+// before f is shared.
+func (f *file) setLayout(l *cluster.Layout) {
+	f.committed = make(map[uint64]cluster.Block, len(l.Blocks))
+	for _, b := range l.Blocks {
+		f.committed[b.Index] = b
+	}
+	f.bs = uint64(l.BlockSize)
+	if !f.changed {
+		f.size = l.Size
+	}
+	f.loaded = true
+}
+
+// load fetches the committed layout if it is not cached. Called with f.mu
+// held.
+func (f *file) load(ctx context.Context) error {
+	if f.loaded {
+		return nil
+	}
+	resp, err := f.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpLayout, Ino: f.ino})
+	if err != nil {
+		return fmt.Errorf("layout of inode %d: %w", f.ino, err)
+	}
+	if resp.Layout.BlockSize == 0 {
+		return fmt.Errorf("layout of inode %d: zero block size", f.ino)
+	}
+	f.setLayout(&resp.Layout)
+	return nil
+}
+
+// invalidate forgets the committed layout, to be refetched, after a
+// change made by metadata alone (truncate). Called with f.mu held and no
+// local changes.
+func (f *file) invalidate() {
+	f.loaded = false
+	f.committed = nil
+	f.publish()
+}
+
+// publish copies changed, size and mtime for Getattr. Called with f.mu held.
+func (f *file) publish() {
+	f.localSize.Store(f.size)
+	f.localMtime.Store(f.mtime)
+	f.localChanged.Store(f.changed)
+}
+
+// hasChanges reports whether f holds uncommitted writes.
+func (f *file) hasChanges() bool { return f.localChanged.Load() }
+
+// overlay replaces a's size and mtime by the local ones if f holds
+// uncommitted writes.
+func (f *file) overlay(a *cluster.Attr) {
+	if f.localChanged.Load() {
+		a.Size = f.localSize.Load()
+		a.Mtime = f.localMtime.Load()
+	}
+}
+
+// write copies data into the file at off. It never talks to metadata
+// (beyond the first layout fetch); full blocks go to the chunk store in the
+// background.
+func (f *file) write(ctx context.Context, data []byte, off uint64) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return 0, f.err
+	}
+	if err := f.load(ctx); err != nil {
+		return 0, err
+	}
+	end := off + uint64(len(data))
+	// A sequential writer's full blocks are uploaded at once; a random
+	// writer's stay dirty (and may change again) until flush or until
+	// dirty memory runs out.
+	seq := off == f.writeEnd
+	f.writeEnd = end
+	for pos := off; pos < end; {
+		idx, boff := pos/f.bs, pos%f.bs
+		n := min(f.bs-boff, end-pos)
+		wb, err := f.writable(ctx, idx, boff, n)
+		if err != nil {
+			return int(pos - off), err
+		}
+		if need := boff + n; uint64(len(wb.data)) < need {
+			f.grow(wb, idx, need, boff)
+		}
+		copy(wb.data[boff:boff+n], data[pos-off:])
+		if seq && uint64(len(wb.data)) == f.bs {
+			f.seal(idx, wb)
+		}
+		pos += n
+		if pos > f.size {
+			f.size = pos
+		}
+	}
+	f.mtime = time.Now().UnixNano()
+	f.changed = true
+	f.publish()
+	for f.dirty > f.r.opts.DirtyBytes && f.err == nil {
+		f.sealAll()
+		f.cond.Wait()
+	}
+	return len(data), nil
+}
+
+// extend grows the file to size bytes if it is smaller; the new bytes
+// read as zeros. Like a write, it is committed at the next flush.
+func (f *file) extend(ctx context.Context, size uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	if err := f.load(ctx); err != nil {
+		return err
+	}
+	if size > f.size {
+		f.size = size
+		f.mtime = time.Now().UnixNano()
+		f.changed = true
+		f.publish()
+	}
+	return nil
+}
+
+// writable returns block idx as a dirty wblock that a write of n bytes at
+// boff may change, loading its current contents first unless the write
+// replaces all of them.
+func (f *file) writable(ctx context.Context, idx, boff, n uint64) (*wblock, error) {
+	wb := f.blocks[idx]
+	if wb != nil && wb.data != nil && !wb.sealed {
+		return wb, nil
+	}
+	var cur []byte
+	switch {
+	case wb != nil && wb.data != nil: // sealed: copy on write
+		cur = wb.data
+	case wb != nil && wb.hasRef:
+		b, err := f.chunkBytes(ctx, wb.ref, boff, n)
+		if err != nil {
+			return nil, err
+		}
+		cur = b
+	default:
+		if b, ok := f.committed[idx]; ok {
+			bb, err := f.chunkBytes(ctx, b, boff, n)
+			if err != nil {
+				return nil, err
+			}
+			cur = bb
+		}
+	}
+	if boff == 0 && n >= uint64(len(cur)) {
+		cur = nil // the write replaces all there is
+	}
+	nb := &wblock{}
+	if len(cur) > 0 {
+		f.grow(nb, idx, uint64(len(cur)), 0)
+		copy(nb.data, cur)
+	}
+	f.blocks[idx] = nb
+	return nb, nil
+}
+
+// chunkBytes returns the contents of block b (its first b.Len bytes), or
+// nil if a write of n bytes at boff replaces them all anyway.
+func (f *file) chunkBytes(ctx context.Context, b cluster.Block, boff, n uint64) ([]byte, error) {
+	if b.Len == 0 || chunkstore.ID(b.ID).IsZero() || (boff == 0 && n >= uint64(b.Len)) {
+		return nil, nil
+	}
+	data, err := f.r.cache.get(ctx, chunkstore.ID(b.ID))
+	if err != nil {
+		return nil, fmt.Errorf("load block %d of inode %d: %w", b.Index, f.ino, err)
+	}
+	return data[:min(len(data), int(b.Len))], nil
+}
+
+// grow extends wb.data to need bytes, reserving a whole block at once
+// (from the Root's free list) except for a file's first block, which grows
+// by doubling so that small files stay small. The new bytes before from
+// are zeroed; those from there on are left for the caller to fill.
+func (f *file) grow(wb *wblock, idx, need, from uint64) {
+	old := uint64(len(wb.data))
+	if uint64(cap(wb.data)) < need {
+		var nd []byte
+		if idx == 0 && need < f.bs {
+			c := min(max(need, 2*uint64(cap(wb.data)), 64<<10), f.bs)
+			nd = make([]byte, need, c)
+		} else {
+			nd = f.r.getBuf(f.bs)[:need]
+		}
+		copy(nd, wb.data)
+		f.dirty += int64(cap(nd)) - int64(cap(wb.data))
+		wb.data = nd
+	}
+	wb.data = wb.data[:need]
+	if from > old {
+		clear(wb.data[old:min(from, need)])
+	}
+}
+
+// seal freezes dirty block idx and uploads it in the background.
+func (f *file) seal(idx uint64, wb *wblock) {
+	wb.sealed = true
+	f.inflight++
+	go f.upload(idx, wb)
+}
+
+// sealAll seals every dirty block.
+func (f *file) sealAll() {
+	for idx, wb := range f.blocks {
+		if wb.data != nil && !wb.sealed {
+			f.seal(idx, wb)
+		}
+	}
+}
+
+// upload stores a sealed block's chunk and records the result.
+func (f *file) upload(idx uint64, wb *wblock) {
+	r := f.r
+	r.uploads <- struct{}{}
+	id := chunkstore.Sum(wb.data)
+	ctx, cancel := r.bgContext()
+	err := r.chunks.Put(ctx, id, wb.data)
+	cancel()
+	<-r.uploads
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inflight--
+	f.dirty -= int64(cap(wb.data))
+	if err == nil {
+		// Nothing else refers to the sealed bytes once they are stored
+		// (readers and copy-on-write copy them under f.mu): a whole-block
+		// buffer goes back to the free list, a small one to the cache.
+		if uint64(cap(wb.data)) == f.bs {
+			f.r.putBuf(wb.data)
+		} else {
+			r.cache.add(id, wb.data)
+		}
+	}
+	switch {
+	case err != nil:
+		if f.err == nil {
+			f.err = fmt.Errorf("upload block %d of inode %d: %w", idx, f.ino, err)
+			r.log.Error("shoal fs: upload failed; the file's later writes and flushes fail", "ino", f.ino, "block", idx, "chunk", id.String(), "err", err)
+		}
+	case f.blocks[idx] == wb:
+		wb.ref = cluster.Block{Index: idx, ID: id, Len: uint32(len(wb.data))}
+		wb.hasRef = true
+		wb.data = nil
+		wb.sealed = false
+	}
+	f.cond.Broadcast()
+}
+
+// flush makes the file's writes durable: it uploads what is dirty, waits
+// for all uploads and commits the new blocks, size and mtime.
+func (f *file) flush(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.flushLocked(ctx)
+}
+
+func (f *file) flushLocked(ctx context.Context) error {
+	for {
+		if f.err != nil {
+			return f.err
+		}
+		if !f.changed {
+			return nil
+		}
+		f.sealAll()
+		if f.inflight == 0 {
+			break
+		}
+		for f.inflight > 0 {
+			f.cond.Wait()
+		}
+	}
+	blocks := make([]cluster.Block, 0, len(f.blocks))
+	for _, wb := range f.blocks {
+		blocks = append(blocks, wb.ref)
+	}
+	slices.SortFunc(blocks, func(a, b cluster.Block) int { return cmpUint64(a.Index, b.Index) })
+	req := &cluster.MetaRequest{Op: cluster.OpCommit, Ino: f.ino, Size: f.size, Blocks: blocks, Mtime: f.mtime}
+	if err := f.commit(ctx, req); err != nil {
+		return err
+	}
+	for _, b := range blocks {
+		if chunkstore.ID(b.ID).IsZero() {
+			delete(f.committed, b.Index)
+		} else {
+			f.committed[b.Index] = b
+		}
+	}
+	clear(f.blocks)
+	f.changed = false
+	f.publish()
+	return nil
+}
+
+func cmpUint64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// commit sends req; if metadata answers EAGAIN (a chunk was being garbage
+// collected), it stores the chunks again and retries.
+func (f *file) commit(ctx context.Context, req *cluster.MetaRequest) error {
+	for attempt := 0; ; attempt++ {
+		_, err := f.r.do(ctx, req)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, syscall.EAGAIN) || attempt >= 3 {
+			return fmt.Errorf("commit inode %d: %w", f.ino, err)
+		}
+		for _, b := range req.Blocks {
+			if err := f.reput(ctx, chunkstore.ID(b.ID)); err != nil {
+				return fmt.Errorf("commit inode %d: %w", f.ino, err)
+			}
+		}
+	}
+}
+
+// reput stores chunk id again, from the cache or the store itself.
+func (f *file) reput(ctx context.Context, id chunkstore.ID) error {
+	if id.IsZero() {
+		return nil
+	}
+	data, err := f.r.cache.get(ctx, id)
+	if err != nil {
+		return fmt.Errorf("re-put chunk %s: %w", id, err)
+	}
+	if err := f.r.chunks.Put(ctx, id, data); err != nil {
+		return fmt.Errorf("re-put chunk %s: %w", id, err)
+	}
+	return nil
+}
+
+// readPiece is part of a read served from a stored chunk.
+type readPiece struct {
+	dst  []byte
+	b    cluster.Block
+	boff uint64
+}
+
+// read fills dest from off: dirty bytes from memory, the rest from chunks
+// (via the cache), holes and bytes past a block's length as zeros. It
+// returns the bytes read, fewer than asked only at the end of the file.
+func (f *file) read(ctx context.Context, dest []byte, off uint64) (int, error) {
+	f.mu.Lock()
+	if err := f.load(ctx); err != nil {
+		f.mu.Unlock()
+		return 0, err
+	}
+	if off >= f.size {
+		f.mu.Unlock()
+		return 0, nil
+	}
+	end := min(off+uint64(len(dest)), f.size)
+	dest = dest[:end-off]
+	var pieces []readPiece
+	first := off / f.bs
+	for pos := off; pos < end; {
+		idx, boff := pos/f.bs, pos%f.bs
+		n := min(f.bs-boff, end-pos)
+		dst := dest[pos-off : pos-off+n]
+		pos += n
+		var b cluster.Block
+		if wb := f.blocks[idx]; wb != nil && wb.data != nil {
+			c := 0
+			if boff < uint64(len(wb.data)) {
+				c = copy(dst, wb.data[boff:])
+			}
+			clear(dst[c:])
+			continue
+		} else if wb != nil && wb.hasRef {
+			b = wb.ref
+		} else if cb, ok := f.committed[idx]; ok {
+			b = cb
+		}
+		if b.Len == 0 || chunkstore.ID(b.ID).IsZero() {
+			clear(dst)
+			continue
+		}
+		pieces = append(pieces, readPiece{dst: dst, b: b, boff: boff})
+	}
+	last := (end - 1) / f.bs
+	var ahead []chunkstore.ID
+	if ra := uint64(f.r.opts.ReadAhead); ra > 0 && (first == f.nextRead || first+1 == f.nextRead) {
+		for idx := last + 1; idx <= last+ra; idx++ {
+			if f.blocks[idx] != nil {
+				continue
+			}
+			if cb, ok := f.committed[idx]; ok && !chunkstore.ID(cb.ID).IsZero() {
+				ahead = append(ahead, chunkstore.ID(cb.ID))
+			}
+		}
+	}
+	f.nextRead = last + 1
+	f.mu.Unlock()
+
+	for _, p := range pieces[min(1, len(pieces)):] {
+		f.r.cache.start(chunkstore.ID(p.b.ID), 0)
+	}
+	for _, id := range ahead {
+		f.r.cache.start(id, 8)
+	}
+	for _, p := range pieces {
+		data, err := f.r.cache.get(ctx, chunkstore.ID(p.b.ID))
+		if err != nil {
+			return 0, fmt.Errorf("read block %d of inode %d: %w", p.b.Index, f.ino, err)
+		}
+		data = data[:min(len(data), int(p.b.Len))]
+		c := 0
+		if p.boff < uint64(len(data)) {
+			c = copy(p.dst, data[p.boff:])
+		}
+		clear(p.dst[c:])
+	}
+	return len(dest), nil
+}
+
+// setattr sends req (an OpSetAttr) after committing local writes, so that
+// none of them lands past a new size or overrides an explicit mtime, and
+// refetches the layout afterwards if req changes the size.
+func (f *file) setattr(ctx context.Context, req *cluster.MetaRequest) (*cluster.MetaResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.flushLocked(ctx); err != nil {
+		return nil, err
+	}
+	resp, err := f.r.do(ctx, req)
+	if req.Valid&cluster.SetSize != 0 {
+		f.invalidate()
+	}
+	return resp, err
+}
+
+// handle is an open file descriptor of a regular file. All handles of an
+// inode share its file.
+type handle struct {
+	n *node
+	f *file
+}
+
+// Read implements fs.FileReader.
+func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	ctx, cancel := h.f.r.detach(ctx)
+	defer cancel()
+	n, err := h.f.read(ctx, dest, uint64(off))
+	if err != nil {
+		return nil, toErrno(h.f.r.log, "read", err)
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+// Write implements fs.FileWriter.
+func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	ctx, cancel := h.f.r.detach(ctx)
+	defer cancel()
+	n, err := h.f.write(ctx, data, uint64(off))
+	if err != nil {
+		return uint32(n), toErrno(h.f.r.log, "write", err)
+	}
+	return uint32(n), 0
+}
+
+// Flush implements fs.FileFlusher: close(2) returns once the file's data
+// is durable and committed.
+func (h *handle) Flush(ctx context.Context) syscall.Errno {
+	ctx, cancel := h.f.r.detach(ctx)
+	defer cancel()
+	return toErrno(h.f.r.log, "flush", h.f.flush(ctx))
+}
+
+// Fsync implements fs.FileFsyncer.
+func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	ctx, cancel := h.f.r.detach(ctx)
+	defer cancel()
+	return toErrno(h.f.r.log, "fsync", h.f.flush(ctx))
+}
+
+// Allocate implements fs.FileAllocater for fallocate(2) modes 0 (extend
+// the size; the new bytes read as zeros, as every hole does) and
+// FALLOC_FL_KEEP_SIZE (nothing to do: space is not reserved ahead).
+func (h *handle) Allocate(ctx context.Context, off, size uint64, mode uint32) syscall.Errno {
+	const keepSize = 1 // FALLOC_FL_KEEP_SIZE
+	switch mode {
+	case keepSize:
+		return 0
+	case 0:
+		ctx, cancel := h.f.r.detach(ctx)
+		defer cancel()
+		return toErrno(h.f.r.log, "fallocate", h.f.extend(ctx, off+size))
+	}
+	return syscall.EOPNOTSUPP
+}
+
+// Release implements fs.FileReleaser.
+func (h *handle) Release(ctx context.Context) syscall.Errno {
+	h.f.r.release(h.f)
+	return 0
+}

@@ -1,0 +1,376 @@
+package fs
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"shoal/chunkstore"
+	"shoal/cluster"
+)
+
+// Metadata answers metadata requests; cluster.Client and cluster.Local
+// implement it. Errors for file-system failures wrap a syscall.Errno. Safe
+// for concurrent use.
+type Metadata interface {
+	Do(ctx context.Context, req *cluster.MetaRequest) (*cluster.MetaResponse, error)
+}
+
+// Chunks stores and fetches chunks by ID; any chunkstore.Store, and
+// cluster.Client, implement it. Safe for concurrent use.
+type Chunks interface {
+	// Put stores data under id and returns once it is durable. The caller
+	// keeps data.
+	Put(ctx context.Context, id chunkstore.ID, data []byte) error
+	// Get returns the chunk's bytes; the caller owns them.
+	Get(ctx context.Context, id chunkstore.ID) ([]byte, error)
+}
+
+var (
+	_ Metadata = cluster.Metadata(nil)
+	_ Chunks   = chunkstore.Store(nil)
+)
+
+// Options tune a file system. The zero value gives the defaults.
+type Options struct {
+	// AttrTimeout is how long the kernel may cache attributes; zero means
+	// one second, a negative value disables caching.
+	AttrTimeout time.Duration
+	// EntryTimeout is how long the kernel may cache names; zero means one
+	// second, a negative value disables caching.
+	EntryTimeout time.Duration
+	// NegativeTimeout is how long the kernel may cache a name's absence;
+	// zero (the default) disables it, so names created by other mounts
+	// appear at once.
+	NegativeTimeout time.Duration
+	// CacheBytes bounds the chunk read cache; zero means 256 MiB.
+	CacheBytes int64
+	// DirtyBytes bounds the written but not yet uploaded bytes held per
+	// open file; writers wait for uploads beyond it. Zero means 64 MiB.
+	DirtyBytes int64
+	// Uploads is how many chunk uploads run at once (for all files); zero
+	// means 4.
+	Uploads int
+	// ReadAhead is how many blocks past a sequential reader are fetched in
+	// the background; zero means 2, a negative value disables read-ahead.
+	ReadAhead int
+	// OpTimeout bounds background work (uploads, read-ahead, commits at
+	// release) that has no caller to time it; zero means 5 minutes.
+	OpTimeout time.Duration
+	// Logger receives error and warning lines; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.AttrTimeout == 0 {
+		o.AttrTimeout = time.Second
+	}
+	if o.AttrTimeout < 0 {
+		o.AttrTimeout = 0
+	}
+	if o.EntryTimeout == 0 {
+		o.EntryTimeout = time.Second
+	}
+	if o.EntryTimeout < 0 {
+		o.EntryTimeout = 0
+	}
+	if o.NegativeTimeout < 0 {
+		o.NegativeTimeout = 0
+	}
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = 256 << 20
+	}
+	if o.DirtyBytes <= 0 {
+		o.DirtyBytes = 64 << 20
+	}
+	if o.Uploads <= 0 {
+		o.Uploads = 4
+	}
+	if o.ReadAhead == 0 {
+		o.ReadAhead = 2
+	}
+	if o.ReadAhead < 0 {
+		o.ReadAhead = 0
+	}
+	if o.OpTimeout <= 0 {
+		o.OpTimeout = 5 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Root is a shoal file system: the root directory's node plus the state
+// all nodes share (caches, open files, upload slots). Create it with New
+// and serve it with Mount. Safe for concurrent use.
+type Root struct {
+	meta   Metadata
+	chunks Chunks
+	opts   Options
+	log    *slog.Logger
+	cache  *chunkCache
+	node   *node
+
+	uploads chan struct{} // upload slots
+	bufs    chan []byte   // free whole-block buffers, reused to spare page faults
+
+	blockSize atomic.Uint32 // the metadata's block size, once known
+
+	mu    sync.Mutex
+	files map[uint64]*file // open regular files by inode number
+}
+
+// New returns a file system over meta and chunks.
+func New(meta Metadata, chunks Chunks, opts Options) *Root {
+	opts = opts.withDefaults()
+	r := &Root{
+		meta:   meta,
+		chunks: chunks,
+		opts:   opts,
+		log:    opts.Logger,
+
+		uploads: make(chan struct{}, opts.Uploads),
+		bufs:    make(chan []byte, 16),
+		files:   make(map[uint64]*file),
+	}
+	r.cache = newChunkCache(chunks, opts.CacheBytes, opts.Logger, r.bgContext)
+	r.node = &node{r: r}
+	return r
+}
+
+// MountOptions are the mount-time settings a caller may choose; the rest
+// (direct mount, allow_other, default_permissions, 1 MiB requests, async
+// reads) are fixed by Mount.
+type MountOptions struct {
+	// Debug logs every FUSE request.
+	Debug bool
+	// Options are extra mount options ("ro", ...).
+	Options []string
+}
+
+// Mount mounts root at dir with the kernel directly (no fusermount) and
+// serves it in the background. The caller unmounts with the returned
+// server's Unmount (after which Wait returns); files still open at that
+// point have been flushed by their Flush calls, as close(2) requires.
+func Mount(dir string, root *Root, opts MountOptions) (*fuse.Server, error) {
+	at, et, nt := root.opts.AttrTimeout, root.opts.EntryTimeout, root.opts.NegativeTimeout
+	o := &gofs.Options{
+		MountOptions: fuse.MountOptions{
+			AllowOther:         true,
+			Options:            append([]string{"default_permissions"}, opts.Options...),
+			FsName:             "shoal",
+			Name:               "shoal",
+			DirectMount:        true,
+			DirectMountStrict:  true,
+			MaxWrite:           1 << 20,
+			MaxReadAhead:       1 << 20,
+			MaxBackground:      64,
+			SyncRead:           false,
+			EnableLocks:        false,
+			DisableReadDirPlus: true,
+			DisableSplice:      true, // replies come from memory; a 1 MiB splice overflows the pipe
+			Debug:              opts.Debug,
+		},
+		AttrTimeout:     &at,
+		EntryTimeout:    &et,
+		NegativeTimeout: &nt,
+		NullPermissions: true,
+		RootStableAttr:  &gofs.StableAttr{Ino: cluster.RootIno},
+	}
+	server, err := gofs.Mount(dir, root.node, o)
+	if err != nil {
+		return nil, fmt.Errorf("mount shoal at %s: %w", dir, err)
+	}
+	root.raiseReadAhead(dir)
+	return server, nil
+}
+
+// readAheadKB is the kernel read-ahead window Mount asks for: the FUSE
+// handshake caps it at 128 KiB, which makes a sequential reader pay one
+// round trip per 128 KiB.
+const readAheadKB = 4096
+
+// raiseReadAhead sets the read-ahead window of the mount's backing device
+// in sysfs, if it can (it needs root); failing that, the kernel default
+// stays, which is only slower.
+func (r *Root) raiseReadAhead(dir string) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		return
+	}
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	if err := os.WriteFile(p, []byte(fmt.Sprint(readAheadKB)), 0); err != nil {
+		r.log.Debug("shoal fs: cannot raise read-ahead", "path", p, "err", err)
+	}
+}
+
+// detach returns a context for serving a request that carries ctx's
+// values but not its cancellation, bounded by OpTimeout instead. The
+// kernel interrupts a request whenever the calling thread gets a signal
+// (Go programs get SIGURG all the time); abandoning a write, commit or
+// metadata change half-way then would turn a harmless signal into an
+// error, or leave the caller unsure whether the change happened.
+func (r *Root) detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), r.opts.OpTimeout)
+}
+
+// do sends one metadata request, whatever interrupts the caller.
+func (r *Root) do(ctx context.Context, req *cluster.MetaRequest) (*cluster.MetaResponse, error) {
+	ctx, cancel := r.detach(ctx)
+	defer cancel()
+	resp, err := r.meta.Do(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if err := cluster.ResponseError(req, resp); err != nil {
+		// Do should have said so already; be safe with a lax implementation.
+		return nil, err
+	}
+	return resp, nil
+}
+
+// getBuf returns a buffer of bs bytes with unspecified contents.
+func (r *Root) getBuf(bs uint64) []byte {
+	for {
+		select {
+		case b := <-r.bufs:
+			if uint64(cap(b)) == bs {
+				return b[:bs]
+			}
+		default:
+			return make([]byte, bs)
+		}
+	}
+}
+
+// putBuf offers b, no longer referenced, for reuse.
+func (r *Root) putBuf(b []byte) {
+	select {
+	case r.bufs <- b:
+	default:
+	}
+}
+
+// bgContext returns a context for background work, bounded by OpTimeout.
+func (r *Root) bgContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), r.opts.OpTimeout)
+}
+
+// getBlockSize returns the metadata's block size, asking for the layout of
+// regular file ino the first time.
+func (r *Root) getBlockSize(ctx context.Context, ino uint64) (uint32, error) {
+	if bs := r.blockSize.Load(); bs != 0 {
+		return bs, nil
+	}
+	resp, err := r.do(ctx, &cluster.MetaRequest{Op: cluster.OpLayout, Ino: ino})
+	if err != nil {
+		return 0, fmt.Errorf("layout of %d: %w", ino, err)
+	}
+	if resp.Layout.BlockSize == 0 {
+		return 0, fmt.Errorf("layout of %d: zero block size", ino)
+	}
+	r.blockSize.Store(resp.Layout.BlockSize)
+	return resp.Layout.BlockSize, nil
+}
+
+// openFile returns the shared state of regular file ino, creating it, and
+// counts one more open handle. If fresh is set, the caller knows the inode
+// was just created empty, which saves fetching its layout.
+func (r *Root) openFile(ino uint64, fresh *cluster.Layout) *file {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f := r.files[ino]
+	if f == nil {
+		f = newFile(r, ino)
+		if fresh != nil {
+			f.setLayout(fresh)
+		}
+		r.files[ino] = f
+	}
+	f.opens++
+	return f
+}
+
+// lookupFile returns the state of ino if it is open.
+func (r *Root) lookupFile(ino uint64) *file {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.files[ino]
+}
+
+// release drops one handle of f. At the last one it commits what an mmap
+// may have written after the last flush, forgets f, and drops the inode if
+// it lost its last name while open.
+func (r *Root) release(f *file) {
+	r.mu.Lock()
+	f.opens--
+	last := f.opens == 0
+	r.mu.Unlock()
+	if !last {
+		return
+	}
+	ctx, cancel := r.bgContext()
+	defer cancel()
+	if f.hasChanges() {
+		if err := f.flush(ctx); err != nil {
+			r.log.Error("shoal fs: commit at release failed", "ino", f.ino, "err", err)
+		}
+	}
+	r.mu.Lock()
+	if f.opens > 0 { // reopened meanwhile
+		r.mu.Unlock()
+		return
+	}
+	delete(r.files, f.ino)
+	orphan := f.orphaned
+	r.mu.Unlock()
+	if orphan {
+		r.drop(ctx, f.ino)
+	}
+}
+
+// removed handles what an unlink or rename answered: an inode that lost
+// its last name is dropped now, or at its last release if it is open.
+func (r *Root) removed(ctx context.Context, rm cluster.Removed) {
+	if !rm.Orphaned || rm.Ino == 0 {
+		return
+	}
+	r.mu.Lock()
+	if f := r.files[rm.Ino]; f != nil && f.opens > 0 {
+		f.orphaned = true
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Unlock()
+	r.drop(ctx, rm.Ino)
+}
+
+// nominalSpace fills the space counts of s, which metadata left zero, from
+// the chunk store's usage if it is a chunkstore.Stater, else as 1 PiB free.
+func (r *Root) nominalSpace(ctx context.Context, s *cluster.Statfs) {
+	capacity, avail := uint64(1<<50), uint64(1<<50)
+	if st, ok := r.chunks.(chunkstore.Stater); ok {
+		if u, err := st.Stat(ctx); err == nil && u.Capacity > 0 {
+			capacity, avail = u.Capacity, min(u.Available, u.Capacity)
+		}
+	}
+	bs := uint64(s.Bsize)
+	s.Blocks, s.Bfree, s.Bavail = capacity/bs, avail/bs, avail/bs
+}
+
+func (r *Root) drop(ctx context.Context, ino uint64) {
+	if _, err := r.do(ctx, &cluster.MetaRequest{Op: cluster.OpDrop, Ino: ino}); err != nil {
+		r.log.Error("shoal fs: drop of unlinked inode failed", "ino", ino, "err", err)
+	}
+}

@@ -1,0 +1,589 @@
+package fs_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"shoal/chunkstore"
+	"shoal/cluster"
+	"shoal/fs"
+)
+
+// testBlockSize is small so that tests cross many block boundaries.
+const testBlockSize = 64 << 10
+
+// world is the metadata and chunk store a test mounts; mounting it again
+// after an unmount sees the same files.
+type world struct {
+	local *cluster.Local
+	meta  fs.Metadata // local, or a test wrapper of it
+	store fs.Chunks
+}
+
+func newWorld() *world {
+	l := cluster.NewLocal(cluster.StateConfig{BlockSize: testBlockSize})
+	return &world{local: l, meta: l, store: chunkstore.NewMemory()}
+}
+
+// mount mounts w in a new temporary directory and returns the directory
+// and a function that unmounts it (also run at cleanup; calling it twice
+// is harmless).
+func (w *world) mount(t testing.TB, opts fs.Options) (string, func()) {
+	t.Helper()
+	dir := t.TempDir()
+	server, err := fs.Mount(dir, fs.New(w.meta, w.store, opts), fs.MountOptions{Debug: os.Getenv("SHOAL_FUSE_DEBUG") != ""})
+	if err != nil {
+		t.Fatalf("mount: %v", err)
+	}
+	var once sync.Once
+	unmount := func() {
+		once.Do(func() {
+			if err := server.Unmount(); err != nil {
+				t.Errorf("unmount %s: %v", dir, err)
+				// Never leave a stale mount behind.
+				syscall.Unmount(dir, syscall.MNT_DETACH)
+			}
+		})
+	}
+	t.Cleanup(unmount)
+	return dir, unmount
+}
+
+// mountNew mounts a fresh world.
+func mountNew(t testing.TB) (string, *world) {
+	w := newWorld()
+	dir, _ := w.mount(t, fs.Options{})
+	return dir, w
+}
+
+func randBytes(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, 1))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func wantFile(t *testing.T, p string, want []byte) {
+	t.Helper()
+	got, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("read %s: %v", p, err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("content of %s: %s", p, diff(got, want))
+	}
+}
+
+// diff describes where got and want first differ.
+func diff(got, want []byte) string {
+	if len(got) != len(want) {
+		return fmt.Sprintf("got %d bytes, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			return fmt.Sprintf("byte %d: got %#x, want %#x", i, got[i], want[i])
+		}
+	}
+	return "equal"
+}
+
+func TestRandomWrites(t *testing.T) {
+	dir, _ := mountNew(t)
+	p := filepath.Join(dir, "f")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 10*testBlockSize + 123
+	model := make([]byte, 0, size)
+	r := rand.New(rand.NewPCG(7, 7))
+	for i := range 200 {
+		off := r.IntN(size)
+		n := r.IntN(3*testBlockSize) + 1
+		if off+n > size {
+			n = size - off
+		}
+		data := randBytes(uint64(i), n)
+		if _, err := f.WriteAt(data, int64(off)); err != nil {
+			t.Fatalf("write %d at %d: %v", n, off, err)
+		}
+		if end := off + n; end > len(model) {
+			model = model[:end]
+		}
+		copy(model[off:], data)
+		if i%50 == 49 { // read back through the still-dirty file
+			got := make([]byte, len(model))
+			if _, err := f.ReadAt(got, 0); err != nil && err != io.EOF {
+				t.Fatalf("read back: %v", err)
+			}
+			if !bytes.Equal(got, model) {
+				t.Fatalf("after %d writes, open file: %s", i+1, diff(got, model))
+			}
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	wantFile(t, p, model)
+}
+
+func TestHoles(t *testing.T) {
+	dir, _ := mountNew(t)
+	p := filepath.Join(dir, "holes")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randBytes(1, 1000)
+	off := int64(3*testBlockSize + 100)
+	if _, err := f.WriteAt(data, off); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, off+int64(len(data)))
+	copy(want[off:], data)
+	wantFile(t, p, want)
+}
+
+func TestSparseLarge(t *testing.T) {
+	dir, _ := mountNew(t)
+	p := filepath.Join(dir, "sparse")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randBytes(2, 3*testBlockSize/2)
+	const size = 5 << 30
+	off := int64(size - len(data))
+	if _, err := f.WriteAt(data, off); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() != size {
+		t.Errorf("size: got %d, want %d", st.Size(), int64(size))
+	}
+	f, err = os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got := make([]byte, len(data))
+	if _, err := f.ReadAt(got, off); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Errorf("tail: %s", diff(got, data))
+	}
+	mid := make([]byte, 1<<20)
+	if _, err := f.ReadAt(mid, size/2); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(mid, make([]byte, len(mid))) {
+		t.Errorf("middle of the hole is not zeros")
+	}
+}
+
+func TestTruncate(t *testing.T) {
+	dir, _ := mountNew(t)
+	p := filepath.Join(dir, "t")
+	data := randBytes(3, 3*testBlockSize+testBlockSize/2)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Down by path, then up: the cut-off bytes must read as zeros.
+	cut := testBlockSize + 77
+	if err := os.Truncate(p, int64(cut)); err != nil {
+		t.Fatal(err)
+	}
+	wantFile(t, p, data[:cut])
+	if err := os.Truncate(p, 4*testBlockSize); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, 4*testBlockSize)
+	copy(want, data[:cut])
+	wantFile(t, p, want)
+
+	// ftruncate of an open file holding unflushed writes.
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	more := randBytes(4, 2*testBlockSize)
+	if _, err := f.WriteAt(more, testBlockSize); err != nil {
+		t.Fatal(err)
+	}
+	copy(want[testBlockSize:], more)
+	if err := f.Truncate(2*testBlockSize + 5); err != nil {
+		t.Fatal(err)
+	}
+	want = want[:2*testBlockSize+5]
+	if _, err := f.WriteAt([]byte("x"), 3*testBlockSize); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, make([]byte, testBlockSize-5)...)
+	want = append(want, 'x')
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantFile(t, p, want)
+}
+
+func TestAppend(t *testing.T) {
+	dir, _ := mountNew(t)
+	p := filepath.Join(dir, "log")
+	var want []byte
+	for i := range 5 {
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range 3 {
+			line := randBytes(uint64(10*i+j), testBlockSize/3+i)
+			if _, err := f.Write(line); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, line...)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantFile(t, p, want)
+}
+
+func TestOverwriteMiddle(t *testing.T) {
+	dir, _ := mountNew(t)
+	p := filepath.Join(dir, "m")
+	want := randBytes(5, 5*testBlockSize+10)
+	if err := os.WriteFile(p, want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch := randBytes(6, testBlockSize+20)
+	off := 2*testBlockSize - 10
+	if _, err := f.WriteAt(patch, int64(off)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	copy(want[off:], patch)
+	wantFile(t, p, want)
+}
+
+func TestConcurrentWriters(t *testing.T) {
+	dir, _ := mountNew(t)
+	var wg sync.WaitGroup
+	const n = 8
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			data := randBytes(uint64(100+i), 3*testBlockSize+i*1000)
+			f, err := os.Create(filepath.Join(dir, fmt.Sprint("w", i)))
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			for off := 0; off < len(data); off += 10000 {
+				if _, err := f.Write(data[off:min(off+10000, len(data))]); err != nil {
+					errs[i] = err
+					f.Close()
+					return
+				}
+			}
+			errs[i] = f.Close()
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("writer %d: %v", i, err)
+		}
+		wantFile(t, filepath.Join(dir, fmt.Sprint("w", i)), randBytes(uint64(100+i), 3*testBlockSize+i*1000))
+	}
+}
+
+func TestUnlinkOpenFile(t *testing.T) {
+	dir, w := mountNew(t)
+	p := filepath.Join(dir, "u")
+	data := randBytes(8, 2*testBlockSize+1)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var before uint64
+	w.local.View(func(s *cluster.State) { before, _ = s.Counts() })
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stat after unlink: got %v, want not exist", err)
+	}
+	got, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatalf("read unlinked open file: %v", err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Errorf("unlinked open file: %s", diff(got, data))
+	}
+	var during uint64
+	w.local.View(func(s *cluster.State) { during, _ = s.Counts() })
+	if during != before {
+		t.Errorf("inodes while open: got %d, want %d", during, before)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Release comes asynchronously after close; a stat forces a round trip.
+	var after uint64
+	for range 1000 {
+		w.local.View(func(s *cluster.State) { after, _ = s.Counts() })
+		if after == before-1 {
+			break
+		}
+		os.Stat(dir)
+	}
+	if after != before-1 {
+		t.Errorf("inodes after last close: got %d, want %d", after, before-1)
+	}
+}
+
+func TestRemount(t *testing.T) {
+	w := newWorld()
+	dir, unmount := w.mount(t, fs.Options{})
+	files := map[string][]byte{
+		"a":       randBytes(9, 10),
+		"b":       randBytes(10, 4*testBlockSize+3),
+		"sub/c":   randBytes(11, testBlockSize),
+		"sub/d/e": nil,
+	}
+	for name, data := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unmount()
+	dir, _ = w.mount(t, fs.Options{})
+	for name, data := range files {
+		wantFile(t, filepath.Join(dir, name), data)
+		st, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o640 {
+			t.Errorf("%s: mode got %v, want %v", name, st.Mode().Perm(), os.FileMode(0o640))
+		}
+	}
+}
+
+// flipStore returns chunks with one byte changed once armed.
+type flipStore struct {
+	fs.Chunks
+	armed atomic.Bool
+}
+
+func (s *flipStore) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
+	b, err := s.Chunks.Get(ctx, id)
+	if err == nil && s.armed.Load() && len(b) > 0 {
+		b[len(b)/2] ^= 1
+	}
+	return b, err
+}
+
+func TestCorruptChunk(t *testing.T) {
+	w := newWorld()
+	fl := &flipStore{Chunks: w.store}
+	w.store = fl
+	dir, unmount := w.mount(t, fs.Options{})
+	p := filepath.Join(dir, "c")
+	if err := os.WriteFile(p, randBytes(12, 2*testBlockSize), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unmount()
+	fl.armed.Store(true)
+	dir, _ = w.mount(t, fs.Options{}) // a new mount: nothing cached
+	got, err := os.ReadFile(filepath.Join(dir, "c"))
+	if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("read of corrupt chunk: got %d bytes, err %v; want EIO", len(got), err)
+	}
+}
+
+// fullStore fails every Put with ENOSPC.
+type fullStore struct{ fs.Chunks }
+
+func (fullStore) Put(ctx context.Context, id chunkstore.ID, data []byte) error {
+	return fmt.Errorf("put %s: %w", id, chunkstore.ErrNoSpace)
+}
+
+func TestNoSpace(t *testing.T) {
+	w := newWorld()
+	w.store = fullStore{w.store}
+	dir, _ := w.mount(t, fs.Options{})
+
+	f, err := os.Create(filepath.Join(dir, "close"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(randBytes(13, 100)); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if err := f.Close(); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("close: got %v, want ENOSPC", err)
+	}
+
+	f, err = os.Create(filepath.Join(dir, "fsync"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(randBytes(14, 3*testBlockSize)); err != nil && !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("write: %v", err)
+	}
+	if err := f.Sync(); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("fsync: got %v, want ENOSPC", err)
+	}
+	// Sticky: a later write fails too.
+	if _, err := f.Write([]byte("more")); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("write after failed upload: got %v, want ENOSPC", err)
+	}
+}
+
+func TestXattr(t *testing.T) {
+	dir, _ := mountNew(t)
+	p := filepath.Join(dir, "x")
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	val := []byte(strings.Repeat("v", 300))
+	if err := syscall.Setxattr(p, "user.k", val, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := syscall.Getxattr(p, "user.k", nil)
+	if err != nil || n != len(val) {
+		t.Fatalf("size query: got %d, %v; want %d", n, err, len(val))
+	}
+	if _, err := syscall.Getxattr(p, "user.k", make([]byte, 10)); !errors.Is(err, syscall.ERANGE) {
+		t.Errorf("small buffer: got %v, want ERANGE", err)
+	}
+	buf := make([]byte, 400)
+	n, err = syscall.Getxattr(p, "user.k", buf)
+	if err != nil || !bytes.Equal(buf[:n], val) {
+		t.Errorf("get: got %q, %v; want %q", buf[:n], err, val)
+	}
+	n, err = syscall.Listxattr(p, buf)
+	if err != nil || string(buf[:n]) != "user.k\x00" {
+		t.Errorf("list: got %q, %v; want %q", buf[:n], err, "user.k\x00")
+	}
+	if err := syscall.Removexattr(p, "user.k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := syscall.Getxattr(p, "user.k", buf); !errors.Is(err, syscall.ENODATA) {
+		t.Errorf("after remove: got %v, want ENODATA", err)
+	}
+}
+
+func TestSetgidDir(t *testing.T) {
+	dir, _ := mountNew(t)
+	d := filepath.Join(dir, "g")
+	if err := os.Mkdir(d, 0o775); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(d, 0, 1234); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Chmod(d, 0o2775); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d, "f"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(d, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"f", "sub"} {
+		var st syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(d, name), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Gid != 1234 {
+			t.Errorf("%s: gid got %d, want 1234", name, st.Gid)
+		}
+		if name == "sub" && st.Mode&syscall.S_ISGID == 0 {
+			t.Errorf("sub: mode %o lacks setgid", st.Mode)
+		}
+	}
+}
+
+// eagainMeta fails the first commits with EAGAIN, as metadata does when a
+// commit names a chunk being garbage collected.
+type eagainMeta struct {
+	fs.Metadata
+	fails atomic.Int32
+}
+
+func (m *eagainMeta) Do(ctx context.Context, req *cluster.MetaRequest) (*cluster.MetaResponse, error) {
+	if req.Op == cluster.OpCommit && m.fails.Add(-1) >= 0 {
+		return nil, fmt.Errorf("commit: %w", syscall.EAGAIN)
+	}
+	return m.Metadata.Do(ctx, req)
+}
+
+// countStore counts Puts.
+type countStore struct {
+	fs.Chunks
+	puts atomic.Int32
+}
+
+func (s *countStore) Put(ctx context.Context, id chunkstore.ID, data []byte) error {
+	s.puts.Add(1)
+	return s.Chunks.Put(ctx, id, data)
+}
+
+func TestCommitRetriesEAGAIN(t *testing.T) {
+	w := newWorld()
+	em := &eagainMeta{Metadata: w.meta}
+	em.fails.Store(2)
+	cs := &countStore{Chunks: w.store}
+	w.meta, w.store = em, cs
+	dir, _ := w.mount(t, fs.Options{})
+	p := filepath.Join(dir, "f")
+	data := randBytes(15, 3*testBlockSize+5) // four blocks
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatalf("write with EAGAIN commits: %v", err)
+	}
+	if got, want := cs.puts.Load(), int32(3*4); got != want {
+		t.Errorf("puts: got %d, want %d (each block stored again per EAGAIN)", got, want)
+	}
+	wantFile(t, p, data)
+}

@@ -1,0 +1,495 @@
+package fs
+
+import (
+	"context"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"shoal/cluster"
+)
+
+// node is one inode as go-fuse sees it; its StableAttr.Ino is the
+// metadata inode number. It keeps the attributes last seen (for setgid
+// inheritance) and a short-lived cache of the security.capability xattr,
+// which the kernel asks for before every write.
+type node struct {
+	gofs.Inode
+	r *Root
+
+	mu      sync.Mutex
+	attr    cluster.Attr
+	hasAttr bool
+	capVal  []byte // cached security.capability value, nil if absent
+	capErr  syscall.Errno
+	capTill time.Time // capVal/capErr valid until then
+}
+
+var (
+	_ gofs.NodeLookuper      = (*node)(nil)
+	_ gofs.NodeGetattrer     = (*node)(nil)
+	_ gofs.NodeSetattrer     = (*node)(nil)
+	_ gofs.NodeCreater       = (*node)(nil)
+	_ gofs.NodeMknoder       = (*node)(nil)
+	_ gofs.NodeMkdirer       = (*node)(nil)
+	_ gofs.NodeSymlinker     = (*node)(nil)
+	_ gofs.NodeReadlinker    = (*node)(nil)
+	_ gofs.NodeLinker        = (*node)(nil)
+	_ gofs.NodeUnlinker      = (*node)(nil)
+	_ gofs.NodeRmdirer       = (*node)(nil)
+	_ gofs.NodeRenamer       = (*node)(nil)
+	_ gofs.NodeReaddirer     = (*node)(nil)
+	_ gofs.NodeOpener        = (*node)(nil)
+	_ gofs.NodeStatfser      = (*node)(nil)
+	_ gofs.NodeFsyncer       = (*node)(nil)
+	_ gofs.NodeGetxattrer    = (*node)(nil)
+	_ gofs.NodeSetxattrer    = (*node)(nil)
+	_ gofs.NodeListxattrer   = (*node)(nil)
+	_ gofs.NodeRemovexattrer = (*node)(nil)
+
+	_ gofs.FileReader    = (*handle)(nil)
+	_ gofs.FileWriter    = (*handle)(nil)
+	_ gofs.FileFlusher   = (*handle)(nil)
+	_ gofs.FileFsyncer   = (*handle)(nil)
+	_ gofs.FileReleaser  = (*handle)(nil)
+	_ gofs.FileAllocater = (*handle)(nil)
+)
+
+func (n *node) ino() uint64 { return n.StableAttr().Ino }
+
+func (n *node) errno(op string, err error) syscall.Errno { return toErrno(n.r.log, op, err) }
+
+// remember records a as n's latest attributes.
+func (n *node) remember(a cluster.Attr) {
+	n.mu.Lock()
+	n.attr, n.hasAttr = a, true
+	n.mu.Unlock()
+}
+
+// fillAttr converts a to go-fuse's form, with local changes of an open
+// file overlaid.
+func (n *node) fillAttr(a cluster.Attr, out *fuse.Attr) {
+	if f := n.r.lookupFile(a.Ino); f != nil {
+		f.overlay(&a)
+	}
+	out.Ino = a.Ino
+	out.Size = a.Size
+	out.Blocks = (a.Size + 511) / 512
+	out.Mode = a.Mode
+	out.Nlink = a.Nlink
+	out.Owner = fuse.Owner{Uid: a.Uid, Gid: a.Gid}
+	out.Rdev = a.Rdev
+	out.Blksize = 1 << 20
+	out.Atime, out.Atimensec = splitNanos(a.Atime)
+	out.Mtime, out.Mtimensec = splitNanos(a.Mtime)
+	out.Ctime, out.Ctimensec = splitNanos(a.Ctime)
+}
+
+func splitNanos(t int64) (uint64, uint32) {
+	s, ns := t/1e9, t%1e9
+	if ns < 0 {
+		s, ns = s-1, ns+1e9
+	}
+	return uint64(s), uint32(ns)
+}
+
+// child makes (or finds) the go-fuse inode for a and fills out.
+func (n *node) child(ctx context.Context, a cluster.Attr, out *fuse.EntryOut) *gofs.Inode {
+	c := n.NewInode(ctx, &node{r: n.r}, gofs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino})
+	if cn, ok := c.Operations().(*node); ok {
+		cn.remember(a)
+	}
+	n.fillAttr(a, &out.Attr)
+	return c
+}
+
+// Lookup implements fs.NodeLookuper.
+func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpLookup, Ino: n.ino(), Name: name})
+	if err != nil {
+		return nil, n.errno("lookup", err)
+	}
+	return n.child(ctx, resp.Attr, out), 0
+}
+
+// Getattr implements fs.NodeGetattrer.
+func (n *node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpGetAttr, Ino: n.ino()})
+	if err != nil {
+		return n.errno("getattr", err)
+	}
+	n.remember(resp.Attr)
+	n.fillAttr(resp.Attr, &out.Attr)
+	return 0
+}
+
+// Setattr implements fs.NodeSetattrer. A size change of an open file
+// first commits its local writes.
+func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	req := &cluster.MetaRequest{Op: cluster.OpSetAttr, Ino: n.ino()}
+	if m, ok := in.GetMode(); ok {
+		req.Valid |= cluster.SetMode
+		req.Mode = m
+	}
+	if u, ok := in.GetUID(); ok {
+		req.Valid |= cluster.SetUid
+		req.Uid = u
+	}
+	if g, ok := in.GetGID(); ok {
+		req.Valid |= cluster.SetGid
+		req.Gid = g
+	}
+	if s, ok := in.GetSize(); ok {
+		req.Valid |= cluster.SetSize
+		req.Size = s
+	}
+	if t, ok := in.GetATime(); ok {
+		req.Valid |= cluster.SetAtime
+		req.Atime = t.UnixNano()
+	}
+	if t, ok := in.GetMTime(); ok {
+		req.Valid |= cluster.SetMtime
+		req.Mtime = t.UnixNano()
+	}
+	if req.Valid == 0 {
+		return n.Getattr(ctx, fh, out)
+	}
+	var resp *cluster.MetaResponse
+	var err error
+	if f := n.r.lookupFile(n.ino()); f != nil {
+		resp, err = f.setattr(ctx, req)
+	} else {
+		resp, err = n.r.do(ctx, req)
+	}
+	if err != nil {
+		return n.errno("setattr", err)
+	}
+	n.remember(resp.Attr)
+	n.fillAttr(resp.Attr, &out.Attr)
+	out.SetTimeout(n.r.opts.AttrTimeout)
+	return 0
+}
+
+// owner returns the uid, gid and mode for a new entry in directory n made
+// by the caller in ctx: the caller's gid unless n is setgid, in which case
+// n's gid (and a new directory is setgid too), as Linux does.
+func (n *node) owner(ctx context.Context, mode uint32) (uid, gid, m uint32, errno syscall.Errno) {
+	if c, ok := fuse.FromContext(ctx); ok {
+		uid, gid = c.Uid, c.Gid
+	}
+	n.mu.Lock()
+	a, ok := n.attr, n.hasAttr
+	n.mu.Unlock()
+	if !ok {
+		resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpGetAttr, Ino: n.ino()})
+		if err != nil {
+			return 0, 0, 0, n.errno("getattr", err)
+		}
+		a = resp.Attr
+		n.remember(a)
+	}
+	if a.Mode&syscall.S_ISGID != 0 {
+		gid = a.Gid
+		if mode&syscall.S_IFMT == syscall.S_IFDIR {
+			mode |= syscall.S_ISGID
+		}
+	}
+	return uid, gid, mode, 0
+}
+
+// Create implements fs.NodeCreater.
+func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	uid, gid, mode, errno := n.owner(ctx, mode|syscall.S_IFREG)
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
+	req := &cluster.MetaRequest{Op: cluster.OpCreate, Ino: n.ino(), Name: name, Mode: mode, Uid: uid, Gid: gid}
+	if flags&syscall.O_EXCL != 0 {
+		req.Flags |= cluster.CreateExcl
+	}
+	resp, err := n.r.do(ctx, req)
+	if err != nil {
+		return nil, nil, 0, n.errno("create", err)
+	}
+	a := resp.Attr
+	var fresh *cluster.Layout
+	if a.Size == 0 {
+		bs, err := n.r.getBlockSize(ctx, a.Ino)
+		if err != nil {
+			return nil, nil, 0, n.errno("create", err)
+		}
+		fresh = &cluster.Layout{BlockSize: bs}
+	}
+	f := n.r.openFile(a.Ino, fresh)
+	if a.Size > 0 && flags&syscall.O_TRUNC != 0 {
+		// The name existed (a create without O_EXCL): truncate it.
+		sresp, err := f.setattr(ctx, &cluster.MetaRequest{Op: cluster.OpSetAttr, Ino: a.Ino, Valid: cluster.SetSize})
+		if err != nil {
+			n.r.release(f)
+			return nil, nil, 0, n.errno("create", err)
+		}
+		a = sresp.Attr
+	}
+	c := n.child(ctx, a, out)
+	return c, &handle{n: c.Operations().(*node), f: f}, 0, 0
+}
+
+// Open implements fs.NodeOpener.
+func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if n.StableAttr().Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return nil, 0, 0
+	}
+	f := n.r.openFile(n.ino(), nil)
+	if flags&syscall.O_TRUNC != 0 {
+		if _, err := f.setattr(ctx, &cluster.MetaRequest{Op: cluster.OpSetAttr, Ino: n.ino(), Valid: cluster.SetSize}); err != nil {
+			n.r.release(f)
+			return nil, 0, n.errno("open", err)
+		}
+	}
+	// The kernel may keep cached pages across opens: it drops them itself
+	// when a fresh Getattr shows another size or mtime (AUTO_INVAL_DATA),
+	// and this mount's own writes go through it.
+	return &handle{n: n, f: f}, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// Mknod implements fs.NodeMknoder.
+func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	uid, gid, mode, errno := n.owner(ctx, mode)
+	if errno != 0 {
+		return nil, errno
+	}
+	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpCreate, Ino: n.ino(), Name: name, Mode: mode, Uid: uid, Gid: gid, Rdev: dev, Flags: cluster.CreateExcl})
+	if err != nil {
+		return nil, n.errno("mknod", err)
+	}
+	return n.child(ctx, resp.Attr, out), 0
+}
+
+// Mkdir implements fs.NodeMkdirer.
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	uid, gid, mode, errno := n.owner(ctx, mode&07777|syscall.S_IFDIR)
+	if errno != 0 {
+		return nil, errno
+	}
+	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpMkdir, Ino: n.ino(), Name: name, Mode: mode, Uid: uid, Gid: gid})
+	if err != nil {
+		return nil, n.errno("mkdir", err)
+	}
+	return n.child(ctx, resp.Attr, out), 0
+}
+
+// Symlink implements fs.NodeSymlinker.
+func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	uid, gid, _, errno := n.owner(ctx, syscall.S_IFLNK)
+	if errno != 0 {
+		return nil, errno
+	}
+	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpSymlink, Ino: n.ino(), Name: name, Target: target, Uid: uid, Gid: gid})
+	if err != nil {
+		return nil, n.errno("symlink", err)
+	}
+	return n.child(ctx, resp.Attr, out), 0
+}
+
+// Readlink implements fs.NodeReadlinker.
+func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpReadlink, Ino: n.ino()})
+	if err != nil {
+		return nil, n.errno("readlink", err)
+	}
+	return []byte(resp.Target), 0
+}
+
+// Link implements fs.NodeLinker.
+func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ino := target.EmbeddedInode().StableAttr().Ino
+	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpLink, Ino: ino, NewParent: n.ino(), NewName: name})
+	if err != nil {
+		return nil, n.errno("link", err)
+	}
+	return n.child(ctx, resp.Attr, out), 0
+}
+
+// Unlink implements fs.NodeUnlinker. An open file that lost its last name
+// stays readable until its last handle is released.
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpUnlink, Ino: n.ino(), Name: name})
+	if err != nil {
+		return n.errno("unlink", err)
+	}
+	n.r.removed(ctx, resp.Removed)
+	return 0
+}
+
+// Rmdir implements fs.NodeRmdirer.
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	_, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpRmdir, Ino: n.ino(), Name: name})
+	return n.errno("rmdir", err)
+}
+
+// Rename implements fs.NodeRenamer, with RENAME_NOREPLACE and
+// RENAME_EXCHANGE.
+func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	req := &cluster.MetaRequest{Op: cluster.OpRename, Ino: n.ino(), Name: name, NewParent: newParent.EmbeddedInode().StableAttr().Ino, NewName: newName}
+	const noReplace, exchange = 1, 2 // RENAME_NOREPLACE, RENAME_EXCHANGE
+	if flags&^(noReplace|exchange) != 0 {
+		return syscall.EINVAL
+	}
+	if flags&noReplace != 0 {
+		req.Flags |= cluster.RenameNoReplace
+	}
+	if flags&exchange != 0 {
+		req.Flags |= cluster.RenameExchange
+	}
+	resp, err := n.r.do(ctx, req)
+	if err != nil {
+		return n.errno("rename", err)
+	}
+	n.r.removed(ctx, resp.Removed)
+	return 0
+}
+
+// Readdir implements fs.NodeReaddirer: it fetches all entries at once.
+func (n *node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpReadDir, Ino: n.ino()})
+	if err != nil {
+		return nil, n.errno("readdir", err)
+	}
+	parent := n.ino()
+	if _, p := n.Parent(); p != nil {
+		parent = p.StableAttr().Ino
+	}
+	list := make([]fuse.DirEntry, 0, len(resp.Entries)+2)
+	list = append(list,
+		fuse.DirEntry{Name: ".", Ino: n.ino(), Mode: syscall.S_IFDIR},
+		fuse.DirEntry{Name: "..", Ino: parent, Mode: syscall.S_IFDIR})
+	for _, e := range resp.Entries {
+		list = append(list, fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: e.Mode})
+	}
+	return gofs.NewListDirStream(list), 0
+}
+
+// Fsync implements fs.NodeFsyncer: for a file it flushes like close; a
+// directory has nothing to sync (metadata changes are committed before
+// they return).
+func (n *node) Fsync(ctx context.Context, fh gofs.FileHandle, flags uint32) syscall.Errno {
+	if h, ok := fh.(*handle); ok {
+		return h.Fsync(ctx, flags)
+	}
+	return 0
+}
+
+// Statfs implements fs.NodeStatfser. Where metadata knows no capacity (an
+// in-process Local), the chunk store's usage is shown if it reports one,
+// else a nominal 1 PiB, so that df and programs checking free space work.
+func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpStatfs, Ino: n.ino()})
+	if err != nil {
+		return n.errno("statfs", err)
+	}
+	s := resp.Statfs
+	if s.Bsize == 0 {
+		s.Bsize = 4096
+	}
+	if s.Blocks == 0 {
+		n.r.nominalSpace(ctx, &s)
+	}
+	out.Bsize = s.Bsize
+	out.Frsize = s.Bsize
+	out.Blocks = s.Blocks
+	out.Bfree = s.Bfree
+	out.Bavail = s.Bavail
+	out.Files = s.Files
+	out.Ffree = s.Ffree
+	out.NameLen = s.Namelen
+	return 0
+}
+
+const xattrCapability = "security.capability"
+
+// Getxattr implements fs.NodeGetxattrer: with a dest too small it returns
+// the value's size and ERANGE (go-fuse turns that into the size answer
+// when the caller asked for the size only).
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	var val []byte
+	if attr == xattrCapability {
+		n.mu.Lock()
+		if time.Now().Before(n.capTill) {
+			val, errno := n.capVal, n.capErr
+			n.mu.Unlock()
+			if errno != 0 {
+				return 0, errno
+			}
+			return copyXattr(dest, val)
+		}
+		n.mu.Unlock()
+	}
+	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpGetXattr, Ino: n.ino(), Name: attr})
+	errno := n.errno("getxattr", err)
+	if err == nil {
+		val = resp.Value
+	}
+	if attr == xattrCapability && (errno == 0 || errno == syscall.ENODATA) {
+		n.mu.Lock()
+		n.capVal, n.capErr, n.capTill = val, errno, time.Now().Add(n.r.opts.AttrTimeout)
+		n.mu.Unlock()
+	}
+	if errno != 0 {
+		return 0, errno
+	}
+	return copyXattr(dest, val)
+}
+
+func copyXattr(dest, val []byte) (uint32, syscall.Errno) {
+	if len(dest) < len(val) {
+		return uint32(len(val)), syscall.ERANGE
+	}
+	return uint32(copy(dest, val)), 0
+}
+
+// forgetCap drops the cached security.capability answer.
+func (n *node) forgetCap() {
+	n.mu.Lock()
+	n.capTill = time.Time{}
+	n.mu.Unlock()
+}
+
+// Setxattr implements fs.NodeSetxattrer.
+func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	const create, replace = 1, 2 // XATTR_CREATE, XATTR_REPLACE
+	req := &cluster.MetaRequest{Op: cluster.OpSetXattr, Ino: n.ino(), Name: attr, Value: data}
+	if flags&create != 0 {
+		req.Flags |= cluster.XattrCreate
+	}
+	if flags&replace != 0 {
+		req.Flags |= cluster.XattrReplace
+	}
+	n.forgetCap()
+	_, err := n.r.do(ctx, req)
+	return n.errno("setxattr", err)
+}
+
+// Listxattr implements fs.NodeListxattrer: names NUL-terminated, with
+// ERANGE and the needed size if dest is too small.
+func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpListXattr, Ino: n.ino()})
+	if err != nil {
+		return 0, n.errno("listxattr", err)
+	}
+	var buf []byte
+	for _, name := range resp.Names {
+		buf = append(buf, name...)
+		buf = append(buf, 0)
+	}
+	return copyXattr(dest, buf)
+}
+
+// Removexattr implements fs.NodeRemovexattrer.
+func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	n.forgetCap()
+	_, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpRemoveXattr, Ino: n.ino(), Name: attr})
+	return n.errno("removexattr", err)
+}
