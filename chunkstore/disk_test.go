@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -27,12 +28,15 @@ func openDisk(t *testing.T, dir string, opts chunkstore.DiskOptions) *chunkstore
 }
 
 func TestDiskConformance(t *testing.T) {
-	for _, compress := range []bool{false, true} {
-		name := map[bool]string{false: "plain", true: "zstd"}[compress]
+	for name, opts := range map[string]chunkstore.DiskOptions{
+		"plain":    {},
+		"zstd":     {Compress: true},
+		"verified": {VerifiedPuts: true},
+	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			storetest.Run(t, func(t *testing.T) chunkstore.Store {
-				return openDisk(t, t.TempDir(), chunkstore.DiskOptions{Compress: compress})
+				return openDisk(t, t.TempDir(), opts)
 			})
 		})
 	}
@@ -83,42 +87,46 @@ func TestDiskCorruption(t *testing.T) {
 		{"one byte long", false, random, func(b []byte) []byte { return append(b, 0) }},
 		{"zstd truncated", true, text, func(b []byte) []byte { return b[:len(b)-3] }},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			d := openDisk(t, t.TempDir(), chunkstore.DiskOptions{Compress: tt.compress})
-			id := chunkstore.Sum(tt.data)
-			if err := d.Put(ctx, id, tt.data); err != nil {
-				t.Fatal(err)
-			}
-			b, err := os.ReadFile(d.Path(id))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if stored := len(b) < len(tt.data); stored != tt.compress {
-				t.Fatalf("stored %d bytes for %d: got compressed=%v, want %v", len(b), len(tt.data), stored, tt.compress)
-			}
-			if err := os.WriteFile(d.Path(id), tt.damage(b), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			got, err := d.Get(ctx, id)
-			if !errors.Is(err, chunkstore.ErrCorrupt) {
-				t.Fatalf("Get of damaged chunk: got error %v, want ErrCorrupt", err)
-			}
-			if got != nil {
-				t.Fatalf("Get of damaged chunk: got %d bytes, want none", len(got))
-			}
-			// The damaged file is set aside; a new Put repairs the chunk.
-			if has, _ := d.Has(ctx, id); has {
-				t.Fatalf("Has after corrupt Get: got true, want false")
-			}
-			if err := d.Put(ctx, id, tt.data); err != nil {
-				t.Fatal(err)
-			}
-			if got, err := d.Get(ctx, id); err != nil || !bytes.Equal(got, tt.data) {
-				t.Fatalf("Get after repair: got %d bytes, %v; want %d bytes", len(got), err, len(tt.data))
-			}
-		})
+	// With VerifiedPuts, Get skips the SHA-256 and the CRC-32C alone must
+	// catch every kind of damage.
+	for _, verified := range []bool{false, true} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s/verified=%v", tt.name, verified), func(t *testing.T) {
+				t.Parallel()
+				d := openDisk(t, t.TempDir(), chunkstore.DiskOptions{Compress: tt.compress, VerifiedPuts: verified})
+				id := chunkstore.Sum(tt.data)
+				if err := d.Put(ctx, id, tt.data); err != nil {
+					t.Fatal(err)
+				}
+				b, err := os.ReadFile(d.Path(id))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if stored := len(b) < len(tt.data); stored != tt.compress {
+					t.Fatalf("stored %d bytes for %d: got compressed=%v, want %v", len(b), len(tt.data), stored, tt.compress)
+				}
+				if err := os.WriteFile(d.Path(id), tt.damage(b), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				got, err := d.Get(ctx, id)
+				if !errors.Is(err, chunkstore.ErrCorrupt) {
+					t.Fatalf("Get of damaged chunk: got error %v, want ErrCorrupt", err)
+				}
+				if got != nil {
+					t.Fatalf("Get of damaged chunk: got %d bytes, want none", len(got))
+				}
+				// The damaged file is set aside; a new Put repairs the chunk.
+				if has, _ := d.Has(ctx, id); has {
+					t.Fatalf("Has after corrupt Get: got true, want false")
+				}
+				if err := d.Put(ctx, id, tt.data); err != nil {
+					t.Fatal(err)
+				}
+				if got, err := d.Get(ctx, id); err != nil || !bytes.Equal(got, tt.data) {
+					t.Fatalf("Get after repair: got %d bytes, %v; want %d bytes", len(got), err, len(tt.data))
+				}
+			})
+		}
 	}
 }
 

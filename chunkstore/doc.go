@@ -69,7 +69,10 @@
 // the SHA-256 of the plain bytes equals the ID in the file name. Any
 // failure is ErrCorrupt: the chunk is never served. The CRCs find damage
 // cheaply and say where it is; the SHA-256 alone is what guarantees the
-// bytes. A writer compresses only when that saves at least one eighth of
+// bytes. A store opened with DiskOptions.VerifiedPuts (a node, which checks
+// the SHA-256 of every chunk pushed to it before storing it) skips that last
+// step on read and relies on the CRCs for damage on disk; the client that
+// reads the chunk checks the SHA-256 itself. A writer compresses only when that saves at least one eighth of
 // the plain length (DiskOptions.Compress).
 //
 // # Durability

@@ -148,6 +148,7 @@ func (n *Node) receivePush(ctx context.Context, st *wire.Stream, index []wire.In
 					return fmt.Errorf("received chunk %s: %w: %w", chunkstore.ID(m.ID), err, syscall.EPROTO)
 				}
 			}
+			// The store trusts this check (DiskOptions.VerifiedPuts).
 			if chunkstore.Sum(data) != m.ID {
 				return fmt.Errorf("received chunk %s does not match its id: %w", chunkstore.ID(m.ID), syscall.EBADMSG)
 			}

@@ -292,21 +292,11 @@ func (c *Client) readChunkReply(st *wire.Stream, what string) (wire.CasyncMessag
 func (c *Client) Put(ctx context.Context, id chunkstore.ID, data []byte) error {
 	what := "put chunk " + id.String()
 	return c.retry(ctx, what, func(ctx context.Context) error {
-		st, err := c.chunkStream(ctx, wire.CasyncPushChunks)
+		st, m, err := c.offerChunk(ctx, what, id, indexSize(len(data)))
 		if err != nil {
 			return err
 		}
 		defer st.Close()
-		idx := wire.EncodeIndex([]wire.IndexEntry{{ID: id, Size: indexSize(len(data))}})
-		for _, m := range []wire.CasyncMessage{&wire.Index{Data: idx}, &wire.IndexEOF{}} {
-			if err := wire.WriteCasync(st, m); err != nil {
-				return fmt.Errorf("%s to %s: %w: %w", what, c.addr, err, ErrUnavailable)
-			}
-		}
-		m, err := c.readChunkReply(st, what)
-		if err != nil {
-			return err
-		}
 		if _, ok := m.(*wire.Goodbye); ok {
 			return nil // the node had it already
 		}
@@ -331,6 +321,29 @@ func (c *Client) Put(ctx context.Context, id chunkstore.ID, data []byte) error {
 		}
 		return nil
 	})
+}
+
+// offerChunk opens a chunk stream and pushes an index naming just id, then
+// returns the stream and the node's first answer: GOODBYE if it has the
+// chunk, REQUEST if it wants it. The caller closes the stream.
+func (c *Client) offerChunk(ctx context.Context, what string, id chunkstore.ID, size uint64) (*wire.Stream, wire.CasyncMessage, error) {
+	st, err := c.chunkStream(ctx, wire.CasyncPushChunks)
+	if err != nil {
+		return nil, nil, err
+	}
+	idx := wire.EncodeIndex([]wire.IndexEntry{{ID: id, Size: size}})
+	for _, m := range []wire.CasyncMessage{&wire.Index{Data: idx}, &wire.IndexEOF{}} {
+		if err := wire.WriteCasync(st, m); err != nil {
+			st.Close()
+			return nil, nil, fmt.Errorf("%s to %s: %w: %w", what, c.addr, err, ErrUnavailable)
+		}
+	}
+	m, err := c.readChunkReply(st, what)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return st, m, nil
 }
 
 // indexSize is the size a chunk of n bytes has in a pushed index. casync
@@ -385,22 +398,12 @@ func (c *Client) Has(ctx context.Context, id chunkstore.ID) (bool, error) {
 	what := "has chunk " + id.String()
 	var has bool
 	err := c.retry(ctx, what, func(ctx context.Context) error {
-		st, err := c.chunkStream(ctx, wire.CasyncPushChunks)
+		// The size is not known, nor needed: the chunk is never sent.
+		st, m, err := c.offerChunk(ctx, what, id, indexSize(0))
 		if err != nil {
 			return err
 		}
 		defer st.Close()
-		// The size is not known, nor needed: the chunk is never sent.
-		idx := wire.EncodeIndex([]wire.IndexEntry{{ID: id, Size: indexSize(0)}})
-		for _, m := range []wire.CasyncMessage{&wire.Index{Data: idx}, &wire.IndexEOF{}} {
-			if err := wire.WriteCasync(st, m); err != nil {
-				return fmt.Errorf("%s to %s: %w: %w", what, c.addr, err, ErrUnavailable)
-			}
-		}
-		m, err := c.readChunkReply(st, what)
-		if err != nil {
-			return err
-		}
 		if _, ok := m.(*wire.Goodbye); ok {
 			has = true
 			return nil

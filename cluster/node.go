@@ -104,7 +104,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 			n.Close()
 		}
 	}()
-	store, err := chunkstore.OpenDisk(filepath.Join(cfg.DataDir, "chunks"), chunkstore.DiskOptions{Compress: cfg.Compress, ReserveBytes: cfg.ReserveBytes})
+	store, err := chunkstore.OpenDisk(filepath.Join(cfg.DataDir, "chunks"), chunkstore.DiskOptions{Compress: cfg.Compress, ReserveBytes: cfg.ReserveBytes, VerifiedPuts: true})
 	if err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}

@@ -62,7 +62,7 @@ type Options struct {
 	// means 4.
 	Uploads int
 	// ReadAhead is how many blocks past a sequential reader are fetched in
-	// the background; zero means 2, a negative value disables read-ahead.
+	// the background; zero means 4, a negative value disables read-ahead.
 	ReadAhead int
 	// OpTimeout bounds background work (uploads, read-ahead, commits at
 	// release) that has no caller to time it; zero means 5 minutes.
@@ -97,7 +97,7 @@ func (o Options) withDefaults() Options {
 		o.Uploads = 4
 	}
 	if o.ReadAhead == 0 {
-		o.ReadAhead = 2
+		o.ReadAhead = 4
 	}
 	if o.ReadAhead < 0 {
 		o.ReadAhead = 0

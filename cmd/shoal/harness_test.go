@@ -123,19 +123,12 @@ type node struct {
 func startNode(t *testing.T, data string, extra ...string) *node {
 	t.Helper()
 	n := &node{addr: freeAddr(t), raft: freeAddr(t), data: data}
-	args := append([]string{"node", "--data", data, "--listen", n.addr, "--raft", n.raft}, extra...)
-	n.proc = startProc(t, "node", args...)
-	waitFor(t, "node "+n.addr+" listening", func() bool {
-		c, err := net.Dial("tcp", n.addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}, n.proc)
+	n.restart(t, extra...)
 	return n
 }
 
-// restart starts the node again on the same addresses and data.
+// restart starts the node (again) on its addresses and data directory and
+// waits until it listens.
 func (n *node) restart(t *testing.T, extra ...string) {
 	t.Helper()
 	args := append([]string{"node", "--data", n.data, "--listen", n.addr, "--raft", n.raft}, extra...)

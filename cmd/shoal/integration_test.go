@@ -179,12 +179,19 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	copy(full[1<<20-1000:], patch)
 	want["f5"] = sha256.Sum256(full)
 
+	crashAndRestart(t, n, m, mnt, "--block-size", "1048576")
+	checkSums(t, mnt, want)
+}
+
+// crashAndRestart kills -9 the mount and the node, restarts the node with
+// extra flags and mounts it again at mnt.
+func crashAndRestart(t *testing.T, n *node, m *proc, mnt string, extra ...string) {
+	t.Helper()
 	m.kill()
 	n.kill()
 	detach(mnt)
-	n.restart(t, "--block-size", "1048576")
+	n.restart(t, extra...)
 	startMount(t, n.addr, mnt)
-	checkSums(t, mnt, want)
 }
 
 // TestSnapshotsAndRestart makes the node take several Raft snapshots, kills
@@ -208,11 +215,7 @@ func TestSnapshotsAndRestart(t *testing.T) {
 	if err != nil || len(snaps) == 0 {
 		t.Fatalf("no raft snapshots under %s (err %v)", data, err)
 	}
-	m.kill()
-	n.kill()
-	detach(mnt)
-	n.restart(t, "--snapshot-threshold", "64")
-	startMount(t, n.addr, mnt)
+	crashAndRestart(t, n, m, mnt, "--snapshot-threshold", "64")
 	checkSums(t, mnt, want)
 	entries, err := os.ReadDir(mnt)
 	if err != nil {

@@ -11,12 +11,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Serve serves /metrics on addr until stop is called. An empty addr serves
+// Serve serves /metrics (and Go's /debug/pprof profiles) on addr until stop is called. An empty addr serves
 // nothing and returns a no-op stop.
 func Serve(addr string, log *slog.Logger) (stop func(), err error) {
 	if addr == "" {
@@ -28,6 +29,9 @@ func Serve(addr string, log *slog.Logger) (stop func(), err error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.Handler())
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -1,0 +1,94 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"shoal/chunkstore"
+	"shoal/wire"
+)
+
+var (
+	benchOnce sync.Once
+	benchC    *Client
+	benchErr  error
+)
+
+// benchClient returns a client of one node shared by all benchmarks of the
+// run (a node takes a second or two to elect itself).
+func benchClient(b *testing.B) *Client {
+	benchOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "shoal-bench-node-")
+		if err != nil {
+			benchErr = err
+			return
+		}
+		quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+		n, err := StartNode(NodeConfig{ID: "bench", DataDir: dir, Listen: "127.0.0.1:0", RaftListen: "127.0.0.1:0", GCInterval: -1, Logger: quiet})
+		if err != nil {
+			benchErr = err
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if benchErr = n.WaitLeader(ctx); benchErr != nil {
+			return
+		}
+		benchC, benchErr = Dial(ctx, n.Addr(), ClientConfig{Logger: quiet})
+	})
+	if benchErr != nil {
+		b.Fatal(benchErr)
+	}
+	return benchC
+}
+
+// BenchmarkMetaCreate measures creates through a real node (Raft, bolt
+// fsync, the wire) with b's parallelism.
+func BenchmarkMetaCreate(b *testing.B) {
+	c := benchClient(b)
+	var seq atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			name := fmt.Sprintf("f%d", seq.Add(1))
+			if _, err := c.Do(context.Background(), &MetaRequest{Op: wire.OpCreate, Ino: wire.RootIno, Name: name, Mode: 0o644}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkMetaGetAttr measures a read-only round trip.
+func BenchmarkMetaGetAttr(b *testing.B) {
+	c := benchClient(b)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.Do(context.Background(), &MetaRequest{Op: wire.OpGetAttr, Ino: wire.RootIno}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkChunkPut measures pushing 4 KiB chunks to a node.
+func BenchmarkChunkPut(b *testing.B) {
+	c := benchClient(b)
+	var seq atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			data := []byte(fmt.Sprintf("chunk %d", seq.Add(1)))
+			if err := c.Put(context.Background(), chunkstore.Sum(data), data); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
