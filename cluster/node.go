@@ -136,6 +136,8 @@ func (n *Node) startRaft() error {
 		cfg.ID = host + cfg.Listen
 	}
 	rc.LocalID = raft.ServerID(cfg.ID)
+	// Concurrent proposals share one log write (and one fsync).
+	rc.BatchApplyCh = true
 	if cfg.SnapshotThreshold > 0 {
 		rc.SnapshotThreshold = cfg.SnapshotThreshold
 		rc.TrailingLogs = cfg.SnapshotThreshold / 2
