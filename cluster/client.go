@@ -210,10 +210,10 @@ func (c *Client) doOnce(ctx context.Context, req *MetaRequest) (*MetaResponse, e
 		return nil, fmt.Errorf("meta op %d to %s: %w: %w", req.Op, c.addr, err, ErrUnavailable)
 	}
 	st.SetDeadline(time.Time{})
+	c.putMetaStream(s, st)
 	if resp.Unavailable {
 		return nil, fmt.Errorf("meta op %d: %s: %w", req.Op, resp.Reason, ErrNotLeader)
 	}
-	c.putMetaStream(s, st)
 	return &resp, nil
 }
 
