@@ -20,7 +20,7 @@ func (n *Node) serveChunks(st *wire.Stream, remote string) {
 	ctx := context.Background()
 	abort := func(err error) {
 		n.log.Warn("chunk stream aborted", "peer", remote, "err", err)
-		wire.WriteCasync(st, &wire.Abort{Errno: uint64(chunkErrno(err)), Reason: err.Error()})
+		wire.WriteCasync(st, &wire.Abort{Errno: uint64(errnoOf(err)), Reason: err.Error()})
 	}
 	m, err := wire.ReadCasync(st)
 	if err != nil {
@@ -166,17 +166,4 @@ func (n *Node) receivePush(ctx context.Context, st *wire.Stream, index []wire.In
 		}
 	}
 	return wire.WriteCasync(st, &wire.Goodbye{})
-}
-
-// chunkErrno is the errno an ABORT carries for err.
-func chunkErrno(err error) syscall.Errno {
-	var e syscall.Errno
-	switch {
-	case errors.Is(err, chunkstore.ErrNoSpace):
-		return syscall.ENOSPC
-	case errors.As(err, &e):
-		return e
-	default:
-		return syscall.EIO
-	}
 }

@@ -42,7 +42,9 @@ func (n *Node) serveMeta(st *wire.Stream, remote string) {
 	}
 }
 
-// errnoOf picks the errno a client gets for a node-side failure.
+// errnoOf picks the errno a client gets for a node-side failure, in a
+// metadata response or a chunk stream's ABORT. A full chunk store wraps
+// syscall.ENOSPC (chunkstore.ErrNoSpace), so it maps to ENOSPC here.
 func errnoOf(err error) syscall.Errno {
 	var e syscall.Errno
 	switch {
