@@ -99,3 +99,16 @@ type Toucher interface {
 	// is present. It is atomic with respect to Delete.
 	Touch(ctx context.Context, id ID) (bool, error)
 }
+
+// A LazyPutter is a Store that can store a chunk before it is durable and
+// make many such chunks durable at once. A node uses it for the chunks that
+// commits carry inline: the Raft log entry holding them is already durable,
+// so the chunk files need to be only by the time a snapshot lets that entry
+// go.
+type LazyPutter interface {
+	// PutLazy stores data under id as Put does, but may return before the
+	// chunk is durable: a crash may lose it until the next Sync returns.
+	PutLazy(ctx context.Context, id ID, data []byte) error
+	// Sync makes every chunk stored by PutLazy before the call durable.
+	Sync(ctx context.Context) error
+}

@@ -61,14 +61,18 @@ type Disk struct {
 	// rounded up to it so a Put never looks older than it was.
 	timeGrain time.Duration
 	closed    atomic.Bool
+
+	lazyMu sync.Mutex
+	lazy   map[ID]struct{} // chunks PutLazy wrote that Sync has not made durable
 }
 
 var (
-	_ Store   = (*Disk)(nil)
-	_ Deleter = (*Disk)(nil)
-	_ Lister  = (*Disk)(nil)
-	_ Stater  = (*Disk)(nil)
-	_ Toucher = (*Disk)(nil)
+	_ Store      = (*Disk)(nil)
+	_ Deleter    = (*Disk)(nil)
+	_ Lister     = (*Disk)(nil)
+	_ Stater     = (*Disk)(nil)
+	_ Toucher    = (*Disk)(nil)
+	_ LazyPutter = (*Disk)(nil)
 )
 
 // ErrNotStore means OpenDisk was given a directory that holds something
@@ -80,7 +84,7 @@ var ErrNotStore = errors.New("not a shoal chunk store")
 // error wrapping ErrNotStore. OpenDisk removes temporary files left by an
 // interrupted Put and counts the chunks held. Close releases the store.
 func OpenDisk(dir string, opts DiskOptions) (*Disk, error) {
-	d := &Disk{dir: dir, opts: opts}
+	d := &Disk{dir: dir, opts: opts, lazy: make(map[ID]struct{})}
 	if err := d.open(); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("open disk store %s: %w", dir, err)
@@ -257,6 +261,17 @@ func (d *Disk) now() time.Time {
 
 // Put implements Store.
 func (d *Disk) Put(ctx context.Context, id ID, data []byte) error {
+	return d.put(ctx, id, data, true)
+}
+
+// PutLazy implements LazyPutter: it stores the chunk as Put does but skips
+// the file and directory fsyncs, leaving them to the next Sync.
+func (d *Disk) PutLazy(ctx context.Context, id ID, data []byte) error {
+	return d.put(ctx, id, data, false)
+}
+
+// put stores a chunk, durably or lazily.
+func (d *Disk) put(ctx context.Context, id ID, data []byte, durable bool) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("disk put %s: %w", id, err)
 	}
@@ -270,7 +285,7 @@ func (d *Disk) Put(ctx context.Context, id ID, data []byte) error {
 	mu.Lock()
 	defer mu.Unlock()
 	path := d.Path(id)
-	if err := d.touch(path); err == nil {
+	if err := d.touch(id, path, durable); err == nil {
 		return nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return d.putErr(id, err)
@@ -287,7 +302,7 @@ func (d *Disk) Put(ctx context.Context, id ID, data []byte) error {
 	if err := d.checkReserve(uint64(size)); err != nil {
 		return d.putErr(id, err)
 	}
-	if err := d.writeChunk(id, path, hdr, payload); err != nil {
+	if err := d.writeChunk(id, path, hdr, payload, durable); err != nil {
 		return d.putErr(id, err)
 	}
 	d.chunks.Add(1)
@@ -307,7 +322,7 @@ func (d *Disk) Touch(ctx context.Context, id ID) (bool, error) {
 	mu := d.lockID(id)
 	mu.Lock()
 	defer mu.Unlock()
-	err := d.touch(d.Path(id))
+	err := d.touch(id, d.Path(id), true)
 	switch {
 	case err == nil:
 		return true, nil
@@ -328,12 +343,77 @@ func (d *Disk) putErr(id ID, err error) error {
 	return fmt.Errorf("disk put %s: %w", id, err)
 }
 
-// touch refreshes the mtime of an existing chunk file durably.
-func (d *Disk) touch(path string) error {
+// touch refreshes the mtime of existing chunk file path (of chunk id). If
+// durable, it also fsyncs the file, and the directory too if a PutLazy
+// wrote the file and no Sync has made it durable yet. Called with id's
+// stripe lock held.
+func (d *Disk) touch(id ID, path string, durable bool) error {
 	t := d.now()
 	if err := os.Chtimes(path, t, t); err != nil {
 		return err
 	}
+	if !durable {
+		return nil
+	}
+	if err := fsyncPath(path); err != nil {
+		return err
+	}
+	d.lazyMu.Lock()
+	_, lazy := d.lazy[id]
+	d.lazyMu.Unlock()
+	if !lazy {
+		return nil
+	}
+	if err := d.subs[id[0]].Sync(); err != nil {
+		return err
+	}
+	d.lazyMu.Lock()
+	delete(d.lazy, id)
+	d.lazyMu.Unlock()
+	return nil
+}
+
+// Sync implements LazyPutter: it fsyncs every chunk file PutLazy wrote
+// before the call, then their fan-out directories.
+func (d *Disk) Sync(ctx context.Context) error {
+	d.lazyMu.Lock()
+	ids := make([]ID, 0, len(d.lazy))
+	for id := range d.lazy {
+		ids = append(ids, id)
+	}
+	d.lazyMu.Unlock()
+	var dirs [fanout]bool
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("disk sync: %w", err)
+		}
+		mu := d.lockID(id)
+		mu.Lock()
+		err := fsyncPath(d.Path(id))
+		mu.Unlock()
+		if err != nil && !errors.Is(err, fs.ErrNotExist) { // deleted meanwhile: nothing to sync
+			return fmt.Errorf("disk sync %s: %w", id, err)
+		}
+		dirs[id[0]] = true
+	}
+	for i, dirty := range dirs {
+		if !dirty {
+			continue
+		}
+		if err := d.subs[i].Sync(); err != nil {
+			return fmt.Errorf("disk sync: directory %02x: %w", i, err)
+		}
+	}
+	d.lazyMu.Lock()
+	for _, id := range ids {
+		delete(d.lazy, id)
+	}
+	d.lazyMu.Unlock()
+	return nil
+}
+
+// fsyncPath opens path and fsyncs it.
+func fsyncPath(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -362,8 +442,9 @@ func (d *Disk) checkReserve(need uint64) error {
 
 // writeChunk writes hdr+payload to a temporary file next to path, sets its
 // mtime, syncs it, renames it into place and syncs the directory. On error
-// it removes the temporary file.
-func (d *Disk) writeChunk(id ID, path string, hdr, payload []byte) (err error) {
+// it removes the temporary file. Unless durable, it skips both syncs and
+// records id for the next Sync.
+func (d *Disk) writeChunk(id ID, path string, hdr, payload []byte, durable bool) (err error) {
 	dir := d.subs[id[0]]
 	f, err := os.CreateTemp(filepath.Dir(path), tempPrefix)
 	if err != nil {
@@ -386,14 +467,22 @@ func (d *Disk) writeChunk(id ID, path string, hdr, payload []byte) (err error) {
 	if err = os.Chtimes(tmp, t, t); err != nil {
 		return err
 	}
-	if err = f.Sync(); err != nil {
-		return err
+	if durable {
+		if err = f.Sync(); err != nil {
+			return err
+		}
 	}
 	if err = f.Close(); err != nil {
 		return err
 	}
 	if err = os.Rename(tmp, path); err != nil {
 		return err
+	}
+	if !durable {
+		d.lazyMu.Lock()
+		d.lazy[id] = struct{}{}
+		d.lazyMu.Unlock()
+		return nil
 	}
 	if err = dir.Sync(); err != nil {
 		// The chunk is in place but maybe not durable; take it back out
@@ -514,6 +603,9 @@ func (d *Disk) Delete(ctx context.Context, id ID, before time.Time) (bool, error
 	}
 	d.chunks.Add(-1)
 	d.bytes.Add(-info.Size())
+	d.lazyMu.Lock()
+	delete(d.lazy, id)
+	d.lazyMu.Unlock()
 	if err := d.subs[id[0]].Sync(); err != nil {
 		return true, fmt.Errorf("disk delete %s: sync directory: %w", id, err)
 	}

@@ -87,6 +87,12 @@
 // it: it sets the file's mtime to now and fsyncs the file, as Touch does. Put does not
 // check that data hashes to id; a wrong id is caught by every Get.
 //
+// PutLazy (LazyPutter) writes the chunk file the same way but skips both
+// fsyncs and remembers the ID; Sync fsyncs every file so remembered, then
+// their fan-out directories. A node uses it for chunks that commits carry
+// inline, whose durable copy until then is the Raft log entry; a durable
+// Put of a chunk still waiting for Sync fsyncs its directory too.
+//
 // A full file system (ENOSPC or EDQUOT from write, fsync or rename) makes
 // Put remove its temporary file and return an error wrapping ErrNoSpace
 // (which wraps syscall.ENOSPC) and the system error; chunks already stored

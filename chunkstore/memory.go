@@ -24,11 +24,12 @@ type memChunk struct {
 }
 
 var (
-	_ Store   = (*Memory)(nil)
-	_ Deleter = (*Memory)(nil)
-	_ Lister  = (*Memory)(nil)
-	_ Stater  = (*Memory)(nil)
-	_ Toucher = (*Memory)(nil)
+	_ Store      = (*Memory)(nil)
+	_ Deleter    = (*Memory)(nil)
+	_ Lister     = (*Memory)(nil)
+	_ Stater     = (*Memory)(nil)
+	_ Toucher    = (*Memory)(nil)
+	_ LazyPutter = (*Memory)(nil)
 )
 
 // NewMemory returns an empty in-memory store.
@@ -53,6 +54,12 @@ func (m *Memory) Put(ctx context.Context, id ID, data []byte) error {
 	m.bytes += int64(len(data))
 	return nil
 }
+
+// PutLazy implements LazyPutter; memory has nothing to sync, so it is Put.
+func (m *Memory) PutLazy(ctx context.Context, id ID, data []byte) error { return m.Put(ctx, id, data) }
+
+// Sync implements LazyPutter; it has nothing to do.
+func (m *Memory) Sync(ctx context.Context) error { return ctx.Err() }
 
 // Get implements Store.
 func (m *Memory) Get(ctx context.Context, id ID) ([]byte, error) {

@@ -2,26 +2,42 @@ package cluster
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"syscall"
 
 	"github.com/hashicorp/raft"
+
+	"shoal/chunkstore"
+	"shoal/wire"
 )
 
 // fsm adapts a State to raft.FSM. Each log entry is one JSON-encoded
 // MetaRequest, stamped by the proposing node; Apply returns the
 // *MetaResponse, which Propose hands back to the proposer.
+//
+// Inline chunks: a commit's inline chunks (see inline.go) go into chunks
+// with PutLazy as the commit is applied, so every replica holds them. They
+// need not be durable then, because the log entry is, and replaying the log
+// stores them again; but a snapshot lets the log go, so Persist first makes
+// them durable with chunks.Sync.
 type fsm struct {
+	chunks chunkstore.LazyPutter
+	log    *slog.Logger
+
 	mu    sync.RWMutex
 	state *State
 }
 
 var _ raft.FSM = (*fsm)(nil)
 
-func newFSM(cfg StateConfig) *fsm { return &fsm{state: NewState(cfg)} }
+func newFSM(cfg StateConfig, chunks chunkstore.LazyPutter, log *slog.Logger) *fsm {
+	return &fsm{state: NewState(cfg), chunks: chunks, log: log}
+}
 
 // Apply implements raft.FSM.
 func (f *fsm) Apply(l *raft.Log) any {
@@ -35,8 +51,16 @@ func (f *fsm) Apply(l *raft.Log) any {
 		return &MetaResponse{Errno: uint32(syscall.EINVAL), Reason: fmt.Sprintf("decode log entry %d: %v", l.Index, err)}
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.state.Apply(&req)
+	resp := f.state.Apply(&req)
+	f.mu.Unlock()
+	if req.Op == wire.OpCommit && resp.Errno == 0 {
+		if err := storeInline(context.Background(), f.chunks.PutLazy, req.Blocks); err != nil {
+			// The entry is committed and the chunk stays in the log; the
+			// scrub finds this replica short of it.
+			f.log.Error("apply commit: inline chunk not stored", "index", l.Index, "ino", req.Ino, "err", err)
+		}
+	}
+	return resp
 }
 
 // read runs fn on the applied state under the read lock.
@@ -56,7 +80,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("snapshot metadata: %w", err)
 	}
-	return &fsmSnapshot{data: buf.Bytes()}, nil
+	return &fsmSnapshot{data: buf.Bytes(), sync: f.chunks.Sync}, nil
 }
 
 // Restore implements raft.FSM.
@@ -72,10 +96,17 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-type fsmSnapshot struct{ data []byte }
+type fsmSnapshot struct {
+	data []byte
+	sync func(context.Context) error // makes the applied inline chunks durable
+}
 
 // Persist implements raft.FSMSnapshot.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := s.sync(context.Background()); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("persist metadata snapshot: %w", err)
+	}
 	if _, err := sink.Write(s.data); err != nil {
 		sink.Cancel()
 		return fmt.Errorf("persist metadata snapshot: %w", err)

@@ -4,21 +4,32 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"shoal/chunkstore"
 )
 
 // Local is a Metadata served in-process from a State, with no Raft and no
 // network: what the fs package's unit tests mount. Read-only requests run
 // concurrently; mutating ones one at a time. Safe for concurrent use.
 type Local struct {
+	chunks ChunkPutter // where commits' inline chunks go
+
 	mu sync.RWMutex
 	s  *State
 }
 
 var _ Metadata = (*Local)(nil)
 
-// NewLocal returns a Local over a new State configured by cfg.
-func NewLocal(cfg StateConfig) *Local {
-	return &Local{s: NewState(cfg)}
+// A ChunkPutter stores chunks durably, as chunkstore.Store's Put does.
+type ChunkPutter interface {
+	Put(ctx context.Context, id chunkstore.ID, data []byte) error
+}
+
+// NewLocal returns a Local over a new State configured by cfg. The inline
+// chunks of commits are put into chunks, which should be the store the
+// file system reads chunks from; with nil, inline chunks are dropped.
+func NewLocal(cfg StateConfig, chunks ChunkPutter) *Local {
+	return &Local{s: NewState(cfg), chunks: chunks}
 }
 
 // Do implements Metadata. It stamps a copy of req with the current time
@@ -32,6 +43,14 @@ func (l *Local) Do(ctx context.Context, req *MetaRequest) (*MetaResponse, error)
 	r := *req
 	if r.Now == 0 {
 		r.Now = time.Now().UnixNano()
+	}
+	if r.Op == OpCommit && l.chunks != nil {
+		if err := checkInline(r.Blocks); err != nil {
+			return nil, err
+		}
+		if err := storeInline(ctx, l.chunks.Put, r.Blocks); err != nil {
+			return nil, err
+		}
 	}
 	var resp *MetaResponse
 	if IsReadOnly(r.Op) {

@@ -12,7 +12,7 @@ import (
 )
 
 func TestLocalDo(t *testing.T) {
-	l := NewLocal(StateConfig{})
+	l := NewLocal(StateConfig{}, nil)
 	ctx := context.Background()
 	req := &MetaRequest{Op: wire.OpCreate, Ino: 1, Name: "f", Mode: 0o644}
 	resp, err := l.Do(ctx, req)
@@ -43,7 +43,7 @@ func TestLocalDo(t *testing.T) {
 }
 
 func TestLocalConcurrent(t *testing.T) {
-	l := NewLocal(StateConfig{})
+	l := NewLocal(StateConfig{}, nil)
 	ctx := context.Background()
 	const workers, per = 8, 50
 	var wg sync.WaitGroup

@@ -86,4 +86,7 @@ const (
 	SetCtime = wire.SetCtime
 
 	RootIno = wire.RootIno
+
+	MaxInlineChunk  = wire.MaxInlineChunk
+	MaxInlineCommit = wire.MaxInlineCommit
 )

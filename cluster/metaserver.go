@@ -77,8 +77,16 @@ func (n *Node) Do(ctx context.Context, req *MetaRequest) (*MetaResponse, error) 
 	case wire.OpGCMark, wire.OpGCDone:
 		return nil, fmt.Errorf("meta op %d: internal to the cluster: %w", req.Op, syscall.EPERM)
 	case wire.OpCommit:
+		if err := checkInline(req.Blocks); err != nil {
+			return nil, err
+		}
 		if err := n.checkChunks(ctx, req.Blocks); err != nil {
 			return &MetaResponse{Errno: uint32(syscall.EAGAIN), Reason: err.Error()}, err
+		}
+		// Stored here first so that a full disk fails the commit; each
+		// replica (this one again) stores them when it applies the entry.
+		if err := storeInline(ctx, n.store.PutLazy, req.Blocks); err != nil {
+			return nil, err
 		}
 	}
 	if req.Now == 0 {
@@ -91,13 +99,14 @@ func (n *Node) Do(ctx context.Context, req *MetaRequest) (*MetaResponse, error) 
 	return resp, ResponseError(req, resp)
 }
 
-// checkChunks makes sure every chunk a commit names is stored, so metadata
-// never points at data that is not there. A missing chunk (never uploaded,
-// or collected meanwhile) answers EAGAIN: the client uploads it again.
+// checkChunks makes sure every chunk a commit names is stored (or carried
+// inline), so metadata never points at data that is not there. A missing
+// chunk (never uploaded, or collected meanwhile) answers EAGAIN: the client
+// uploads it again.
 func (n *Node) checkChunks(ctx context.Context, blocks []Block) error {
 	for _, b := range blocks {
 		id := chunkstore.ID(b.ID)
-		if id.IsZero() {
+		if id.IsZero() || b.Data != nil {
 			continue
 		}
 		ok, err := n.store.Has(ctx, id)

@@ -176,7 +176,7 @@ func (n *Node) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("read raft state: %w", err)
 	}
-	n.fsm = newFSM(StateConfig{BlockSize: cfg.BlockSize})
+	n.fsm = newFSM(StateConfig{BlockSize: cfg.BlockSize}, n.store, n.log)
 	r, err := raft.NewRaft(rc, n.fsm, bolt, bolt, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)

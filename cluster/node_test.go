@@ -219,3 +219,58 @@ func TestStartNodeErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeInlineCommit commits small files whose chunks travel inside the
+// commit: the node stores them, they read back through the chunk service,
+// and a chunk that does not match its id, or is too big, is refused with
+// EINVAL and changes nothing.
+func TestNodeInlineCommit(t *testing.T) {
+	n := startTestNode(t, t.TempDir())
+	c := dialTestNode(t, n)
+	ctx := context.Background()
+	created, err := c.Do(ctx, &MetaRequest{Op: wire.OpCreate, Ino: wire.RootIno, Name: "small", Mode: syscall.S_IFREG | 0o644})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino := created.Attr.Ino
+	data := []byte("a small file, committed inline")
+	id := chunkstore.Sum(data)
+	if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: ino, Size: uint64(len(data)),
+		Blocks: []Block{{Index: 0, ID: id, Len: uint32(len(data)), Data: data}}}); err != nil {
+		t.Fatalf("inline commit: %v", err)
+	}
+	got, err := c.Get(ctx, id)
+	if err != nil {
+		t.Fatalf("get inline chunk: %v", err)
+	}
+	if string(got) != string(data) {
+		t.Fatalf("inline chunk: got %q, want %q", got, data)
+	}
+	bad := []struct {
+		name  string
+		block Block
+	}{
+		{"wrong id", Block{ID: chunkstore.Sum([]byte("other")), Len: 4, Data: []byte("evil")}},
+		{"too big", func() Block {
+			b := make([]byte, wire.MaxInlineChunk+1)
+			return Block{ID: chunkstore.Sum(b), Len: uint32(len(b)), Data: b}
+		}()},
+		{"len past data", Block{ID: chunkstore.Sum([]byte("ab")), Len: 3, Data: []byte("ab")}},
+	}
+	for _, tt := range bad {
+		_, err := c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: ino, Size: 1 << 20, Blocks: []Block{tt.block}})
+		if !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("%s: got %v, want EINVAL", tt.name, err)
+		}
+		if ok, _ := n.Store().Has(ctx, chunkstore.ID(tt.block.ID)); ok {
+			t.Errorf("%s: the refused chunk was stored", tt.name)
+		}
+	}
+	l, err := c.Do(ctx, &MetaRequest{Op: wire.OpLayout, Ino: ino})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Layout.Size != uint64(len(data)) || len(l.Layout.Blocks) != 1 || l.Layout.Blocks[0].ID != id || l.Layout.Blocks[0].Data != nil {
+		t.Fatalf("layout after refused commits: got %+v, want the one inline block (without data)", l.Layout)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"syscall"
+
+	"shoal/wire"
 )
 
 // incref counts one more block referencing chunk id.
@@ -112,10 +114,19 @@ func (s *State) layout(req *MetaRequest) *MetaResponse {
 	return &MetaResponse{Layout: l}
 }
 
+// stCommitAttrs are the MetaRequest.Valid bits a commit may carry: the
+// attribute changes made to a file while it had unsaved writes, which the
+// client folds into the commit instead of sending each on its own. SetMtime
+// says Mtime was set explicitly (utimens) after the last write.
+const stCommitAttrs = wire.SetMode | wire.SetUid | wire.SetGid | wire.SetAtime | wire.SetMtime
+
 func (s *State) commit(req *MetaRequest) *MetaResponse {
 	n, e := s.regular(req.Ino)
 	if e != 0 {
 		return stErr(e, "commit")
+	}
+	if req.Valid&^stCommitAttrs != 0 {
+		return stErr(syscall.EINVAL, "commit: bad attribute bits")
 	}
 	bs := uint64(s.blockSize)
 	for _, b := range req.Blocks {
@@ -148,6 +159,22 @@ func (s *State) commit(req *MetaRequest) *MetaResponse {
 	}
 	n.attr.Mtime = t
 	n.attr.Ctime = t
+	if v := req.Valid; v != 0 {
+		if v&wire.SetMode != 0 {
+			n.attr.Mode = n.attr.Mode&stIFMT | req.Mode&stPerm
+		}
+		if v&wire.SetUid != 0 {
+			n.attr.Uid = req.Uid
+		}
+		if v&wire.SetGid != 0 {
+			n.attr.Gid = req.Gid
+		}
+		if v&wire.SetAtime != 0 {
+			n.attr.Atime = req.Atime
+		}
+		// The attributes changed after the last write, so now.
+		n.attr.Ctime = max(t, req.Now)
+	}
 	return &MetaResponse{Attr: n.attr}
 }
 

@@ -692,7 +692,7 @@ func stBlocksEqual(a, b []Block) bool {
 		return false
 	}
 	for i := range a {
-		if a[i] != b[i] {
+		if a[i].Index != b[i].Index || a[i].ID != b[i].ID || a[i].Len != b[i].Len {
 			return false
 		}
 	}
@@ -903,4 +903,29 @@ func BenchmarkStateReadLookup(b *testing.B) {
 			b.Fatalf("lookup: errno %d", r.Errno)
 		}
 	}
+}
+
+// TestStateCommitFoldedAttrs checks a commit carrying the attribute changes
+// made while the file was written: they apply, ctime is the commit's time,
+// and bits a commit cannot carry are refused.
+func TestStateCommitFoldedAttrs(t *testing.T) {
+	h := newStH(t)
+	f := h.create(1, "f")
+	a := h.ok(MetaRequest{Op: wire.OpCommit, Ino: f, Size: 10, Mtime: 1000, Now: 5000,
+		Valid: wire.SetMode | wire.SetUid | wire.SetGid | wire.SetAtime | wire.SetMtime,
+		Mode:  0o4751, Uid: 7, Gid: 8, Atime: 900}).Attr
+	want := Attr{Ino: f, Mode: stIFREG | 0o4751, Nlink: 1, Uid: 7, Gid: 8, Size: 10, Atime: 900, Mtime: 1000, Ctime: 5000}
+	if a != want {
+		t.Fatalf("attr: got %+v, want %+v", a, want)
+	}
+	if got := h.attr(f); got != want {
+		t.Fatalf("stored attr: got %+v, want %+v", got, want)
+	}
+	// Without folded changes, ctime follows the write's mtime as before.
+	a = h.ok(MetaRequest{Op: wire.OpCommit, Ino: f, Size: 10, Mtime: 6000, Now: 7000}).Attr
+	if a.Mtime != 6000 || a.Ctime != 6000 || a.Mode != stIFREG|0o4751 {
+		t.Fatalf("plain commit: got mtime %d ctime %d mode %o, want 6000 6000 %o", a.Mtime, a.Ctime, a.Mode, stIFREG|0o4751)
+	}
+	h.fails(MetaRequest{Op: wire.OpCommit, Ino: f, Size: 10, Valid: wire.SetSize}, syscall.EINVAL)
+	h.fails(MetaRequest{Op: wire.OpCommit, Ino: f, Size: 10, Valid: wire.SetCtime}, syscall.EINVAL)
 }

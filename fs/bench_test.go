@@ -37,8 +37,9 @@ type target struct {
 func targets() []target {
 	return []target{
 		{"shoal", func(b *testing.B) (string, func() string) {
-			l := cluster.NewLocal(cluster.StateConfig{})
-			w := &world{local: l, meta: l, store: chunkstore.NewMemory()}
+			store := chunkstore.NewMemory()
+			l := cluster.NewLocal(cluster.StateConfig{}, store)
+			w := &world{local: l, meta: l, store: store}
 			dir, unmount := w.mount(b, fs.Options{})
 			return dir, func() string {
 				unmount()
@@ -52,7 +53,7 @@ func targets() []target {
 				b.Fatal(err)
 			}
 			b.Cleanup(func() { store.Close() })
-			l := cluster.NewLocal(cluster.StateConfig{})
+			l := cluster.NewLocal(cluster.StateConfig{}, store)
 			w := &world{local: l, meta: l, store: store}
 			dir, unmount := w.mount(b, fs.Options{})
 			return dir, func() string {
@@ -195,7 +196,7 @@ func (nullStore) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 // BenchmarkSeqWriteNullStore is BenchmarkSeqWrite with a store that keeps
 // nothing.
 func BenchmarkSeqWriteNullStore(b *testing.B) {
-	l := cluster.NewLocal(cluster.StateConfig{})
+	l := cluster.NewLocal(cluster.StateConfig{}, nil)
 	w := &world{local: l, meta: l, store: nullStore{}}
 	dir, _ := w.mount(b, fs.Options{})
 	b.SetBytes(benchFileSize)

@@ -48,7 +48,14 @@
 //
 // Flush (each close(2)) and Fsync seal what is dirty, wait for all
 // uploads, then send one OpCommit with the new size, the changed blocks
-// and the mtime; only then do they return. That is the durability
+// and the mtime; only then do they return. Blocks of at most
+// Options.InlineBytes (64 KiB) are not uploaded at all: their chunks travel
+// inside the commit (wire.Block's Data), so a small file's data and
+// metadata become durable in one Raft entry. A chmod, chown or utimens of a
+// file with unsaved writes is not sent on its own either: it is kept and
+// folded into the next commit (Getattr shows it at once), which is what
+// makes cp -a's "create, write, set times, set mode, close" cost two
+// metadata round trips per file rather than five. That is the durability
 // contract: once close or fsync returns, the data is stored and the
 // metadata committed. A commit answered with EAGAIN (a chunk it names was
 // being garbage collected) stores the chunks again and is retried. An

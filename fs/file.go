@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -58,12 +59,34 @@ type file struct {
 	err       error  // sticky: an upload failed
 	nextRead  uint64 // block index after the last read, for read-ahead
 	writeEnd  uint64 // end of the last write, to detect sequential writes
+	pend      pendingAttrs
 
-	// Copies of changed, size and mtime that Getattr reads without
-	// waiting for mu (held across commits).
-	localChanged atomic.Bool
-	localSize    atomic.Uint64
-	localMtime   atomic.Int64
+	// local is what Getattr overlays while there are local changes (nil
+	// when there are none), published so that it need not wait for mu
+	// (held across commits).
+	local atomic.Pointer[localAttrs]
+}
+
+// pendingAttrs are the attribute changes (chmod, chown, utimens) made to a
+// file while it had uncommitted writes. They are not sent on their own but
+// folded into the next commit (cluster.OpCommit with Valid), which is what
+// lets "write, set times, set mode, close" cost one metadata round trip.
+type pendingAttrs struct {
+	valid          uint32 // cluster.Set* bits; SetMtime: f.mtime was set explicitly
+	mode, uid, gid uint32
+	atime, ctime   int64
+}
+
+// foldable are the setattr bits a file with uncommitted writes keeps for
+// its next commit instead of sending at once.
+const foldable = cluster.SetMode | cluster.SetUid | cluster.SetGid | cluster.SetAtime | cluster.SetMtime
+
+// localAttrs is a published copy of an open file's uncommitted size, mtime
+// and pending attribute changes.
+type localAttrs struct {
+	size  uint64
+	mtime int64
+	pend  pendingAttrs
 }
 
 func newFile(r *Root, ino uint64) *file {
@@ -112,22 +135,42 @@ func (f *file) invalidate() {
 	f.publish()
 }
 
-// publish copies changed, size and mtime for Getattr. Called with f.mu held.
+// publish copies the local changes for Getattr. Called with f.mu held.
 func (f *file) publish() {
-	f.localSize.Store(f.size)
-	f.localMtime.Store(f.mtime)
-	f.localChanged.Store(f.changed)
+	if !f.changed {
+		f.local.Store(nil)
+		return
+	}
+	f.local.Store(&localAttrs{size: f.size, mtime: f.mtime, pend: f.pend})
 }
 
 // hasChanges reports whether f holds uncommitted writes.
-func (f *file) hasChanges() bool { return f.localChanged.Load() }
+func (f *file) hasChanges() bool { return f.local.Load() != nil }
 
-// overlay replaces a's size and mtime by the local ones if f holds
-// uncommitted writes.
+// overlay replaces a's size, mtime and any pending attribute changes by
+// the local ones if f holds uncommitted writes.
 func (f *file) overlay(a *cluster.Attr) {
-	if f.localChanged.Load() {
-		a.Size = f.localSize.Load()
-		a.Mtime = f.localMtime.Load()
+	l := f.local.Load()
+	if l == nil {
+		return
+	}
+	a.Size = l.size
+	a.Mtime = l.mtime
+	p := &l.pend
+	if p.valid&cluster.SetMode != 0 {
+		a.Mode = a.Mode&syscall.S_IFMT | p.mode&07777
+	}
+	if p.valid&cluster.SetUid != 0 {
+		a.Uid = p.uid
+	}
+	if p.valid&cluster.SetGid != 0 {
+		a.Gid = p.gid
+	}
+	if p.valid&cluster.SetAtime != 0 {
+		a.Atime = p.atime
+	}
+	if p.valid != 0 {
+		a.Ctime = max(a.Ctime, p.ctime)
 	}
 }
 
@@ -169,6 +212,7 @@ func (f *file) write(ctx context.Context, data []byte, off uint64) (int, error) 
 		}
 	}
 	f.mtime = time.Now().UnixNano()
+	f.pend.valid &^= cluster.SetMtime // the write's mtime replaces an explicit one
 	f.changed = true
 	f.publish()
 	for f.dirty > f.r.opts.DirtyBytes && f.err == nil {
@@ -290,6 +334,24 @@ func (f *file) sealAll() {
 	}
 }
 
+// sealForCommit seals the dirty blocks that the next commit cannot carry
+// inline: those over Options.InlineBytes, and any more once the inline
+// bytes would pass cluster.MaxInlineCommit. The others stay dirty, to be
+// sent inside the commit.
+func (f *file) sealForCommit() {
+	budget := cluster.MaxInlineCommit
+	for idx, wb := range f.blocks {
+		if wb.data == nil || wb.sealed {
+			continue
+		}
+		if n := len(wb.data); n <= f.r.opts.InlineBytes && n <= budget {
+			budget -= n
+			continue
+		}
+		f.seal(idx, wb)
+	}
+}
+
 // upload stores a sealed block's chunk and records the result.
 func (f *file) upload(idx uint64, wb *wblock) {
 	r := f.r
@@ -329,8 +391,9 @@ func (f *file) upload(idx uint64, wb *wblock) {
 	f.cond.Broadcast()
 }
 
-// flush makes the file's writes durable: it uploads what is dirty, waits
-// for all uploads and commits the new blocks, size and mtime.
+// flush makes the file's writes durable: it uploads what is dirty (but
+// the small blocks the commit carries inline), waits for all uploads and
+// commits the new blocks, size, mtime and pending attribute changes.
 func (f *file) flush(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -345,7 +408,7 @@ func (f *file) flushLocked(ctx context.Context) error {
 		if !f.changed {
 			return nil
 		}
-		f.sealAll()
+		f.sealForCommit()
 		if f.inflight == 0 {
 			break
 		}
@@ -353,16 +416,27 @@ func (f *file) flushLocked(ctx context.Context) error {
 			f.cond.Wait()
 		}
 	}
+	// Every block is now uploaded, or dirty and small enough to go inline.
 	blocks := make([]cluster.Block, 0, len(f.blocks))
-	for _, wb := range f.blocks {
+	for idx, wb := range f.blocks {
+		if wb.data != nil {
+			blocks = append(blocks, cluster.Block{Index: idx, ID: chunkstore.Sum(wb.data), Len: uint32(len(wb.data)), Data: wb.data})
+			continue
+		}
 		blocks = append(blocks, wb.ref)
 	}
 	slices.SortFunc(blocks, func(a, b cluster.Block) int { return cmpUint64(a.Index, b.Index) })
-	req := &cluster.MetaRequest{Op: cluster.OpCommit, Ino: f.ino, Size: f.size, Blocks: blocks, Mtime: f.mtime}
+	p := f.pend
+	req := &cluster.MetaRequest{Op: cluster.OpCommit, Ino: f.ino, Size: f.size, Blocks: blocks, Mtime: f.mtime,
+		Valid: p.valid, Mode: p.mode, Uid: p.uid, Gid: p.gid, Atime: p.atime}
 	if err := f.commit(ctx, req); err != nil {
 		return err
 	}
 	for _, b := range blocks {
+		if b.Data != nil {
+			f.committedInline(f.blocks[b.Index], b)
+			b.Data = nil
+		}
 		if chunkstore.ID(b.ID).IsZero() {
 			delete(f.committed, b.Index)
 		} else {
@@ -371,8 +445,21 @@ func (f *file) flushLocked(ctx context.Context) error {
 	}
 	clear(f.blocks)
 	f.changed = false
+	f.pend = pendingAttrs{}
 	f.publish()
 	return nil
+}
+
+// committedInline releases dirty block wb, whose bytes commit block b
+// carried inline: the cache gets a copy of them, and a whole-block buffer
+// goes back to the free list.
+func (f *file) committedInline(wb *wblock, b cluster.Block) {
+	f.dirty -= int64(cap(wb.data))
+	f.r.cache.add(chunkstore.ID(b.ID), bytes.Clone(wb.data))
+	if uint64(cap(wb.data)) == f.bs {
+		f.r.putBuf(wb.data)
+	}
+	wb.data = nil
 }
 
 func cmpUint64(a, b uint64) int {
@@ -397,6 +484,9 @@ func (f *file) commit(ctx context.Context, req *cluster.MetaRequest) error {
 			return fmt.Errorf("commit inode %d: %w", f.ino, err)
 		}
 		for _, b := range req.Blocks {
+			if b.Data != nil {
+				continue // inline: the commit carries it
+			}
 			if err := f.reput(ctx, chunkstore.ID(b.ID)); err != nil {
 				return fmt.Errorf("commit inode %d: %w", f.ino, err)
 			}
@@ -503,12 +593,24 @@ func (f *file) read(ctx context.Context, dest []byte, off uint64) (int, error) {
 	return len(dest), nil
 }
 
-// setattr sends req (an OpSetAttr) after committing local writes, so that
-// none of them lands past a new size or overrides an explicit mtime, and
-// refetches the layout afterwards if req changes the size.
-func (f *file) setattr(ctx context.Context, req *cluster.MetaRequest) (*cluster.MetaResponse, error) {
+// setattr performs req (an OpSetAttr) on the open file, whose last known
+// attributes are base (nil if unknown). While the file has uncommitted
+// writes and base is known, mode, owner and time changes are kept for the
+// next commit (pendingAttrs) and the answer is base with all local changes
+// overlaid. Otherwise (or for a size
+// change) it commits the local writes first, so that none of them lands
+// past a new size or overrides an explicit mtime, sends req, and refetches
+// the layout afterwards if req changes the size.
+func (f *file) setattr(ctx context.Context, req *cluster.MetaRequest, base *cluster.Attr) (*cluster.MetaResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if base != nil && f.changed && f.err == nil && req.Valid&^foldable == 0 {
+		f.fold(req)
+		f.publish()
+		a := *base
+		f.overlay(&a)
+		return &cluster.MetaResponse{Attr: a}, nil
+	}
 	if err := f.flushLocked(ctx); err != nil {
 		return nil, err
 	}
@@ -517,6 +619,29 @@ func (f *file) setattr(ctx context.Context, req *cluster.MetaRequest) (*cluster.
 		f.invalidate()
 	}
 	return resp, err
+}
+
+// fold keeps the attribute changes of req (only foldable bits) for the
+// next commit. Called with f.mu held.
+func (f *file) fold(req *cluster.MetaRequest) {
+	p := &f.pend
+	p.valid |= req.Valid
+	if req.Valid&cluster.SetMode != 0 {
+		p.mode = req.Mode
+	}
+	if req.Valid&cluster.SetUid != 0 {
+		p.uid = req.Uid
+	}
+	if req.Valid&cluster.SetGid != 0 {
+		p.gid = req.Gid
+	}
+	if req.Valid&cluster.SetAtime != 0 {
+		p.atime = req.Atime
+	}
+	if req.Valid&cluster.SetMtime != 0 {
+		f.mtime = req.Mtime
+	}
+	p.ctime = time.Now().UnixNano()
 }
 
 // handle is an open file descriptor of a regular file. All handles of an

@@ -61,6 +61,11 @@ type Options struct {
 	// Uploads is how many chunk uploads run at once (for all files); zero
 	// means 4.
 	Uploads int
+	// InlineBytes is the largest block a commit carries inline (its chunk
+	// sent inside the metadata commit rather than uploaded first), capped
+	// at cluster.MaxInlineChunk: a small file costs one round trip. Zero
+	// means cluster.MaxInlineChunk; a negative value turns inlining off.
+	InlineBytes int
 	// ReadAhead is how many blocks past a sequential reader are fetched in
 	// the background; zero means 4, a negative value disables read-ahead.
 	ReadAhead int
@@ -95,6 +100,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Uploads <= 0 {
 		o.Uploads = 4
+	}
+	if o.InlineBytes == 0 || o.InlineBytes > cluster.MaxInlineChunk {
+		o.InlineBytes = cluster.MaxInlineChunk
 	}
 	if o.ReadAhead == 0 {
 		o.ReadAhead = 4

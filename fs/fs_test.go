@@ -14,6 +14,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"shoal/chunkstore"
 	"shoal/cluster"
@@ -32,8 +35,9 @@ type world struct {
 }
 
 func newWorld() *world {
-	l := cluster.NewLocal(cluster.StateConfig{BlockSize: testBlockSize})
-	return &world{local: l, meta: l, store: chunkstore.NewMemory()}
+	store := chunkstore.NewMemory()
+	l := cluster.NewLocal(cluster.StateConfig{BlockSize: testBlockSize}, store)
+	return &world{local: l, meta: l, store: store}
 }
 
 // mount mounts w in a new temporary directory and returns the directory
@@ -446,10 +450,12 @@ func (fullStore) Put(ctx context.Context, id chunkstore.ID, data []byte) error {
 	return fmt.Errorf("put %s: %w", id, chunkstore.ErrNoSpace)
 }
 
+// TestNoSpace checks uploads to a full store; InlineBytes is off so that
+// the small file below is uploaded rather than committed inline.
 func TestNoSpace(t *testing.T) {
 	w := newWorld()
 	w.store = fullStore{w.store}
-	dir, _ := w.mount(t, fs.Options{})
+	dir, _ := w.mount(t, fs.Options{InlineBytes: -1})
 
 	f, err := os.Create(filepath.Join(dir, "close"))
 	if err != nil {
@@ -545,6 +551,115 @@ func TestSetgidDir(t *testing.T) {
 	}
 }
 
+// TestNoSpaceInline checks a small file whose commit carries its chunk
+// inline, when the metadata side's store is full: close fails with ENOSPC
+// and the file stays empty.
+func TestNoSpaceInline(t *testing.T) {
+	mem := chunkstore.NewMemory()
+	l := cluster.NewLocal(cluster.StateConfig{BlockSize: testBlockSize}, fullStore{mem})
+	w := &world{local: l, meta: l, store: mem}
+	dir, _ := w.mount(t, fs.Options{})
+	p := filepath.Join(dir, "small")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(randBytes(16, 100)); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if err := f.Close(); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("close: got %v, want ENOSPC", err)
+	}
+	if n, err := mem.Stat(context.Background()); err != nil || n.Chunks != 0 {
+		t.Errorf("store: got %d chunks (err %v), want none", n.Chunks, err)
+	}
+}
+
+// countMeta counts metadata requests by op.
+type countMeta struct {
+	fs.Metadata
+	mu  sync.Mutex
+	ops map[cluster.MetaOp]int
+}
+
+func (m *countMeta) Do(ctx context.Context, req *cluster.MetaRequest) (*cluster.MetaResponse, error) {
+	m.mu.Lock()
+	if m.ops == nil {
+		m.ops = make(map[cluster.MetaOp]int)
+	}
+	m.ops[req.Op]++
+	m.mu.Unlock()
+	return m.Metadata.Do(ctx, req)
+}
+
+func (m *countMeta) count(op cluster.MetaOp) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ops[op]
+}
+
+// TestSmallFileOneCommit checks what cp -a does to each file: create,
+// write, set the times and mode, close. The chunk goes inside the commit
+// (no upload) and the attribute changes are folded into it (no setattr),
+// while stat on the open file already shows them, and a fresh mount sees
+// everything after close.
+func TestSmallFileOneCommit(t *testing.T) {
+	w := newWorld()
+	cm := &countMeta{Metadata: w.meta}
+	cs := &countStore{Chunks: w.store}
+	w.meta, w.store = cm, cs
+	dir, unmount := w.mount(t, fs.Options{})
+	p := filepath.Join(dir, "f")
+	data := randBytes(17, 3000)
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Date(2020, 2, 2, 2, 2, 2, 2000, time.UTC)
+	ts := []unix.Timespec{unix.NsecToTimespec(mtime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", f.Fd()), ts, 0); err != nil {
+		t.Fatalf("futimens: %v", err)
+	}
+	if err := f.Chmod(0o754); err != nil {
+		t.Fatalf("fchmod: %v", err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode&0o7777 != 0o754 || st.Mtim.Nano() != mtime.UnixNano() || st.Size != int64(len(data)) {
+		t.Errorf("fstat before close: got mode %o mtime %d size %d, want 754 %d %d", st.Mode&0o7777, st.Mtim.Nano(), st.Size, mtime.UnixNano(), len(data))
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if got := cm.count(cluster.OpCommit); got != 1 {
+		t.Errorf("commits: got %d, want 1", got)
+	}
+	if got := cm.count(cluster.OpSetAttr); got != 0 {
+		t.Errorf("setattrs: got %d, want 0 (folded into the commit)", got)
+	}
+	if got := cs.puts.Load(); got != 0 {
+		t.Errorf("chunk uploads: got %d, want 0 (inline)", got)
+	}
+	unmount()
+	dir, _ = w.mount(t, fs.Options{})
+	p = filepath.Join(dir, "f")
+	wantFile(t, p, data)
+	if err := syscall.Stat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode&0o7777 != 0o754 || st.Mtim.Nano() != mtime.UnixNano() {
+		t.Errorf("stat after remount: got mode %o mtime %d, want 754 %d", st.Mode&0o7777, st.Mtim.Nano(), mtime.UnixNano())
+	}
+	if ctime := time.Unix(st.Ctim.Unix()); time.Since(ctime) > time.Hour {
+		t.Errorf("ctime after remount: got %v, want about now (the changes were made now)", ctime)
+	}
+}
+
 // eagainMeta fails the first commits with EAGAIN, as metadata does when a
 // commit names a chunk being garbage collected.
 type eagainMeta struct {
@@ -582,8 +697,10 @@ func TestCommitRetriesEAGAIN(t *testing.T) {
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatalf("write with EAGAIN commits: %v", err)
 	}
-	if got, want := cs.puts.Load(), int32(3*4); got != want {
-		t.Errorf("puts: got %d, want %d (each block stored again per EAGAIN)", got, want)
+	// The three full blocks are uploaded, and again after each EAGAIN; the
+	// 5-byte last one travels inside the commit.
+	if got, want := cs.puts.Load(), int32(3*3); got != want {
+		t.Errorf("puts: got %d, want %d (each uploaded block stored again per EAGAIN)", got, want)
 	}
 	wantFile(t, p, data)
 }

@@ -160,7 +160,14 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 	var resp *cluster.MetaResponse
 	var err error
 	if f := n.r.lookupFile(n.ino()); f != nil {
-		resp, err = f.setattr(ctx, req)
+		var base *cluster.Attr
+		n.mu.Lock()
+		if n.hasAttr {
+			a := n.attr
+			base = &a
+		}
+		n.mu.Unlock()
+		resp, err = f.setattr(ctx, req, base)
 	} else {
 		resp, err = n.r.do(ctx, req)
 	}
@@ -226,7 +233,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	f := n.r.openFile(a.Ino, fresh)
 	if a.Size > 0 && flags&syscall.O_TRUNC != 0 {
 		// The name existed (a create without O_EXCL): truncate it.
-		sresp, err := f.setattr(ctx, &cluster.MetaRequest{Op: cluster.OpSetAttr, Ino: a.Ino, Valid: cluster.SetSize})
+		sresp, err := f.setattr(ctx, &cluster.MetaRequest{Op: cluster.OpSetAttr, Ino: a.Ino, Valid: cluster.SetSize}, nil)
 		if err != nil {
 			n.r.release(f)
 			return nil, nil, 0, n.errno("create", err)
@@ -244,7 +251,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	}
 	f := n.r.openFile(n.ino(), nil)
 	if flags&syscall.O_TRUNC != 0 {
-		if _, err := f.setattr(ctx, &cluster.MetaRequest{Op: cluster.OpSetAttr, Ino: n.ino(), Valid: cluster.SetSize}); err != nil {
+		if _, err := f.setattr(ctx, &cluster.MetaRequest{Op: cluster.OpSetAttr, Ino: n.ino(), Valid: cluster.SetSize}, nil); err != nil {
 			n.r.release(f)
 			return nil, 0, n.errno("open", err)
 		}

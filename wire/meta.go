@@ -32,7 +32,7 @@ const (
 	OpRemoveXattr        // Ino, Name
 	OpStatfs             // → Statfs
 	OpLayout             // Ino → Layout
-	OpCommit             // Ino, Size, Blocks, Mtime → Attr: records written blocks
+	OpCommit             // Ino, Size, Blocks (small ones may carry Data), Mtime, Valid&(SetMode|SetUid|SetGid|SetAtime) with Mode/Uid/Gid/Atime → Attr: records written blocks and the attribute changes made while they were written
 	OpDrop               // Ino: the client closed an unlinked inode; free it
 	OpGCMark             // Chunks, Now: doom unreferenced chunks (internal)
 	OpGCDone             // Chunks: the doomed chunks are deleted (internal)
@@ -88,11 +88,25 @@ type DirEntry struct {
 // of the file are the first Len bytes of chunk ID. Bytes of the block past Len,
 // and blocks absent from a layout, read as zeros. A Block with a zero ID in a
 // commit removes the block (punches a hole).
+//
+// In a commit, Data may carry the chunk itself (whose SHA-256 is ID) instead
+// of the chunk having been pushed on the chunk service first: an inline
+// chunk, at most MaxInlineChunk bytes, and at most MaxInlineCommit bytes of
+// them in one commit. The chunk travels in the Raft log entry and every
+// replica stores it in its chunk store when it applies the entry; layouts
+// never carry Data.
 type Block struct {
 	Index uint64   `json:"i"`
 	ID    [32]byte `json:"id"`
 	Len   uint32   `json:"len"`
+	Data  []byte   `json:"data,omitempty"`
 }
+
+// Limits on inline chunks (see Block).
+const (
+	MaxInlineChunk  = 64 << 10 // bytes of one inline chunk
+	MaxInlineCommit = 1 << 20  // bytes of all inline chunks of one commit
+)
 
 // Layout is where a regular file's bytes are: its size, block size and the
 // blocks present, sorted by Index.

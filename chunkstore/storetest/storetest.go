@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore func(t *testing.T) chunkstore.Store) {
 		{"Touch", testTouch},
 		{"List", testList},
 		{"Stat", testStat},
+		{"LazyPut", testLazyPut},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore(t)) })
@@ -398,6 +399,61 @@ func testStat(t *testing.T, s chunkstore.Store) {
 		del(t, d, id, later(), true)
 		if u2 := stat(); u2.Chunks != 0 || u2.Bytes != 0 {
 			t.Errorf("Stat after Delete: got %d chunks, %d bytes, want 0, 0", u2.Chunks, u2.Bytes)
+		}
+	}
+}
+
+// testLazyPut checks a LazyPutter: lazily stored chunks read back at once,
+// count like others, survive Sync, and mix with Put and Delete.
+func testLazyPut(t *testing.T, s chunkstore.Store) {
+	lp, ok := s.(chunkstore.LazyPutter)
+	if !ok {
+		t.Skip("not a LazyPutter")
+	}
+	ctx := context.Background()
+	a, aid := Chunk(70, 1000)
+	b, bid := Chunk(71, 64<<10)
+	c, cid := Chunk(72, 10)
+	for _, ch := range []struct {
+		id   chunkstore.ID
+		data []byte
+	}{{aid, a}, {bid, b}, {cid, c}} {
+		if err := lp.PutLazy(ctx, ch.id, ch.data); err != nil {
+			t.Fatalf("PutLazy(%s): %v", ch.id, err)
+		}
+		mustHas(t, s, ch.id, true)
+		mustGet(t, s, ch.id, ch.data)
+	}
+	// A durable Put of a lazily stored chunk, and a second PutLazy, keep it.
+	put(t, s, aid, a)
+	if err := lp.PutLazy(ctx, bid, b); err != nil {
+		t.Fatalf("PutLazy(%s) again: %v", bid, err)
+	}
+	if d, ok := s.(chunkstore.Deleter); ok {
+		if _, err := d.Delete(ctx, cid, time.Now().Add(time.Hour)); err != nil {
+			t.Fatalf("Delete(%s): %v", cid, err)
+		}
+		mustHas(t, s, cid, false)
+	}
+	if err := lp.Sync(ctx); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	if err := lp.Sync(ctx); err != nil {
+		t.Fatalf("Sync with nothing pending: %v", err)
+	}
+	mustGet(t, s, aid, a)
+	mustGet(t, s, bid, b)
+	if st, ok := s.(chunkstore.Stater); ok {
+		u, err := st.Stat(ctx)
+		if err != nil {
+			t.Fatalf("Stat: %v", err)
+		}
+		want := int64(2)
+		if _, ok := s.(chunkstore.Deleter); !ok {
+			want = 3
+		}
+		if u.Chunks != want {
+			t.Errorf("Stat: got %d chunks, want %d", u.Chunks, want)
 		}
 	}
 }
