@@ -132,16 +132,7 @@ func (n *Node) propose(ctx context.Context, req *MetaRequest) (*MetaResponse, er
 		timeout = time.Until(dl)
 	}
 	f := n.raft.Apply(data, timeout)
-	// A proposal queued while Raft shuts down may never be answered (its
-	// apply channel is buffered), so never wait past the node's stop.
-	done := make(chan error, 1)
-	go func() { done <- f.Error() }()
-	select {
-	case err = <-done:
-	case <-n.stop:
-		return nil, fmt.Errorf("propose op %d: node stopping: %w", req.Op, ErrNotLeader)
-	}
-	if err != nil {
+	if err := n.await(f); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
 			return nil, fmt.Errorf("propose op %d: %w", req.Op, ErrNotLeader)
 		}

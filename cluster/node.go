@@ -208,13 +208,30 @@ func (n *Node) watchLeadership() {
 				n.ready.Store(false)
 				continue
 			}
-			if err := n.raft.Barrier(proposeTimeout).Error(); err != nil {
+			if err := n.await(n.raft.Barrier(proposeTimeout)); err != nil {
 				n.log.Warn("leader barrier", "err", err)
 				continue
 			}
 			n.ready.Store(n.raft.State() == raft.Leader)
 			n.log.Info("serving as leader")
 		}
+	}
+}
+
+// errStopping is what await returns once the node is stopping.
+var errStopping = fmt.Errorf("node stopping: %w", ErrNotLeader)
+
+// await returns f's error, or errStopping once the node stops: a proposal
+// or barrier queued while Raft shuts down may never be answered (its apply
+// channel is buffered), so nothing may wait for one past the node's stop.
+func (n *Node) await(f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-n.stop:
+		return errStopping
 	}
 }
 
