@@ -70,6 +70,7 @@ const (
 	OpLayout      = wire.OpLayout
 	OpCommit      = wire.OpCommit
 	OpDrop        = wire.OpDrop
+	OpAllocInodes = wire.OpAllocInodes
 
 	CreateExcl      = wire.CreateExcl
 	RenameNoReplace = wire.RenameNoReplace

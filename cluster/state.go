@@ -169,6 +169,8 @@ func (s *State) Apply(req *MetaRequest) *MetaResponse {
 		return s.gcMark(req)
 	case wire.OpGCDone:
 		return s.gcDone(req)
+	case wire.OpAllocInodes:
+		return s.allocInodes(req)
 	case wire.OpInvalid:
 		return stErr(syscall.EINVAL, "invalid op")
 	}
@@ -283,9 +285,26 @@ func stTouch(n *stInode, now int64) {
 func (s *State) newInode(attr Attr) *stInode {
 	attr.Ino = s.next
 	s.next++
+	return s.newInodeAt(attr)
+}
+
+// newInodeAt stores a new inode with attr, numbered attr.Ino, which the
+// caller checked is free and below next.
+func (s *State) newInodeAt(attr Attr) *stInode {
 	n := &stInode{attr: attr}
 	s.inodes[attr.Ino] = n
 	return n
+}
+
+// allocInodes reserves req.Size inode numbers for a client to give the
+// files it creates (OpCreate's NewIno).
+func (s *State) allocInodes(req *MetaRequest) *MetaResponse {
+	if req.Size == 0 || req.Size > wire.MaxAllocInodes {
+		return stErr(syscall.EINVAL, "alloc inodes: bad count")
+	}
+	first := s.next
+	s.next += req.Size
+	return &MetaResponse{FirstIno: first}
 }
 
 // free forgets inode n, releasing its blocks.

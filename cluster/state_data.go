@@ -121,10 +121,42 @@ func (s *State) layout(req *MetaRequest) *MetaResponse {
 const stCommitAttrs = wire.SetMode | wire.SetUid | wire.SetGid | wire.SetAtime | wire.SetMtime
 
 func (s *State) commit(req *MetaRequest) *MetaResponse {
+	if req.Create != nil {
+		return s.createAndCommit(req)
+	}
 	n, e := s.regular(req.Ino)
 	if e != 0 {
 		return stErr(e, "commit")
 	}
+	if r := s.checkCommit(req); r != nil {
+		return r
+	}
+	return s.applyCommit(n, req)
+}
+
+// createAndCommit applies a commit that carries the create of its file
+// (MetaRequest.Create): both or neither.
+func (s *State) createAndCommit(req *MetaRequest) *MetaResponse {
+	c := *req.Create
+	if c.Op != wire.OpCreate || c.NewIno == 0 || c.NewIno != req.Ino || c.Create != nil {
+		return stErr(syscall.EINVAL, "commit: bad embedded create")
+	}
+	if r := s.checkCommit(req); r != nil {
+		return r
+	}
+	if c.Now == 0 {
+		c.Now = req.Now // else the time the client created the file
+	}
+	if r := s.create(&c); r.Errno != 0 {
+		return r
+	}
+	// The new file is an empty regular file: the commit cannot fail now.
+	return s.applyCommit(s.inodes[req.Ino], req)
+}
+
+// checkCommit returns a failure response if commit req cannot be applied
+// to a regular file, else nil. It changes nothing.
+func (s *State) checkCommit(req *MetaRequest) *MetaResponse {
 	if req.Valid&^stCommitAttrs != 0 {
 		return stErr(syscall.EINVAL, "commit: bad attribute bits")
 	}
@@ -146,6 +178,11 @@ func (s *State) commit(req *MetaRequest) *MetaResponse {
 			return stErr(syscall.EAGAIN, "commit: chunk is being collected")
 		}
 	}
+	return nil
+}
+
+// applyCommit applies commit req, checked by checkCommit, to regular file n.
+func (s *State) applyCommit(n *stInode, req *MetaRequest) *MetaResponse {
 	for _, b := range req.Blocks {
 		s.setBlock(n, stBlock{idx: b.Index, id: b.ID, len: b.Len})
 	}

@@ -98,9 +98,14 @@ func (s *State) create(req *MetaRequest) *MetaResponse {
 	if e != 0 {
 		return stErr(e, "create")
 	}
+	if req.NewIno != 0 {
+		if e := s.checkNewIno(req.NewIno, mode); e != 0 {
+			return stErr(e, "create: bad client inode number")
+		}
+	}
 	if ino, ok := p.entries[req.Name]; ok {
 		old := s.inodes[ino]
-		if req.Flags&wire.CreateExcl != 0 || !old.isReg() {
+		if req.Flags&wire.CreateExcl != 0 || req.NewIno != 0 || !old.isReg() {
 			return stErr(syscall.EEXIST, "name exists")
 		}
 		return &MetaResponse{Attr: old.attr}
@@ -109,10 +114,26 @@ func (s *State) create(req *MetaRequest) *MetaResponse {
 	if t := mode & stIFMT; t == stIFCHR || t == stIFBLK {
 		attr.Rdev = req.Rdev
 	}
-	n := s.newInode(attr)
+	var n *stInode
+	if req.NewIno != 0 {
+		attr.Ino = req.NewIno
+		n = s.newInodeAt(attr)
+	} else {
+		n = s.newInode(attr)
+	}
 	p.entries[req.Name] = n.attr.Ino
 	stTouch(p, req.Now)
 	return &MetaResponse{Attr: n.attr}
+}
+
+// checkNewIno returns 0 if a create may number its new inode of mode ino:
+// a regular file, and ino handed out by OpAllocInodes (below next) and not
+// in use.
+func (s *State) checkNewIno(ino uint64, mode uint32) syscall.Errno {
+	if mode&stIFMT != stIFREG || ino <= wire.RootIno || ino >= s.next || s.inodes[ino] != nil {
+		return syscall.EINVAL
+	}
+	return 0
 }
 
 func (s *State) mkdir(req *MetaRequest) *MetaResponse {

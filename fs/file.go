@@ -60,6 +60,7 @@ type file struct {
 	nextRead  uint64 // block index after the last read, for read-ahead
 	writeEnd  uint64 // end of the last write, to detect sequential writes
 	pend      pendingAttrs
+	create    *cluster.MetaRequest // while pending (pending.go): the create the next commit carries
 
 	// local is what Getattr overlays while there are local changes (nil
 	// when there are none), published so that it need not wait for mu
@@ -428,9 +429,12 @@ func (f *file) flushLocked(ctx context.Context) error {
 	slices.SortFunc(blocks, func(a, b cluster.Block) int { return cmpUint64(a.Index, b.Index) })
 	p := f.pend
 	req := &cluster.MetaRequest{Op: cluster.OpCommit, Ino: f.ino, Size: f.size, Blocks: blocks, Mtime: f.mtime,
-		Valid: p.valid, Mode: p.mode, Uid: p.uid, Gid: p.gid, Atime: p.atime}
+		Valid: p.valid, Mode: p.mode, Uid: p.uid, Gid: p.gid, Atime: p.atime, Create: f.create}
 	if err := f.commit(ctx, req); err != nil {
 		return err
+	}
+	if f.create != nil {
+		f.r.created(f)
 	}
 	for _, b := range blocks {
 		if b.Data != nil {

@@ -66,6 +66,9 @@ type Options struct {
 	// at cluster.MaxInlineChunk: a small file costs one round trip. Zero
 	// means cluster.MaxInlineChunk; a negative value turns inlining off.
 	InlineBytes int
+	// SyncCreate creates every new file in metadata at once, instead of
+	// with its first commit (pending.go).
+	SyncCreate bool
 	// ReadAhead is how many blocks past a sequential reader are fetched in
 	// the background; zero means 4, a negative value disables read-ahead.
 	ReadAhead int
@@ -135,8 +138,13 @@ type Root struct {
 
 	blockSize atomic.Uint32 // the metadata's block size, once known
 
-	mu    sync.Mutex
-	files map[uint64]*file // open regular files by inode number
+	mu       sync.Mutex
+	files    map[uint64]*file // open regular files by inode number
+	pending  map[pendingName]*file
+	npending atomic.Int32 // len(pending), read without mu
+
+	inoMu           sync.Mutex
+	inoNext, inoEnd uint64 // inode numbers reserved for new files (pending.go)
 }
 
 // New returns a file system over meta and chunks.
@@ -151,6 +159,7 @@ func New(meta Metadata, chunks Chunks, opts Options) *Root {
 		uploads: make(chan struct{}, opts.Uploads),
 		bufs:    make(chan []byte, 16),
 		files:   make(map[uint64]*file),
+		pending: make(map[pendingName]*file),
 	}
 	r.cache = newChunkCache(chunks, opts.CacheBytes, opts.Logger, r.bgContext)
 	r.node = &node{r: r}
@@ -233,10 +242,19 @@ func (r *Root) detach(ctx context.Context) (context.Context, context.CancelFunc)
 	return context.WithTimeout(context.WithoutCancel(ctx), r.opts.OpTimeout)
 }
 
-// do sends one metadata request, whatever interrupts the caller.
+// do sends one metadata request, whatever interrupts the caller, after
+// creating in metadata the pending files it needs (pending.go).
 func (r *Root) do(ctx context.Context, req *cluster.MetaRequest) (*cluster.MetaResponse, error) {
 	ctx, cancel := r.detach(ctx)
 	defer cancel()
+	if err := r.materializeFor(ctx, req); err != nil {
+		return nil, err
+	}
+	return r.send(ctx, req)
+}
+
+// send sends one metadata request as it is.
+func (r *Root) send(ctx context.Context, req *cluster.MetaRequest) (*cluster.MetaResponse, error) {
 	resp, err := r.meta.Do(ctx, req)
 	if err != nil {
 		return nil, err

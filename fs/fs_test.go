@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -703,4 +704,97 @@ func TestCommitRetriesEAGAIN(t *testing.T) {
 		t.Errorf("puts: got %d, want %d (each uploaded block stored again per EAGAIN)", got, want)
 	}
 	wantFile(t, p, data)
+}
+
+// TestDeferredCreate checks files whose create rides in their first commit:
+// no create request of their own, invisible to other mounts until closed,
+// but listed, looked up, unlinked and counted in rmdir by their own mount
+// as any file.
+func TestDeferredCreate(t *testing.T) {
+	w := newWorld()
+	cm := &countMeta{Metadata: w.meta}
+	w.meta = cm
+	dir, _ := w.mount(t, fs.Options{})
+	other, _ := w.mount(t, fs.Options{})
+	// The first create of a mount learns the block size from metadata.
+	if err := os.WriteFile(filepath.Join(dir, "first"), []byte("1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	creates, commits := cm.count(cluster.OpCreate), cm.count(cluster.OpCommit)
+
+	a, err := os.OpenFile(filepath.Join(dir, "a"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(other, "a")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("another mount before close: got %v, want ENOENT", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := cm.count(cluster.OpCreate) - creates; got != 0 {
+		t.Errorf("creates sent: got %d, want 0 (carried by the commit)", got)
+	}
+	if got := cm.count(cluster.OpCommit) - commits; got != 1 {
+		t.Errorf("commits sent: got %d, want 1", got)
+	}
+	wantFile(t, filepath.Join(other, "a"), []byte("hello"))
+	if st, err := os.Stat(filepath.Join(other, "a")); err != nil || st.Mode().Perm() != 0o640 {
+		t.Errorf("another mount after close: got %v (err %v), want mode 0640", st.Mode(), err)
+	}
+
+	// A pending file is listed, and so created for everyone.
+	b, err := os.Create(filepath.Join(dir, "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []string
+	for _, e := range names {
+		listed = append(listed, e.Name())
+	}
+	if want := []string{"a", "b", "first"}; !slices.Equal(listed, want) {
+		t.Errorf("readdir: got %v, want %v", listed, want)
+	}
+	if _, err := os.Stat(filepath.Join(other, "b")); err != nil {
+		t.Errorf("another mount after readdir: %v, want b to exist", err)
+	}
+
+	// A pending file makes its directory non-empty, and can be unlinked
+	// while open and still be read through its descriptor.
+	sub := filepath.Join(dir, "d")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c, err := os.OpenFile(filepath.Join(sub, "c"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Rmdir(sub); !errors.Is(err, syscall.ENOTEMPTY) {
+		t.Errorf("rmdir of a directory holding a new file: got %v, want ENOTEMPTY", err)
+	}
+	if err := os.Remove(filepath.Join(sub, "c")); err != nil {
+		t.Fatalf("unlink of an open new file: %v", err)
+	}
+	buf := make([]byte, 10)
+	if n, err := c.ReadAt(buf, 0); err != nil || string(buf[:n]) != "still here" {
+		t.Errorf("read after unlink: got %q, %v; want %q", buf[:n], err, "still here")
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("close after unlink: %v", err)
+	}
+	if err := os.Remove(sub); err != nil {
+		t.Errorf("rmdir once empty: %v", err)
+	}
 }

@@ -60,6 +60,9 @@ var (
 
 func (n *node) ino() uint64 { return n.StableAttr().Ino }
 
+// maxName is the longest file name, in bytes (NAME_MAX).
+const maxName = 255
+
 func (n *node) errno(op string, err error) syscall.Errno { return toErrno(n.r.log, op, err) }
 
 // remember records a as n's latest attributes.
@@ -115,8 +118,16 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	return n.child(ctx, resp.Attr, out), 0
 }
 
-// Getattr implements fs.NodeGetattrer.
+// Getattr implements fs.NodeGetattrer. A pending file (pending.go) is
+// answered from what this mount knows.
 func (n *node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if n.r.isPending(n.ino()) {
+		n.mu.Lock()
+		a := n.attr
+		n.mu.Unlock()
+		n.fillAttr(a, &out.Attr)
+		return 0
+	}
 	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpGetAttr, Ino: n.ino()})
 	if err != nil {
 		return n.errno("getattr", err)
@@ -212,6 +223,18 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	uid, gid, mode, errno := n.owner(ctx, mode|syscall.S_IFREG)
 	if errno != 0 {
 		return nil, nil, 0, errno
+	}
+	if !n.r.opts.SyncCreate && len(name) <= maxName {
+		ino, err := n.r.allocIno(ctx)
+		if err != nil {
+			return nil, nil, 0, n.errno("create", err)
+		}
+		now := time.Now().UnixNano()
+		a := cluster.Attr{Ino: ino, Mode: mode, Nlink: 1, Uid: uid, Gid: gid, Atime: now, Mtime: now, Ctime: now}
+		if f, ok := n.r.createDeferred(n.ino(), name, a); ok {
+			c := n.child(ctx, a, out)
+			return c, &handle{n: c.Operations().(*node), f: f}, 0, 0
+		}
 	}
 	req := &cluster.MetaRequest{Op: cluster.OpCreate, Ino: n.ino(), Name: name, Mode: mode, Uid: uid, Gid: gid}
 	if flags&syscall.O_EXCL != 0 {
@@ -333,6 +356,12 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 
 // Rmdir implements fs.NodeRmdirer.
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if c := n.GetChild(name); c != nil {
+		// Files pending in it make it not empty.
+		if err := n.r.materializeIn(ctx, c.StableAttr().Ino); err != nil {
+			return n.errno("rmdir", err)
+		}
+	}
 	_, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpRmdir, Ino: n.ino(), Name: name})
 	return n.errno("rmdir", err)
 }
@@ -379,14 +408,16 @@ func (n *node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	return gofs.NewListDirStream(list), 0
 }
 
-// Fsync implements fs.NodeFsyncer: for a file it flushes like close; a
-// directory has nothing to sync (metadata changes are committed before
-// they return).
+// Fsync implements fs.NodeFsyncer: for a file it flushes like close; for
+// a directory it creates the files pending in it (other metadata changes
+// are committed before they return).
 func (n *node) Fsync(ctx context.Context, fh gofs.FileHandle, flags uint32) syscall.Errno {
 	if h, ok := fh.(*handle); ok {
 		return h.Fsync(ctx, flags)
 	}
-	return 0
+	ctx, cancel := n.r.detach(ctx)
+	defer cancel()
+	return n.errno("fsync", n.r.materializeIn(ctx, n.ino()))
 }
 
 // Statfs implements fs.NodeStatfser. Where metadata knows no capacity (an
@@ -421,6 +452,9 @@ const xattrCapability = "security.capability"
 // the value's size and ERANGE (go-fuse turns that into the size answer
 // when the caller asked for the size only).
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if n.r.isPending(n.ino()) {
+		return 0, syscall.ENODATA // a new file has no xattrs yet
+	}
 	var val []byte
 	if attr == xattrCapability {
 		n.mu.Lock()
@@ -482,6 +516,9 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 // Listxattr implements fs.NodeListxattrer: names NUL-terminated, with
 // ERANGE and the needed size if dest is too small.
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	if n.r.isPending(n.ino()) {
+		return 0, 0 // a new file has no xattrs yet
+	}
 	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpListXattr, Ino: n.ino()})
 	if err != nil {
 		return 0, n.errno("listxattr", err)

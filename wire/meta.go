@@ -36,7 +36,11 @@ const (
 	OpDrop               // Ino: the client closed an unlinked inode; free it
 	OpGCMark             // Chunks, Now: doom unreferenced chunks (internal)
 	OpGCDone             // Chunks: the doomed chunks are deleted (internal)
+	OpAllocInodes        // Size (1…65536) → FirstIno: inode numbers [FirstIno, FirstIno+Size) are the caller's to give new files (OpCreate's NewIno)
 )
+
+// MaxAllocInodes is the most inode numbers one OpAllocInodes reserves.
+const MaxAllocInodes = 1 << 16
 
 // Flags for MetaRequest.Flags.
 const (
@@ -158,6 +162,15 @@ type MetaRequest struct {
 	Blocks    []Block    `json:"blocks,omitempty"`
 	Chunks    [][32]byte `json:"chunks,omitempty"`
 	Now       int64      `json:"now,omitempty"`
+	// NewIno, on OpCreate of a regular file, is the new inode's number,
+	// chosen by the client from a range OpAllocInodes reserved for it; the
+	// name must not exist (EEXIST). Zero lets the state pick.
+	NewIno uint64 `json:"newino,omitempty"`
+	// Create, on OpCommit, is an OpCreate (with NewIno equal to the
+	// commit's Ino) applied first, atomically with the commit: a client
+	// defers creating a new file until its first commit, so that a small
+	// file costs one log entry. Either both happen or neither does.
+	Create *MetaRequest `json:"create,omitempty"`
 }
 
 // MetaResponse answers a MetaRequest. Errno is 0 on success, else the Linux
@@ -179,4 +192,5 @@ type MetaResponse struct {
 	Removed     Removed    `json:"removed,omitzero"`
 	Statfs      Statfs     `json:"statfs,omitzero"`
 	Chunks      [][32]byte `json:"chunks,omitempty"`
+	FirstIno    uint64     `json:"firstino,omitempty"`
 }
