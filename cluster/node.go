@@ -208,7 +208,18 @@ func (n *Node) watchLeadership() {
 				n.ready.Store(false)
 				continue
 			}
-			if err := n.raft.Barrier(proposeTimeout).Error(); err != nil {
+			// A barrier queued just before Shutdown may never be
+			// answered: wait for it only while the node runs.
+			barrier := n.raft.Barrier(proposeTimeout)
+			errc := make(chan error, 1)
+			go func() { errc <- barrier.Error() }()
+			var err error
+			select {
+			case err = <-errc:
+			case <-n.stop:
+				return
+			}
+			if err != nil {
 				n.log.Warn("leader barrier", "err", err)
 				continue
 			}
