@@ -442,6 +442,10 @@ func (c *Client) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 	return data, err
 }
 
+// VerifiesGets reports that Get checks every chunk it returns against its
+// id (see fs.VerifyingChunks): a reader need not hash it again.
+func (c *Client) VerifiesGets() bool { return true }
+
 // Has implements chunkstore.Store by pushing an index of just id: the node
 // requests the chunk only if it lacks it, and the client answers MISSING.
 func (c *Client) Has(ctx context.Context, id chunkstore.ID) (bool, error) {

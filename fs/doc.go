@@ -67,8 +67,11 @@
 // and updated locally by each commit. Chunks come through one LRU cache
 // bounded by Options.CacheBytes (256 MiB); concurrent fetches of one chunk
 // share a single Get. Every fetched chunk is hashed and compared with its
-// ID before use: a mismatch (or a store's ErrCorrupt) is EIO and an error
-// log line naming the chunk; wrong bytes never reach a reader. A read that
+// ID before use — by the cache, or by the store itself if it is a
+// VerifyingChunks (cluster.Client checks every chunk it receives), so that
+// no chunk is hashed twice: a mismatch (or a store's ErrCorrupt) is EIO
+// and an error log line naming the chunk; wrong bytes never reach a
+// reader. A read that
 // continues the previous one starts fetching the next Options.ReadAhead
 // blocks (2) in the background.
 //

@@ -36,9 +36,22 @@ type Chunks interface {
 	Get(ctx context.Context, id chunkstore.ID) ([]byte, error)
 }
 
+// VerifyingChunks is a Chunks whose Get checks the bytes it returns
+// against the id (a mismatch is an error wrapping chunkstore.ErrCorrupt),
+// as cluster.Client's does. The read cache hashes chunks from any other
+// store itself; from a VerifyingChunks whose VerifiesGets reports true it
+// does not hash them a second time.
+type VerifyingChunks interface {
+	Chunks
+	// VerifiesGets reports whether every successful Get returned bytes
+	// whose SHA-256 is the id asked for.
+	VerifiesGets() bool
+}
+
 var (
-	_ Metadata = cluster.Metadata(nil)
-	_ Chunks   = chunkstore.Store(nil)
+	_ Metadata        = cluster.Metadata(nil)
+	_ Chunks          = chunkstore.Store(nil)
+	_ VerifyingChunks = (*cluster.Client)(nil)
 )
 
 // Options tune a file system. The zero value gives the defaults.
