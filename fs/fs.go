@@ -72,10 +72,13 @@ type Options struct {
 	// open file; writers wait for uploads beyond it. Zero means 64 MiB.
 	DirtyBytes int64
 	// Uploads is how many chunk uploads run at once (for all files); zero
-	// means 4.
+	// means 8. Each is a round trip that ends with an fsync on the node,
+	// so several in flight keep both the link and the disk busy.
 	Uploads int
 	// ReadAhead is how many blocks past a sequential reader are fetched in
-	// the background; zero means 4, a negative value disables read-ahead.
+	// the background; zero means 8, a negative value disables read-ahead.
+	// At most twice that many read-ahead fetches run at once (for all
+	// files).
 	ReadAhead int
 	// OpTimeout bounds background work (uploads, read-ahead, commits at
 	// release) that has no caller to time it; zero means 5 minutes.
@@ -107,10 +110,10 @@ func (o Options) withDefaults() Options {
 		o.DirtyBytes = 64 << 20
 	}
 	if o.Uploads <= 0 {
-		o.Uploads = 4
+		o.Uploads = 8
 	}
 	if o.ReadAhead == 0 {
-		o.ReadAhead = 4
+		o.ReadAhead = 8
 	}
 	if o.ReadAhead < 0 {
 		o.ReadAhead = 0
