@@ -51,6 +51,7 @@ type Client struct {
 	mu     sync.Mutex
 	sess   *wire.Session
 	idle   []*wire.Stream // idle metadata streams of sess
+	chunks []*wire.Stream // idle chunk streams of sess, HELLOs exchanged
 	closed bool
 	slots  chan struct{} // bounds concurrent metadata requests
 }
@@ -103,7 +104,7 @@ func (c *Client) session(ctx context.Context) (*wire.Session, error) {
 	if c.sess != nil {
 		select {
 		case <-c.sess.Done():
-			c.sess, c.idle = nil, nil
+			c.sess, c.idle, c.chunks = nil, nil, nil
 		default:
 			return c.sess, nil
 		}
@@ -241,29 +242,64 @@ func (c *Client) putMetaStream(s *wire.Session, st *wire.Stream) {
 	c.idle = append(c.idle, st)
 }
 
-// chunkStream opens a chunk stream and exchanges HELLOs.
-func (c *Client) chunkStream(ctx context.Context, features uint64) (*wire.Stream, error) {
-	st, _, err := c.open(ctx, wire.ServiceChunks)
+// chunkStreamFeatures is what a client's HELLO on a chunk stream offers:
+// both flows, so that one stream serves every kind of transfer.
+const chunkStreamFeatures = wire.CasyncPushChunks | wire.CasyncPullChunks
+
+// chunkStream takes an idle chunk stream, or opens one and exchanges
+// HELLOs. It sets the stream's deadline from ctx. The caller gives the
+// stream back with putChunkStream once a transfer on it completed cleanly,
+// and closes it otherwise.
+func (c *Client) chunkStream(ctx context.Context) (*wire.Stream, *wire.Session, error) {
+	c.mu.Lock()
+	if c.sess != nil && len(c.chunks) > 0 {
+		st := c.chunks[len(c.chunks)-1]
+		c.chunks = c.chunks[:len(c.chunks)-1]
+		s := c.sess
+		c.mu.Unlock()
+		if dl, ok := ctx.Deadline(); ok {
+			st.SetDeadline(dl)
+		}
+		return st, s, nil
+	}
+	c.mu.Unlock()
+	st, s, err := c.open(ctx, wire.ServiceChunks)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		st.SetDeadline(dl)
 	}
-	if err := wire.WriteCasync(st, &wire.Hello{Features: features}); err != nil {
+	if err := wire.WriteCasync(st, &wire.Hello{Features: chunkStreamFeatures}); err != nil {
 		st.Close()
-		return nil, fmt.Errorf("chunk hello to %s: %w: %w", c.addr, err, ErrUnavailable)
+		return nil, nil, fmt.Errorf("chunk hello to %s: %w: %w", c.addr, err, ErrUnavailable)
 	}
 	m, err := wire.ReadCasync(st)
 	if err != nil {
 		st.Close()
-		return nil, fmt.Errorf("chunk hello from %s: %w: %w", c.addr, err, ErrUnavailable)
+		return nil, nil, fmt.Errorf("chunk hello from %s: %w: %w", c.addr, err, ErrUnavailable)
 	}
 	if _, ok := m.(*wire.Hello); !ok {
 		st.Close()
-		return nil, fmt.Errorf("chunk hello from %s: got %T: %w", c.addr, m, syscall.EPROTO)
+		return nil, nil, fmt.Errorf("chunk hello from %s: got %T: %w", c.addr, m, syscall.EPROTO)
 	}
-	return st, nil
+	return st, s, nil
+}
+
+// putChunkStream keeps st, a chunk stream of session s whose last transfer
+// completed, for reuse; a stream of an older session, or one past
+// MetaStreams idle chunk streams, is closed instead. Reuse spares a
+// transfer the stream's opening round trips and both ends the regrowth of
+// the stream's buffers.
+func (c *Client) putChunkStream(s *wire.Session, st *wire.Stream) {
+	st.SetDeadline(time.Time{})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != s || len(c.chunks) >= c.cfg.MetaStreams {
+		st.Close()
+		return
+	}
+	c.chunks = append(c.chunks, st)
 }
 
 // readChunkReply reads one message answering a chunk operation, turning
@@ -292,16 +328,17 @@ func (c *Client) readChunkReply(st *wire.Stream, what string) (wire.CasyncMessag
 func (c *Client) Put(ctx context.Context, id chunkstore.ID, data []byte) error {
 	what := "put chunk " + id.String()
 	return c.retry(ctx, what, func(ctx context.Context) error {
-		st, m, err := c.offerChunk(ctx, what, id, indexSize(len(data)))
+		st, s, m, err := c.offerChunk(ctx, what, id, indexSize(len(data)))
 		if err != nil {
 			return err
 		}
-		defer st.Close()
 		if _, ok := m.(*wire.Goodbye); ok {
+			c.putChunkStream(s, st)
 			return nil // the node had it already
 		}
 		req, ok := m.(*wire.Request)
 		if !ok {
+			st.Close()
 			return fmt.Errorf("%s: node %s answered %T: %w", what, c.addr, m, syscall.EPROTO)
 		}
 		for _, want := range req.IDs {
@@ -310,40 +347,45 @@ func (c *Client) Put(ctx context.Context, id chunkstore.ID, data []byte) error {
 				reply = &wire.Chunk{ID: id, Data: data}
 			}
 			if err := wire.WriteCasync(st, reply); err != nil {
+				st.Close()
 				return fmt.Errorf("%s to %s: %w: %w", what, c.addr, err, ErrUnavailable)
 			}
 		}
 		if m, err = c.readChunkReply(st, what); err != nil {
+			st.Close()
 			return err
 		}
 		if _, ok := m.(*wire.Goodbye); !ok {
+			st.Close()
 			return fmt.Errorf("%s: node %s answered %T: %w", what, c.addr, m, syscall.EPROTO)
 		}
+		c.putChunkStream(s, st)
 		return nil
 	})
 }
 
-// offerChunk opens a chunk stream and pushes an index naming just id, then
-// returns the stream and the node's first answer: GOODBYE if it has the
-// chunk, REQUEST if it wants it. The caller closes the stream.
-func (c *Client) offerChunk(ctx context.Context, what string, id chunkstore.ID, size uint64) (*wire.Stream, wire.CasyncMessage, error) {
-	st, err := c.chunkStream(ctx, wire.CasyncPushChunks)
+// offerChunk takes a chunk stream and pushes an index naming just id, then
+// returns the stream, its session and the node's first answer: GOODBYE if
+// it has the chunk, REQUEST if it wants it. The caller gives the stream
+// back (putChunkStream) or closes it.
+func (c *Client) offerChunk(ctx context.Context, what string, id chunkstore.ID, size uint64) (*wire.Stream, *wire.Session, wire.CasyncMessage, error) {
+	st, s, err := c.chunkStream(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	idx := wire.EncodeIndex([]wire.IndexEntry{{ID: id, Size: size}})
 	for _, m := range []wire.CasyncMessage{&wire.Index{Data: idx}, &wire.IndexEOF{}} {
 		if err := wire.WriteCasync(st, m); err != nil {
 			st.Close()
-			return nil, nil, fmt.Errorf("%s to %s: %w: %w", what, c.addr, err, ErrUnavailable)
+			return nil, nil, nil, fmt.Errorf("%s to %s: %w: %w", what, c.addr, err, ErrUnavailable)
 		}
 	}
 	m, err := c.readChunkReply(st, what)
 	if err != nil {
 		st.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return st, m, nil
+	return st, s, m, nil
 }
 
 // indexSize is the size a chunk of n bytes has in a pushed index. casync
@@ -357,19 +399,27 @@ func (c *Client) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 	what := "get chunk " + id.String()
 	var data []byte
 	err := c.retry(ctx, what, func(ctx context.Context) error {
-		st, err := c.chunkStream(ctx, wire.CasyncPullChunks)
+		st, s, err := c.chunkStream(ctx)
 		if err != nil {
 			return err
 		}
-		defer st.Close()
 		if err := wire.WriteCasync(st, &wire.Request{Flags: wire.CasyncRequestHighPrio, IDs: [][32]byte{id}}); err != nil {
+			st.Close()
 			return fmt.Errorf("%s to %s: %w: %w", what, c.addr, err, ErrUnavailable)
 		}
 		m, err := c.readChunkReply(st, what)
 		if err != nil {
+			st.Close()
 			return err
 		}
-		wire.WriteCasync(st, &wire.Goodbye{})
+		switch m.(type) {
+		case *wire.Chunk, *wire.Missing:
+			// The exchange is complete whatever the contents: the stream
+			// is fit for the next transfer.
+			c.putChunkStream(s, st)
+		default:
+			st.Close()
+		}
 		switch m := m.(type) {
 		case *wire.Chunk:
 			if m.ID != id {
@@ -392,6 +442,10 @@ func (c *Client) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 	return data, err
 }
 
+// VerifiesGets reports that Get checks every chunk it returns against its
+// id (see fs.VerifyingChunks): a reader need not hash it again.
+func (c *Client) VerifiesGets() bool { return true }
+
 // Has implements chunkstore.Store by pushing an index of just id: the node
 // requests the chunk only if it lacks it, and the client answers MISSING.
 func (c *Client) Has(ctx context.Context, id chunkstore.ID) (bool, error) {
@@ -399,28 +453,38 @@ func (c *Client) Has(ctx context.Context, id chunkstore.ID) (bool, error) {
 	var has bool
 	err := c.retry(ctx, what, func(ctx context.Context) error {
 		// The size is not known, nor needed: the chunk is never sent.
-		st, m, err := c.offerChunk(ctx, what, id, indexSize(0))
+		st, s, m, err := c.offerChunk(ctx, what, id, indexSize(0))
 		if err != nil {
 			return err
 		}
-		defer st.Close()
 		if _, ok := m.(*wire.Goodbye); ok {
+			c.putChunkStream(s, st)
 			has = true
 			return nil
 		}
 		req, ok := m.(*wire.Request)
 		if !ok {
+			st.Close()
 			return fmt.Errorf("%s: node %s answered %T: %w", what, c.addr, m, syscall.EPROTO)
 		}
 		has = true
 		for _, want := range req.IDs {
 			has = has && want != id
 			if err := wire.WriteCasync(st, &wire.Missing{ID: want}); err != nil {
+				st.Close()
 				return fmt.Errorf("%s to %s: %w: %w", what, c.addr, err, ErrUnavailable)
 			}
 		}
-		_, err = c.readChunkReply(st, what)
-		return err
+		if m, err = c.readChunkReply(st, what); err != nil {
+			st.Close()
+			return err
+		}
+		if _, ok := m.(*wire.Goodbye); !ok {
+			st.Close()
+			return fmt.Errorf("%s: node %s answered %T: %w", what, c.addr, m, syscall.EPROTO)
+		}
+		c.putChunkStream(s, st)
+		return nil
 	})
 	return has, err
 }

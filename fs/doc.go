@@ -41,8 +41,8 @@
 // into in-memory block buffers: no metadata round trip per write. A write
 // to part of a block that already holds data first loads the block (read-
 // modify-write). When a sequential writer fills a block, the block is
-// sealed and uploaded in the background (Options.Uploads uploads at once
-// for the whole mount) while writing goes on; random writes stay in memory
+// sealed and uploaded in the background (Options.Uploads, 8, uploads at
+// once for the whole mount) while writing goes on; random writes stay in memory
 // until flush. Once more than Options.DirtyBytes (64 MiB) of one file's
 // blocks are unsaved, all are sealed and writers wait for uploads.
 //
@@ -74,10 +74,13 @@
 // and updated locally by each commit. Chunks come through one LRU cache
 // bounded by Options.CacheBytes (256 MiB); concurrent fetches of one chunk
 // share a single Get. Every fetched chunk is hashed and compared with its
-// ID before use: a mismatch (or a store's ErrCorrupt) is EIO and an error
-// log line naming the chunk; wrong bytes never reach a reader. A read that
+// ID before use — by the cache, or by the store itself if it is a
+// VerifyingChunks (cluster.Client checks every chunk it receives), so that
+// no chunk is hashed twice: a mismatch (or a store's ErrCorrupt) is EIO
+// and an error log line naming the chunk; wrong bytes never reach a
+// reader. A read that
 // continues the previous one starts fetching the next Options.ReadAhead
-// blocks (2) in the background.
+// blocks (8) in the background, several at once.
 //
 // # Unlinked open files
 //

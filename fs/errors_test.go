@@ -43,6 +43,39 @@ func (s corruptStore) Get(ctx context.Context, id chunkstore.ID) ([]byte, error)
 	return []byte("not the chunk"), nil
 }
 
+// verifyingStore is a store that claims (verifies) or disclaims checking
+// what its Get returns.
+type verifyingStore struct {
+	Chunks
+	verifies bool
+}
+
+func (s verifyingStore) VerifiesGets() bool { return s.verifies }
+
+// TestCacheTrustsVerifyingStore checks that the cache hashes what a store
+// returns unless the store says it checked it: wrong bytes from a store
+// that claims to verify are (by that store's contract) not caught again,
+// wrong bytes from one that disclaims it are.
+func TestCacheTrustsVerifyingStore(t *testing.T) {
+	mem := chunkstore.NewMemory()
+	data := []byte("chunk contents")
+	id := chunkstore.Sum(data)
+	if err := mem.Put(context.Background(), id, data); err != nil {
+		t.Fatal(err)
+	}
+	bg := func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	c := newChunkCache(verifyingStore{corruptStore{mem}, false}, 1<<20, log, bg)
+	if got, err := c.get(context.Background(), id); !errors.Is(err, chunkstore.ErrCorrupt) {
+		t.Errorf("store not verifying: got %q, %v; want ErrCorrupt", got, err)
+	}
+	c = newChunkCache(verifyingStore{corruptStore{mem}, true}, 1<<20, log, bg)
+	if got, err := c.get(context.Background(), id); err != nil || string(got) != "not the chunk" {
+		t.Errorf("verifying store: got %q, %v; want its bytes unchecked", got, err)
+	}
+}
+
 func TestCacheVerifies(t *testing.T) {
 	mem := chunkstore.NewMemory()
 	data := []byte("chunk contents")

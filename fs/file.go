@@ -580,7 +580,7 @@ func (f *file) read(ctx context.Context, dest []byte, off uint64) (int, error) {
 		f.r.cache.start(chunkstore.ID(p.b.ID), 0)
 	}
 	for _, id := range ahead {
-		f.r.cache.start(id, 8)
+		f.r.cache.start(id, 2*f.r.opts.ReadAhead)
 	}
 	for _, p := range pieces {
 		data, err := f.r.cache.get(ctx, chunkstore.ID(p.b.ID))

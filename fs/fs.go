@@ -36,9 +36,22 @@ type Chunks interface {
 	Get(ctx context.Context, id chunkstore.ID) ([]byte, error)
 }
 
+// VerifyingChunks is a Chunks whose Get checks the bytes it returns
+// against the id (a mismatch is an error wrapping chunkstore.ErrCorrupt),
+// as cluster.Client's does. The read cache hashes chunks from any other
+// store itself; from a VerifyingChunks whose VerifiesGets reports true it
+// does not hash them a second time.
+type VerifyingChunks interface {
+	Chunks
+	// VerifiesGets reports whether every successful Get returned bytes
+	// whose SHA-256 is the id asked for.
+	VerifiesGets() bool
+}
+
 var (
-	_ Metadata = cluster.Metadata(nil)
-	_ Chunks   = chunkstore.Store(nil)
+	_ Metadata        = cluster.Metadata(nil)
+	_ Chunks          = chunkstore.Store(nil)
+	_ VerifyingChunks = (*cluster.Client)(nil)
 )
 
 // Options tune a file system. The zero value gives the defaults.
@@ -59,7 +72,8 @@ type Options struct {
 	// open file; writers wait for uploads beyond it. Zero means 64 MiB.
 	DirtyBytes int64
 	// Uploads is how many chunk uploads run at once (for all files); zero
-	// means 4.
+	// means 8. Each is a round trip that ends with an fsync on the node,
+	// so several in flight keep both the link and the disk busy.
 	Uploads int
 	// InlineBytes is the largest block a commit carries inline (its chunk
 	// sent inside the metadata commit rather than uploaded first), capped
@@ -70,7 +84,9 @@ type Options struct {
 	// with its first commit (pending.go).
 	SyncCreate bool
 	// ReadAhead is how many blocks past a sequential reader are fetched in
-	// the background; zero means 4, a negative value disables read-ahead.
+	// the background; zero means 8, a negative value disables read-ahead.
+	// At most twice that many read-ahead fetches run at once (for all
+	// files).
 	ReadAhead int
 	// OpTimeout bounds background work (uploads, read-ahead, commits at
 	// release) that has no caller to time it; zero means 5 minutes.
@@ -102,13 +118,13 @@ func (o Options) withDefaults() Options {
 		o.DirtyBytes = 64 << 20
 	}
 	if o.Uploads <= 0 {
-		o.Uploads = 4
+		o.Uploads = 8
 	}
 	if o.InlineBytes == 0 || o.InlineBytes > cluster.MaxInlineChunk {
 		o.InlineBytes = cluster.MaxInlineChunk
 	}
 	if o.ReadAhead == 0 {
-		o.ReadAhead = 4
+		o.ReadAhead = 8
 	}
 	if o.ReadAhead < 0 {
 		o.ReadAhead = 0

@@ -1,0 +1,48 @@
+package fs
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+
+	"shoal/chunkstore"
+	"shoal/cluster"
+)
+
+// TestReadAheadDepth checks that a sequential reader gets the next
+// Options.ReadAhead blocks fetched, and no more.
+func TestReadAheadDepth(t *testing.T) {
+	const bs, nblocks, ra = 4096, 12, 5
+	mem := chunkstore.NewMemory()
+	l := &cluster.Layout{BlockSize: bs, Size: nblocks * bs}
+	for i := range nblocks {
+		data := make([]byte, bs)
+		data[0] = byte(i)
+		id := chunkstore.Sum(data)
+		if err := mem.Put(context.Background(), id, data); err != nil {
+			t.Fatal(err)
+		}
+		l.Blocks = append(l.Blocks, cluster.Block{Index: uint64(i), ID: id, Len: bs})
+	}
+	r := New(nil, mem, Options{ReadAhead: ra, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	f := r.openFile(1, l)
+	buf := make([]byte, bs)
+	for i := range 2 { // the second read continues the first: sequential
+		if n, err := f.read(context.Background(), buf, uint64(i*bs)); err != nil || n != bs || buf[0] != byte(i) {
+			t.Fatalf("read block %d: got %d bytes (first %d), %v; want %d bytes (first %d)", i, n, buf[0], err, bs, i)
+		}
+	}
+	// read started the fetches before returning: they are in flight or done.
+	r.cache.mu.Lock()
+	defer r.cache.mu.Unlock()
+	for i, b := range l.Blocks {
+		id := chunkstore.ID(b.ID)
+		_, cached := r.cache.entries[id]
+		_, fetching := r.cache.inflight[id]
+		want := i <= 1+ra
+		if got := cached || fetching; got != want {
+			t.Errorf("block %d: fetched or fetching %v, want %v", i, got, want)
+		}
+	}
+}
