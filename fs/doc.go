@@ -67,6 +67,23 @@
 // Reads see unsaved and uploaded-but-uncommitted data; Getattr reports
 // the local size and mtime of a file with uncommitted writes.
 //
+// # Deferred creates
+//
+// A regular file created through the mount is not created in metadata at
+// once (pending.go): fs numbers it from a range of inode numbers reserved
+// with OpAllocInodes (1024 at a time), answers the kernel, and sends the
+// create inside the file's first commit, so create, write and close of a
+// small file are one Raft entry. Until that commit the file is pending: it
+// exists only in this mount. Other mounts see it at its first close or
+// fsync, as they see its data (close-to-open consistency); a request of
+// this mount that needs the file to exist in metadata first creates it on
+// its own: a lookup, unlink or rename of its name, a readdir, rmdir or
+// fsync of its directory, a link to it, an xattr change. Getattr and
+// getxattr of a pending file are answered locally. The parent directory's
+// mtime moves when the create reaches metadata. The first create of a
+// mount goes to metadata at once, to learn the block size; so does every
+// create with Options.SyncCreate.
+//
 // # Reads: layout cache, chunk cache, read-ahead
 //
 // An open file caches its committed layout; it is fetched at the first
