@@ -15,13 +15,14 @@ import (
 // MetaRequest, stamped by the proposing node; Apply returns the
 // *MetaResponse, which Propose hands back to the proposer.
 type fsm struct {
-	mu    sync.RWMutex
-	state *State
+	mu      sync.RWMutex
+	state   *State
+	members members // node records (members.go)
 }
 
 var _ raft.FSM = (*fsm)(nil)
 
-func newFSM(cfg StateConfig) *fsm { return &fsm{state: NewState(cfg)} }
+func newFSM(cfg StateConfig) *fsm { return &fsm{state: NewState(cfg), members: members{}} }
 
 // Apply implements raft.FSM.
 func (f *fsm) Apply(l *raft.Log) any {
@@ -36,7 +37,17 @@ func (f *fsm) Apply(l *raft.Log) any {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if isMembershipOp(req.Op) {
+		return f.members.apply(&req)
+	}
 	return f.state.Apply(&req)
+}
+
+// nodes returns the node records, sorted by id.
+func (f *fsm) nodes() []NodeInfo {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.members.list()
 }
 
 // read runs fn on the applied state under the read lock.
@@ -51,7 +62,10 @@ func (f *fsm) read(fn func(s *State)) {
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	var buf bytes.Buffer
 	f.mu.RLock()
-	err := f.state.Save(&buf)
+	err := saveMembers(&buf, f.members)
+	if err == nil {
+		err = f.state.Save(&buf)
+	}
 	f.mu.RUnlock()
 	if err != nil {
 		return nil, fmt.Errorf("snapshot metadata: %w", err)
@@ -62,12 +76,12 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // Restore implements raft.FSM.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	s, err := LoadState(rc)
+	s, m, err := loadSnapshot(rc)
 	if err != nil {
 		return fmt.Errorf("restore metadata snapshot: %w", err)
 	}
 	f.mu.Lock()
-	f.state = s
+	f.state, f.members = s, m
 	f.mu.Unlock()
 	return nil
 }
