@@ -147,8 +147,9 @@ func TestClusterJoinReplicatesAndForwards(t *testing.T) {
 			t.Errorf("node %d knows no leader, want one", i+1)
 		}
 	}
-	// A client of a follower writes; the follower forwards to the leader.
-	c, err := Dial(context.Background(), tc.nodes[follower].Addr(), ClientConfig{RetryFor: 10 * time.Second})
+	// A client pinned to a follower writes; only forwarding to the leader
+	// can make that work.
+	c, err := Dial(context.Background(), tc.nodes[follower].Addr(), ClientConfig{RetryFor: 5 * time.Second, Pin: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,9 +169,14 @@ func TestClusterJoinReplicatesAndForwards(t *testing.T) {
 	for i, nd := range tc.nodes {
 		waitUntil(t, fmt.Sprintf("node %d to apply the mkdir", i+1), func() bool { return lookup(nd, "via-follower") })
 	}
-	// The client learned every member's address.
-	if got := len(c.Addrs()); got != 3 {
-		t.Errorf("client knows %d addresses (%v), want 3", got, c.Addrs())
+	// A client that is not pinned learns every member's address.
+	free, err := Dial(context.Background(), tc.nodes[follower].Addr(), ClientConfig{RetryFor: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { free.Close() })
+	if got := len(free.Addrs()); got != 3 {
+		t.Errorf("client knows %d addresses (%v), want 3", got, free.Addrs())
 	}
 	st, err := c.NodeStatus(ctx)
 	if err != nil {

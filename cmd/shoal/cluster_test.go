@@ -1,15 +1,19 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"shoal/cluster"
 	"shoal/ops/status"
 )
 
@@ -50,21 +54,42 @@ func leaders(r *status.Report) int {
 	return n
 }
 
-// TestThreeNodeClusterSurvivesLeaderKill joins three real node processes
-// into a cluster, mounts it, kills the leader with SIGKILL and checks that
-// a new leader is elected and the mount keeps working.
-func TestThreeNodeClusterSurvivesLeaderKill(t *testing.T) {
-	base := t.TempDir()
+// startThree starts node a, which bootstraps, and b and c, which join
+// (c through b, a follower or the leader), and waits until "shoal status"
+// shows all three up with a leader.
+func startThree(t *testing.T, base string) (map[string]*node, *status.Report) {
+	t.Helper()
 	a := startNode(t, filepath.Join(base, "a"), "--id", "a")
 	secret := filepath.Join(a.data, "cluster-secret")
 	waitFor(t, "node a's cluster secret", func() bool { _, err := os.Stat(secret); return err == nil }, a.proc)
 	b := startNode(t, filepath.Join(base, "b"), "--id", "b", "--join", a.addr, "--secret-file", secret)
 	c := startNode(t, filepath.Join(base, "c"), "--id", "c", "--join", b.addr, "--secret-file", secret)
-	nodes := map[string]*node{"a": a, "b": b, "c": c}
-
 	r := waitStatus(t, c.addr, "3 nodes up with a leader", func(r *status.Report) bool {
 		return len(r.Nodes) == 3 && r.Up == 3 && r.Leader != ""
 	})
+	return map[string]*node{"a": a, "b": b, "c": c}, r
+}
+
+// converged reports whether all three nodes are up, one leads, and all
+// have applied the same log index.
+func converged(r *status.Report) bool {
+	if r.Up != 3 || leaders(r) != 1 {
+		return false
+	}
+	for _, nd := range r.Nodes {
+		if nd.Status.Applied != r.Nodes[0].Status.Applied {
+			return false
+		}
+	}
+	return true
+}
+
+// TestThreeNodeClusterSurvivesLeaderKill joins three real node processes
+// into a cluster, mounts it, kills the leader with SIGKILL and checks that
+// a new leader is elected and the mount keeps working.
+func TestThreeNodeClusterSurvivesLeaderKill(t *testing.T) {
+	base := t.TempDir()
+	nodes, r := startThree(t, base)
 	if r.Voters != 3 || leaders(r) != 1 {
 		t.Fatalf("status: got %d voters and %d leaders, want 3 and 1: %+v", r.Voters, leaders(r), r)
 	}
@@ -124,17 +149,72 @@ func TestThreeNodeClusterSurvivesLeaderKill(t *testing.T) {
 
 	// The killed node comes back, catches up and follows.
 	nodes[oldLeader].restart(t, "--id", oldLeader)
-	waitStatus(t, survivor, "all 3 nodes up again", func(r *status.Report) bool {
-		if r.Up != 3 || leaders(r) != 1 {
-			return false
+	waitStatus(t, survivor, "all 3 nodes up again and caught up", converged)
+}
+
+// mkdirVia makes directory name in the root through the node at addr only.
+func mkdirVia(t *testing.T, addr, name string, retryFor time.Duration) error {
+	t.Helper()
+	c, err := cluster.Dial(context.Background(), addr, cluster.ClientConfig{Pin: true, RetryFor: retryFor})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.Do(context.Background(), &cluster.MetaRequest{Op: cluster.OpMkdir, Ino: cluster.RootIno, Name: name, Mode: 0o755})
+	return err
+}
+
+// TestStoppedNodesCannotSplitTheCluster freezes processes with SIGSTOP, as
+// a network partition would cut them off: a leader left alone refuses
+// writes; a frozen leader is replaced; after SIGCONT every node agrees.
+func TestStoppedNodesCannotSplitTheCluster(t *testing.T) {
+	nodes, r := startThree(t, t.TempDir())
+	leader := nodes[r.Leader]
+	var followers []*node
+	for id, n := range nodes {
+		if id != r.Leader {
+			followers = append(followers, n)
 		}
-		for _, nd := range r.Nodes {
-			if nd.Status.Applied != r.Nodes[0].Status.Applied {
-				return false
-			}
+	}
+
+	// The leader in a minority of one refuses to commit.
+	for _, f := range followers {
+		f.cmd.Process.Signal(syscall.SIGSTOP)
+	}
+	err := mkdirVia(t, leader.addr, "minority", 5*time.Second)
+	if err == nil || !cluster.IsTransient(err) {
+		t.Errorf("mkdir on a leader cut off from both followers: got %v, want a transient failure", err)
+	}
+	for _, f := range followers {
+		f.cmd.Process.Signal(syscall.SIGCONT)
+	}
+	waitStatus(t, leader.addr, "the cluster to heal", converged)
+
+	// A frozen leader is replaced; the others go on.
+	r = clusterStatus(t, leader.addr)
+	if r == nil {
+		t.Fatal("no status after healing")
+	}
+	frozen := nodes[r.Leader]
+	frozen.cmd.Process.Signal(syscall.SIGSTOP)
+	t.Cleanup(func() { frozen.cmd.Process.Signal(syscall.SIGCONT) })
+	var survivor *node
+	for id, n := range nodes {
+		if id != r.Leader {
+			survivor = n
 		}
-		return true
+	}
+	waitStatus(t, survivor.addr, "a new leader while the old one is frozen", func(s *status.Report) bool {
+		return s.Leader != "" && s.Leader != r.Leader
 	})
+	if err := mkdirVia(t, survivor.addr, "majority", 20*time.Second); err != nil {
+		t.Fatalf("mkdir through a survivor while the leader is frozen: got %v, want success", err)
+	}
+	frozen.cmd.Process.Signal(syscall.SIGCONT)
+	waitStatus(t, survivor.addr, "the old leader to rejoin and catch up", converged)
+	if err := mkdirVia(t, frozen.addr, "majority", 20*time.Second); !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("mkdir of an existing name through the old leader: got %v, want EEXIST", err)
+	}
 }
 
 // TestJoinWithWrongSecretFails starts a node with a secret the cluster does
