@@ -42,7 +42,7 @@ func (n *Node) forward(ctx context.Context, req *MetaRequest) (*MetaResponse, er
 		if errors.Is(err, ErrBadSecret) {
 			n.log.Error("leader refused our cluster secret", "leader", leader, "addr", addr)
 		}
-		return nil, fmt.Errorf("meta op %d: forward to leader %s at %s: %v: %w", req.Op, leader, addr, err, ErrNotLeader)
+		return nil, fmt.Errorf("forward to leader %s: %v: %w", leader, err, ErrNotLeader)
 	}
 	forwarded.Inc()
 	return resp, ResponseError(req, resp)

@@ -279,3 +279,50 @@ func TestStrangerCannotJoin(t *testing.T) {
 		t.Errorf("members after the attempts: got %v, want only n1", m)
 	}
 }
+
+func TestAddAndRemoveNode(t *testing.T) {
+	tc := startCluster(t, 3)
+	leader := tc.waitLeader()
+	follower := (leader + 1) % 3
+	ctx := context.Background()
+	if err := mkdir(ctx, tc.nodes[leader], "early"); err != nil {
+		t.Fatal(err)
+	}
+	// A node that waits to be added, added by an operator through a follower.
+	n4, err := StartNode(NodeConfig{ID: "n4", DataDir: t.TempDir(), Listen: "127.0.0.1:0", RaftListen: "127.0.0.1:0",
+		GCInterval: -1, Secret: testSecret, NoBootstrap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n4.Close() })
+	admin, err := Dial(ctx, tc.nodes[follower].Addr(), ClientConfig{Secret: testSecret, RetryFor: 10 * time.Second, Pin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	if err := admin.AddNode(ctx, NodeInfo{ID: "n4", Addr: n4.Addr(), RaftAddr: string(n4.trans.LocalAddr())}); err != nil {
+		t.Fatalf("add n4 through a follower: got %v, want success", err)
+	}
+	waitUntil(t, "n4 to replicate the log", func() bool { return lookup(n4, "early") })
+	if m, _, _ := admin.Members(ctx); len(m) != 4 {
+		t.Errorf("members after adding n4: got %d, want 4", len(m))
+	}
+	// Removing it leaves three voters; removing an unknown node is ENOENT.
+	if err := admin.RemoveNode(ctx, "n4"); err != nil {
+		t.Fatalf("remove n4: got %v, want success", err)
+	}
+	if err := admin.RemoveNode(ctx, "n4"); !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("remove n4 again: got %v, want ENOENT", err)
+	}
+	waitUntil(t, "every node to drop n4", func() bool {
+		for _, nd := range tc.nodes {
+			if m, _ := nd.Members(); len(m) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	if err := mkdir(ctx, admin, "after-removal"); err != nil {
+		t.Errorf("mkdir after removing n4: got %v, want success", err)
+	}
+}
