@@ -22,8 +22,11 @@ const forwardTimeout = 10 * time.Second
 // reach it wrap ErrNotLeader: they are transient.
 func (n *Node) forward(ctx context.Context, req *MetaRequest) (*MetaResponse, error) {
 	_, leader := n.raft.LeaderWithID()
-	if leader == "" || string(leader) == n.cfg.ID {
-		return nil, fmt.Errorf("meta op %d: no leader: %w", req.Op, ErrNotLeader)
+	if leader == "" {
+		return nil, fmt.Errorf("no leader known: %w", ErrNotLeader)
+	}
+	if string(leader) == n.cfg.ID {
+		return nil, fmt.Errorf("leading, but not yet caught up with earlier terms: %w", ErrNotLeader)
 	}
 	addr := n.nodeAddr(string(leader))
 	if addr == "" {
