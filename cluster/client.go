@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -26,8 +28,12 @@ func IsTransient(err error) bool {
 
 // ClientConfig tunes a Client. The zero value is usable.
 type ClientConfig struct {
-	// OpTimeout bounds one attempt of one operation (default 60s).
+	// OpTimeout bounds one attempt of one chunk operation (default 60s).
 	OpTimeout time.Duration
+	// MetaTimeout bounds one attempt of one metadata request (default
+	// 15s, at most OpTimeout): a node that stops answering (stopped, cut
+	// off) costs that long before the client moves to another.
+	MetaTimeout time.Duration
 	// RetryFor is how long transient failures are retried before the
 	// operation fails (default 30s).
 	RetryFor time.Duration
@@ -36,19 +42,34 @@ type ClientConfig struct {
 	MetaStreams int
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger
+	// Secret, if set, is the cluster secret: metadata requests then go on
+	// the peer service after proving it (peer.go), which admits the
+	// privileged ops (OpJoin, OpLeave). Mounts leave it empty.
+	Secret []byte
+	// Pin keeps the client on the addresses it was given: it learns no
+	// others (to ask one given node, as shoal status does).
+	Pin bool
 }
 
 // Client talks to a shoal cluster over the wire: metadata requests on a pool
 // of metadata streams, chunks with casync's protocol, one stream per
-// transfer, all multiplexed on one connection. It implements Metadata and
-// chunkstore.Store and is safe for concurrent use. A broken connection is
-// redialled on the next operation.
+// transfer, all multiplexed on one connection to one node at a time. It
+// implements Metadata and chunkstore.Store and is safe for concurrent use.
+//
+// Failover: the client knows the addresses it was given and, once
+// connected, those of every member the cluster records (OpMembers). When
+// the connection breaks, or the node keeps answering "unavailable", it
+// moves on to the next address, within the RetryFor budget of the
+// operation; any node serves any metadata request (followers forward to the
+// leader), so a leader change is only a pause.
 type Client struct {
-	addr string
-	cfg  ClientConfig
-	log  *slog.Logger
+	cfg ClientConfig
+	log *slog.Logger
 
 	mu     sync.Mutex
+	addrs  []string // given addresses first, then learned members
+	cur    int      // index in addrs of the node of sess (or to dial next)
+	gen    uint64   // counts sessions, so that one failure moves on once
 	sess   *wire.Session
 	idle   []*wire.Stream // idle metadata streams of sess
 	chunks []*wire.Stream // idle chunk streams of sess, HELLOs exchanged
@@ -61,25 +82,64 @@ var (
 	_ chunkstore.Store = (*Client)(nil)
 )
 
-// Dial connects to the node at addr.
+// Dial connects to a node of the cluster. addr is one address or several
+// separated by commas, tried in order; once connected, the client learns
+// the addresses of the other members to fail over to.
 func Dial(ctx context.Context, addr string, cfg ClientConfig) (*Client, error) {
+	c := newClient(addr, cfg)
+	if _, err := c.session(ctx); err != nil {
+		return nil, err
+	}
+	if !cfg.Pin {
+		c.learn(ctx)
+	}
+	return c, nil
+}
+
+// newClient returns a client for the nodes at addr (comma-separated) that
+// has not dialled yet.
+func newClient(addr string, cfg ClientConfig) *Client {
 	if cfg.OpTimeout <= 0 {
 		cfg.OpTimeout = 60 * time.Second
 	}
 	if cfg.RetryFor <= 0 {
 		cfg.RetryFor = 30 * time.Second
 	}
+	if cfg.MetaTimeout <= 0 {
+		cfg.MetaTimeout = 15 * time.Second
+	}
+	cfg.MetaTimeout = min(cfg.MetaTimeout, cfg.OpTimeout)
 	if cfg.MetaStreams <= 0 {
 		cfg.MetaStreams = 16
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c := &Client{addr: addr, cfg: cfg, log: cfg.Logger, slots: make(chan struct{}, cfg.MetaStreams)}
-	if _, err := c.session(ctx); err != nil {
-		return nil, err
+	c := &Client{cfg: cfg, log: cfg.Logger, slots: make(chan struct{}, cfg.MetaStreams)}
+	for _, a := range strings.Split(addr, ",") {
+		if a = strings.TrimSpace(a); a != "" && !slices.Contains(c.addrs, a) {
+			c.addrs = append(c.addrs, a)
+		}
 	}
-	return c, nil
+	if len(c.addrs) == 0 {
+		c.addrs = []string{""}
+	}
+	return c
+}
+
+// Addrs returns the node addresses the client knows, the one it uses first.
+func (c *Client) Addrs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := append([]string{c.addrs[c.cur]}, c.addrs[:c.cur]...)
+	return append(out, c.addrs[c.cur+1:]...)
+}
+
+// node returns the address of the node the client talks to now.
+func (c *Client) node() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.addrs[c.cur]
 }
 
 // Close closes the connection. Operations in flight fail.
@@ -94,33 +154,69 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// session returns the live session, dialling if there is none.
+// session returns the live session, dialling if there is none: the
+// current address first, then the others in turn.
 func (c *Client) session(ctx context.Context) (*wire.Session, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return nil, fmt.Errorf("client %s: closed: %w", c.addr, net.ErrClosed)
+		return nil, fmt.Errorf("client %s: closed: %w", c.addrs[c.cur], net.ErrClosed)
 	}
 	if c.sess != nil {
 		select {
 		case <-c.sess.Done():
+			// The node went away: the next dial starts with the next one.
 			c.sess, c.idle, c.chunks = nil, nil, nil
+			c.cur = (c.cur + 1) % len(c.addrs)
+			c.gen++
 		default:
 			return c.sess, nil
 		}
 	}
-	d := net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", c.addr)
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w: %w", c.addr, err, ErrUnavailable)
+	var errs []error
+	for range len(c.addrs) {
+		addr := c.addrs[c.cur]
+		d := net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
+			c.cur = (c.cur + 1) % len(c.addrs)
+			continue
+		}
+		if tc, ok := conn.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+		}
+		c.sess = wire.NewSession(conn, wire.SessionConfig{Logf: func(format string, args ...any) {
+			c.log.Warn(fmt.Sprintf(format, args...), "node", addr)
+		}})
+		c.gen++
+		return c.sess, nil
 	}
-	if tc, ok := conn.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
+	return nil, fmt.Errorf("dial %s: %w: %w", strings.Join(c.addrs, ","), errors.Join(errs...), ErrUnavailable)
+}
+
+// moveOn drops the session of generation gen, if it is still the current
+// one, so that the next operation dials the next node.
+func (c *Client) moveOn(gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen || c.sess == nil || len(c.addrs) < 2 {
+		return
 	}
-	c.sess = wire.NewSession(conn, wire.SessionConfig{Logf: func(format string, args ...any) {
-		c.log.Warn(fmt.Sprintf(format, args...), "node", c.addr)
-	}})
-	return c.sess, nil
+	c.sess.Close()
+	c.sess, c.idle = nil, nil
+	c.cur = (c.cur + 1) % len(c.addrs)
+	c.gen++
+	c.log.Info("moving to another node", "node", c.addrs[c.cur])
+}
+
+func (c *Client) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
 }
 
 // open opens a stream to service on the live session.
@@ -132,9 +228,9 @@ func (c *Client) open(ctx context.Context, service string) (*wire.Stream, *wire.
 	st, err := s.Open(ctx, service)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, nil, fmt.Errorf("open %s stream to %s: %w", service, c.addr, err)
+			return nil, nil, fmt.Errorf("open %s stream to %s: %w", service, c.node(), err)
 		}
-		return nil, nil, fmt.Errorf("open %s stream to %s: %w: %w", service, c.addr, err, ErrUnavailable)
+		return nil, nil, fmt.Errorf("open %s stream to %s: %w: %w", service, c.node(), err, ErrUnavailable)
 	}
 	return st, s, nil
 }
@@ -144,15 +240,23 @@ func (c *Client) open(ctx context.Context, service string) (*wire.Stream, *wire.
 // wrapping only ErrUnavailable (or ErrNotLeader), not the socket errno
 // behind it, so that callers mapping errors to errnos see EIO-worthy
 // unavailability rather than, say, ECONNREFUSED.
-func (c *Client) retry(ctx context.Context, what string, op func(ctx context.Context) error) error {
+func (c *Client) retry(ctx context.Context, what string, timeout time.Duration, op func(ctx context.Context) error) error {
 	deadline := time.Now().Add(c.cfg.RetryFor)
 	backoff := 20 * time.Millisecond
+	unavailable := 0
 	for {
-		actx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
+		gen := c.generation()
+		actx, cancel := context.WithTimeout(ctx, timeout)
 		err := op(actx)
 		cancel()
 		if err == nil || !IsTransient(err) {
 			return err
+		}
+		// A broken connection moves on at once; a node that keeps saying
+		// "unavailable" (no leader where it is: maybe a minority) after a
+		// few tries.
+		if unavailable++; errors.Is(err, ErrUnavailable) || unavailable%3 == 0 {
+			c.moveOn(gen)
 		}
 		if ctx.Err() != nil || time.Now().After(deadline) {
 			sentinel := ErrUnavailable
@@ -173,7 +277,7 @@ func (c *Client) retry(ctx context.Context, what string, op func(ctx context.Con
 // Do implements Metadata.
 func (c *Client) Do(ctx context.Context, req *MetaRequest) (*MetaResponse, error) {
 	var resp *MetaResponse
-	err := c.retry(ctx, fmt.Sprintf("meta op %d", req.Op), func(ctx context.Context) error {
+	err := c.retry(ctx, fmt.Sprintf("meta op %d", req.Op), c.cfg.MetaTimeout, func(ctx context.Context) error {
 		var err error
 		resp, err = c.doOnce(ctx, req)
 		return err
@@ -204,11 +308,11 @@ func (c *Client) doOnce(ctx context.Context, req *MetaRequest) (*MetaResponse, e
 	var resp MetaResponse
 	if err := wire.WriteJSON(st, req); err != nil {
 		st.Close()
-		return nil, fmt.Errorf("meta op %d to %s: %w: %w", req.Op, c.addr, err, ErrUnavailable)
+		return nil, fmt.Errorf("meta op %d to %s: %w: %w", req.Op, c.node(), err, ErrUnavailable)
 	}
 	if err := wire.ReadJSON(st, &resp); err != nil {
 		st.Close()
-		return nil, fmt.Errorf("meta op %d to %s: %w: %w", req.Op, c.addr, err, ErrUnavailable)
+		return nil, fmt.Errorf("meta op %d to %s: %w: %w", req.Op, c.node(), err, ErrUnavailable)
 	}
 	st.SetDeadline(time.Time{})
 	c.putMetaStream(s, st)
@@ -229,7 +333,18 @@ func (c *Client) metaStream(ctx context.Context) (*wire.Stream, *wire.Session, e
 		return st, s, nil
 	}
 	c.mu.Unlock()
-	return c.open(ctx, wire.ServiceMeta)
+	if c.cfg.Secret == nil {
+		return c.open(ctx, wire.ServiceMeta)
+	}
+	st, s, err := c.open(ctx, wire.ServicePeer)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := peerHello(ctx, st, c.cfg.Secret); err != nil {
+		st.Close()
+		return nil, nil, fmt.Errorf("peer stream to %s: %w", c.node(), err)
+	}
+	return st, s, nil
 }
 
 func (c *Client) putMetaStream(s *wire.Session, st *wire.Stream) {
@@ -272,16 +387,16 @@ func (c *Client) chunkStream(ctx context.Context) (*wire.Stream, *wire.Session, 
 	}
 	if err := wire.WriteCasync(st, &wire.Hello{Features: chunkStreamFeatures}); err != nil {
 		st.Close()
-		return nil, nil, fmt.Errorf("chunk hello to %s: %w: %w", c.addr, err, ErrUnavailable)
+		return nil, nil, fmt.Errorf("chunk hello to %s: %w: %w", c.node(), err, ErrUnavailable)
 	}
 	m, err := wire.ReadCasync(st)
 	if err != nil {
 		st.Close()
-		return nil, nil, fmt.Errorf("chunk hello from %s: %w: %w", c.addr, err, ErrUnavailable)
+		return nil, nil, fmt.Errorf("chunk hello from %s: %w: %w", c.node(), err, ErrUnavailable)
 	}
 	if _, ok := m.(*wire.Hello); !ok {
 		st.Close()
-		return nil, nil, fmt.Errorf("chunk hello from %s: got %T: %w", c.addr, m, syscall.EPROTO)
+		return nil, nil, fmt.Errorf("chunk hello from %s: got %T: %w", c.node(), m, syscall.EPROTO)
 	}
 	return st, s, nil
 }
@@ -307,7 +422,7 @@ func (c *Client) putChunkStream(s *wire.Session, st *wire.Stream) {
 func (c *Client) readChunkReply(st *wire.Stream, what string) (wire.CasyncMessage, error) {
 	m, err := wire.ReadCasync(st)
 	if err != nil {
-		return nil, fmt.Errorf("%s from %s: %w: %w", what, c.addr, err, ErrUnavailable)
+		return nil, fmt.Errorf("%s from %s: %w: %w", what, c.node(), err, ErrUnavailable)
 	}
 	if a, ok := m.(*wire.Abort); ok {
 		err := syscall.Errno(a.Errno)
@@ -315,9 +430,9 @@ func (c *Client) readChunkReply(st *wire.Stream, what string) (wire.CasyncMessag
 			err = syscall.EIO
 		}
 		if err == syscall.ENOSPC {
-			return nil, fmt.Errorf("%s: node %s: %s: %w", what, c.addr, a.Reason, chunkstore.ErrNoSpace)
+			return nil, fmt.Errorf("%s: node %s: %s: %w", what, c.node(), a.Reason, chunkstore.ErrNoSpace)
 		}
-		return nil, fmt.Errorf("%s: node %s: %s: %w", what, c.addr, a.Reason, err)
+		return nil, fmt.Errorf("%s: node %s: %s: %w", what, c.node(), a.Reason, err)
 	}
 	return m, nil
 }
@@ -327,7 +442,7 @@ func (c *Client) readChunkReply(st *wire.Stream, what string) (wire.CasyncMessag
 // the node says GOODBYE, meaning the chunk is durable.
 func (c *Client) Put(ctx context.Context, id chunkstore.ID, data []byte) error {
 	what := "put chunk " + id.String()
-	return c.retry(ctx, what, func(ctx context.Context) error {
+	return c.retry(ctx, what, c.cfg.OpTimeout, func(ctx context.Context) error {
 		st, s, m, err := c.offerChunk(ctx, what, id, indexSize(len(data)))
 		if err != nil {
 			return err
@@ -339,7 +454,7 @@ func (c *Client) Put(ctx context.Context, id chunkstore.ID, data []byte) error {
 		req, ok := m.(*wire.Request)
 		if !ok {
 			st.Close()
-			return fmt.Errorf("%s: node %s answered %T: %w", what, c.addr, m, syscall.EPROTO)
+			return fmt.Errorf("%s: node %s answered %T: %w", what, c.node(), m, syscall.EPROTO)
 		}
 		for _, want := range req.IDs {
 			var reply wire.CasyncMessage = &wire.Missing{ID: want}
@@ -348,7 +463,7 @@ func (c *Client) Put(ctx context.Context, id chunkstore.ID, data []byte) error {
 			}
 			if err := wire.WriteCasync(st, reply); err != nil {
 				st.Close()
-				return fmt.Errorf("%s to %s: %w: %w", what, c.addr, err, ErrUnavailable)
+				return fmt.Errorf("%s to %s: %w: %w", what, c.node(), err, ErrUnavailable)
 			}
 		}
 		if m, err = c.readChunkReply(st, what); err != nil {
@@ -357,7 +472,7 @@ func (c *Client) Put(ctx context.Context, id chunkstore.ID, data []byte) error {
 		}
 		if _, ok := m.(*wire.Goodbye); !ok {
 			st.Close()
-			return fmt.Errorf("%s: node %s answered %T: %w", what, c.addr, m, syscall.EPROTO)
+			return fmt.Errorf("%s: node %s answered %T: %w", what, c.node(), m, syscall.EPROTO)
 		}
 		c.putChunkStream(s, st)
 		return nil
@@ -377,7 +492,7 @@ func (c *Client) offerChunk(ctx context.Context, what string, id chunkstore.ID, 
 	for _, m := range []wire.CasyncMessage{&wire.Index{Data: idx}, &wire.IndexEOF{}} {
 		if err := wire.WriteCasync(st, m); err != nil {
 			st.Close()
-			return nil, nil, nil, fmt.Errorf("%s to %s: %w: %w", what, c.addr, err, ErrUnavailable)
+			return nil, nil, nil, fmt.Errorf("%s to %s: %w: %w", what, c.node(), err, ErrUnavailable)
 		}
 	}
 	m, err := c.readChunkReply(st, what)
@@ -398,14 +513,14 @@ func indexSize(n int) uint64 { return uint64(max(n, 1)) }
 func (c *Client) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 	what := "get chunk " + id.String()
 	var data []byte
-	err := c.retry(ctx, what, func(ctx context.Context) error {
+	err := c.retry(ctx, what, c.cfg.OpTimeout, func(ctx context.Context) error {
 		st, s, err := c.chunkStream(ctx)
 		if err != nil {
 			return err
 		}
 		if err := wire.WriteCasync(st, &wire.Request{Flags: wire.CasyncRequestHighPrio, IDs: [][32]byte{id}}); err != nil {
 			st.Close()
-			return fmt.Errorf("%s to %s: %w: %w", what, c.addr, err, ErrUnavailable)
+			return fmt.Errorf("%s to %s: %w: %w", what, c.node(), err, ErrUnavailable)
 		}
 		m, err := c.readChunkReply(st, what)
 		if err != nil {
@@ -423,20 +538,20 @@ func (c *Client) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 		switch m := m.(type) {
 		case *wire.Chunk:
 			if m.ID != id {
-				return fmt.Errorf("%s: node %s sent chunk %s: %w", what, c.addr, chunkstore.ID(m.ID), syscall.EPROTO)
+				return fmt.Errorf("%s: node %s sent chunk %s: %w", what, c.node(), chunkstore.ID(m.ID), syscall.EPROTO)
 			}
 			if m.Flags&wire.CasyncChunkCompressed != 0 {
-				return fmt.Errorf("%s: node %s sent a compressed chunk unasked: %w", what, c.addr, syscall.EPROTO)
+				return fmt.Errorf("%s: node %s sent a compressed chunk unasked: %w", what, c.node(), syscall.EPROTO)
 			}
 			if chunkstore.Sum(m.Data) != id {
-				return fmt.Errorf("%s from %s: %w", what, c.addr, chunkstore.ErrCorrupt)
+				return fmt.Errorf("%s from %s: %w", what, c.node(), chunkstore.ErrCorrupt)
 			}
 			data = m.Data
 			return nil
 		case *wire.Missing:
-			return fmt.Errorf("%s from %s: %w", what, c.addr, chunkstore.ErrNotFound)
+			return fmt.Errorf("%s from %s: %w", what, c.node(), chunkstore.ErrNotFound)
 		default:
-			return fmt.Errorf("%s: node %s answered %T: %w", what, c.addr, m, syscall.EPROTO)
+			return fmt.Errorf("%s: node %s answered %T: %w", what, c.node(), m, syscall.EPROTO)
 		}
 	})
 	return data, err
@@ -451,7 +566,7 @@ func (c *Client) VerifiesGets() bool { return true }
 func (c *Client) Has(ctx context.Context, id chunkstore.ID) (bool, error) {
 	what := "has chunk " + id.String()
 	var has bool
-	err := c.retry(ctx, what, func(ctx context.Context) error {
+	err := c.retry(ctx, what, c.cfg.OpTimeout, func(ctx context.Context) error {
 		// The size is not known, nor needed: the chunk is never sent.
 		st, s, m, err := c.offerChunk(ctx, what, id, indexSize(0))
 		if err != nil {
@@ -465,14 +580,14 @@ func (c *Client) Has(ctx context.Context, id chunkstore.ID) (bool, error) {
 		req, ok := m.(*wire.Request)
 		if !ok {
 			st.Close()
-			return fmt.Errorf("%s: node %s answered %T: %w", what, c.addr, m, syscall.EPROTO)
+			return fmt.Errorf("%s: node %s answered %T: %w", what, c.node(), m, syscall.EPROTO)
 		}
 		has = true
 		for _, want := range req.IDs {
 			has = has && want != id
 			if err := wire.WriteCasync(st, &wire.Missing{ID: want}); err != nil {
 				st.Close()
-				return fmt.Errorf("%s to %s: %w: %w", what, c.addr, err, ErrUnavailable)
+				return fmt.Errorf("%s to %s: %w: %w", what, c.node(), err, ErrUnavailable)
 			}
 		}
 		if m, err = c.readChunkReply(st, what); err != nil {
@@ -481,7 +596,7 @@ func (c *Client) Has(ctx context.Context, id chunkstore.ID) (bool, error) {
 		}
 		if _, ok := m.(*wire.Goodbye); !ok {
 			st.Close()
-			return fmt.Errorf("%s: node %s answered %T: %w", what, c.addr, m, syscall.EPROTO)
+			return fmt.Errorf("%s: node %s answered %T: %w", what, c.node(), m, syscall.EPROTO)
 		}
 		c.putChunkStream(s, st)
 		return nil

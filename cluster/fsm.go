@@ -29,14 +29,15 @@ type fsm struct {
 	chunks chunkstore.LazyPutter
 	log    *slog.Logger
 
-	mu    sync.RWMutex
-	state *State
+	mu      sync.RWMutex
+	state   *State
+	members members // node records (members.go)
 }
 
 var _ raft.FSM = (*fsm)(nil)
 
 func newFSM(cfg StateConfig, chunks chunkstore.LazyPutter, log *slog.Logger) *fsm {
-	return &fsm{state: NewState(cfg), chunks: chunks, log: log}
+	return &fsm{state: NewState(cfg), members: members{}, chunks: chunks, log: log}
 }
 
 // Apply implements raft.FSM.
@@ -51,6 +52,10 @@ func (f *fsm) Apply(l *raft.Log) any {
 		return &MetaResponse{Errno: uint32(syscall.EINVAL), Reason: fmt.Sprintf("decode log entry %d: %v", l.Index, err)}
 	}
 	f.mu.Lock()
+	if isMembershipOp(req.Op) {
+		defer f.mu.Unlock()
+		return f.members.apply(&req)
+	}
 	resp := f.state.Apply(&req)
 	f.mu.Unlock()
 	if req.Op == wire.OpCommit && resp.Errno == 0 {
@@ -61,6 +66,13 @@ func (f *fsm) Apply(l *raft.Log) any {
 		}
 	}
 	return resp
+}
+
+// nodes returns the node records, sorted by id.
+func (f *fsm) nodes() []NodeInfo {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.members.list()
 }
 
 // read runs fn on the applied state under the read lock.
@@ -75,7 +87,10 @@ func (f *fsm) read(fn func(s *State)) {
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	var buf bytes.Buffer
 	f.mu.RLock()
-	err := f.state.Save(&buf)
+	err := saveMembers(&buf, f.members)
+	if err == nil {
+		err = f.state.Save(&buf)
+	}
 	f.mu.RUnlock()
 	if err != nil {
 		return nil, fmt.Errorf("snapshot metadata: %w", err)
@@ -86,12 +101,12 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // Restore implements raft.FSM.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	s, err := LoadState(rc)
+	s, m, err := loadSnapshot(rc)
 	if err != nil {
 		return fmt.Errorf("restore metadata snapshot: %w", err)
 	}
 	f.mu.Lock()
-	f.state = s
+	f.state, f.members = s, m
 	f.mu.Unlock()
 	return nil
 }

@@ -62,8 +62,22 @@ func errnoOf(err error) syscall.Errno {
 // Unlike the other implementations, Do returns the response together with
 // the error for file-system errors, so the server can pass it on unchanged.
 func (n *Node) Do(ctx context.Context, req *MetaRequest) (*MetaResponse, error) {
+	req.Forwarded = false // only peers forward (doPeer)
+	return n.do(ctx, req, false)
+}
+
+// doPeer is Do for a request on an authenticated peer stream: it admits
+// membership changes and forwarded requests.
+func (n *Node) doPeer(ctx context.Context, req *MetaRequest) (*MetaResponse, error) {
+	return n.do(ctx, req, true)
+}
+
+func (n *Node) do(ctx context.Context, req *MetaRequest, peer bool) (*MetaResponse, error) {
 	if req.Op == wire.OpStatfs {
 		return n.statfs()
+	}
+	if resp, err, ok := n.doCluster(ctx, req, peer); ok {
+		return resp, err
 	}
 	if !n.ready.Load() {
 		return nil, fmt.Errorf("meta op %d: node is not serving yet: %w", req.Op, ErrNotLeader)
@@ -80,8 +94,12 @@ func (n *Node) Do(ctx context.Context, req *MetaRequest) (*MetaResponse, error) 
 		if err := checkInline(req.Blocks); err != nil {
 			return nil, err
 		}
-		if err := n.checkChunks(ctx, req.Blocks); err != nil {
-			return &MetaResponse{Errno: uint32(syscall.EAGAIN), Reason: err.Error()}, err
+		// A forwarded commit's chunks were checked by the forwarding
+		// node, where the client uploaded them.
+		if !req.Forwarded {
+			if err := n.checkChunks(ctx, req.Blocks); err != nil {
+				return &MetaResponse{Errno: uint32(syscall.EAGAIN), Reason: err.Error()}, err
+			}
 		}
 		// Stored here first so that a full disk fails the commit; each
 		// replica (this one again) stores them when it applies the entry.

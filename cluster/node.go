@@ -50,6 +50,21 @@ type NodeConfig struct {
 	GCInterval time.Duration
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger
+
+	// Secret is the cluster secret that members prove to each other on the
+	// peer service (peer.go). Without it the node can neither forward
+	// requests nor accept joins: fine for a one-node cluster only.
+	Secret []byte
+	// Join, if set, is the address of a member of an existing cluster (or
+	// several, comma-separated): a node with a new data directory asks it
+	// to be added as a voter instead of bootstrapping a cluster of its own.
+	// A node that already has Raft state ignores it.
+	Join string
+	// NoBootstrap keeps a node with a new data directory and no Join from
+	// bootstrapping a one-node cluster: it waits to be added (shoal node add).
+	NoBootstrap bool
+	// JoinTimeout bounds the join at start (default 1m).
+	JoinTimeout time.Duration
 }
 
 // Node is one shoal server: a member of the Raft metadata group, a chunk
@@ -63,6 +78,11 @@ type Node struct {
 	boltdb *raftboltdb.BoltStore
 	trans  *raft.NetworkTransport
 	ln     net.Listener
+
+	wireAddr string // the address peers and mounts reach the wire server at
+	existing bool   // the data directory held Raft state at start
+	peerMu   sync.Mutex
+	peers    map[string]*Client // peer clients by wire address (forward.go)
 
 	// ready is true while this node leads and has applied every entry of
 	// earlier terms, so its state answers reads correctly.
@@ -78,9 +98,10 @@ type Node struct {
 const proposeTimeout = 30 * time.Second
 
 // StartNode opens (or creates) the node's data directory, starts Raft and
-// the wire server, and bootstraps a one-node cluster if the directory is new.
-// It returns once the server is listening; leadership may follow a moment
-// later.
+// the wire server. A new directory bootstraps a one-node cluster, unless
+// cfg.Join names a cluster to join (StartNode then returns once the
+// cluster has added this node) or cfg.NoBootstrap is set. It returns once
+// the server is listening; leadership may follow a moment later.
 func StartNode(cfg NodeConfig) (*Node, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("start node: no data directory given")
@@ -94,10 +115,13 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	if cfg.GCInterval == 0 {
 		cfg.GCInterval = time.Minute
 	}
+	if cfg.JoinTimeout <= 0 {
+		cfg.JoinTimeout = time.Minute
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("start node: create data directory: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), sessions: map[*wire.Session]struct{}{}}
+	n := &Node{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), sessions: map[*wire.Session]struct{}{}, peers: map[string]*Client{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -109,16 +133,25 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
 	n.store = store
-	if err := n.startRaft(); err != nil {
-		return nil, fmt.Errorf("start node: %w", err)
-	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("start node: listen: %w", err)
 	}
 	n.ln = ln
+	n.wireAddr = cfg.Advertise
+	if n.wireAddr == "" {
+		n.wireAddr = ln.Addr().String()
+	}
+	if err := n.startRaft(); err != nil {
+		return nil, fmt.Errorf("start node: %w", err)
+	}
 	n.wg.Add(1)
 	go n.serve()
+	if cfg.Join != "" && !n.existing {
+		if err := n.joinCluster(); err != nil {
+			return nil, fmt.Errorf("start node: %w", err)
+		}
+	}
 	if cfg.GCInterval > 0 {
 		n.wg.Add(1)
 		go n.gcLoop()
@@ -159,13 +192,15 @@ func (n *Node) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("open raft snapshots: %w", err)
 	}
-	advertise := cfg.RaftAdvertise
-	if advertise == "" {
-		advertise = cfg.RaftListen
-	}
-	addr, err := net.ResolveTCPAddr("tcp", advertise)
-	if err != nil {
-		return fmt.Errorf("raft advertise address %q: %w", advertise, err)
+	// Without an advertised address Raft advertises the one it listens on
+	// (so a port 0 becomes the real port).
+	var addr net.Addr
+	if cfg.RaftAdvertise != "" {
+		a, err := net.ResolveTCPAddr("tcp", cfg.RaftAdvertise)
+		if err != nil {
+			return fmt.Errorf("raft advertise address %q: %w", cfg.RaftAdvertise, err)
+		}
+		addr = a
 	}
 	trans, err := raft.NewTCPTransportWithLogger(cfg.RaftListen, addr, 8, 10*time.Second, rc.Logger)
 	if err != nil {
@@ -176,6 +211,7 @@ func (n *Node) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("read raft state: %w", err)
 	}
+	n.existing = existing
 	n.fsm = newFSM(StateConfig{BlockSize: cfg.BlockSize}, n.store, n.log)
 	r, err := raft.NewRaft(rc, n.fsm, bolt, bolt, snaps, trans)
 	if err != nil {
@@ -184,7 +220,7 @@ func (n *Node) startRaft() error {
 	n.raft = r
 	n.wg.Add(1)
 	go n.watchLeadership()
-	if !existing {
+	if !existing && cfg.Join == "" && !cfg.NoBootstrap {
 		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: trans.LocalAddr()}}})
 		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			return fmt.Errorf("bootstrap raft: %w", err)
@@ -213,7 +249,9 @@ func (n *Node) watchLeadership() {
 				continue
 			}
 			n.ready.Store(n.raft.State() == raft.Leader)
-			n.log.Info("serving as leader")
+			n.log.Info("serving as leader", "term", n.raft.CurrentTerm())
+			n.wg.Add(1)
+			go n.recordSelf()
 		}
 	}
 }
@@ -294,6 +332,7 @@ func (n *Node) Close() error {
 		s.Close()
 	}
 	n.connMu.Unlock()
+	n.closePeers()
 	var errs []error
 	if n.raft != nil {
 		errs = append(errs, n.raft.Shutdown().Error())
@@ -331,7 +370,7 @@ func (n *Node) serve() {
 		}
 		remote := conn.RemoteAddr().String()
 		s := wire.NewSession(conn, wire.SessionConfig{
-			Services: []string{wire.ServiceMeta, wire.ServiceChunks},
+			Services: []string{wire.ServiceMeta, wire.ServiceChunks, wire.ServicePeer},
 			Logf: func(format string, args ...any) {
 				n.log.Warn(fmt.Sprintf(format, args...), "peer", remote)
 			},
@@ -369,6 +408,8 @@ func (n *Node) serveSession(s *wire.Session, remote string) {
 				n.serveMeta(st, remote)
 			case wire.ServiceChunks:
 				n.serveChunks(st, remote)
+			case wire.ServicePeer:
+				n.servePeer(st, remote)
 			}
 		}()
 	}

@@ -20,7 +20,12 @@
 // WriteCasync and ReadCasync handle its messages, EncodeIndex and
 // DecodeIndex its index payload (casync's .caibx layout with SHA-256 ids).
 // The metadata service sends MetaRequest and MetaResponse as length-prefixed
-// JSON (WriteJSON, ReadJSON).
+// JSON (WriteJSON, ReadJSON). The peer service (ServicePeer) carries the
+// same messages after a handshake (PeerHello, PeerChallenge, PeerProof,
+// PeerResult; PeerMAC) in which both ends prove they know the cluster
+// secret; node-to-node traffic (forwarding to the leader, joins) and
+// operators' membership changes use it. NodeInfo and NodeStatus describe
+// the cluster's members.
 //
 // # Errors
 //

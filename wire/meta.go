@@ -36,6 +36,10 @@ const (
 	OpDrop               // Ino: the client closed an unlinked inode; free it
 	OpGCMark             // Chunks, Now: doom unreferenced chunks (internal)
 	OpGCDone             // Chunks: the doomed chunks are deleted (internal)
+	OpJoin               // Node: add it as a Raft voter and record its addresses (peer service only)
+	OpLeave              // Name=node id: remove it from the voters and the records (peer service only)
+	OpMembers            // → Members (every node known), Leader: the answering node's view
+	OpNodeStatus         // → Node: the answering node's own status; never forwarded
 	OpAllocInodes        // Size (1…65536) → FirstIno: inode numbers [FirstIno, FirstIno+Size) are the caller's to give new files (OpCreate's NewIno)
 )
 
@@ -171,6 +175,11 @@ type MetaRequest struct {
 	// defers creating a new file until its first commit, so that a small
 	// file costs one log entry. Either both happen or neither does.
 	Create *MetaRequest `json:"create,omitempty"`
+	// Node is the node an OpJoin adds.
+	Node *NodeInfo `json:"node,omitempty"`
+	// Forwarded marks a request a node relays to the leader on the peer
+	// service; the leader answers it itself and never forwards it again.
+	Forwarded bool `json:"fwd,omitempty"`
 }
 
 // MetaResponse answers a MetaRequest. Errno is 0 on success, else the Linux
@@ -180,17 +189,20 @@ type MetaRequest struct {
 // up) and the client should retry; the request had no effect. The other
 // fields are set as the Op says.
 type MetaResponse struct {
-	Errno       uint32     `json:"errno,omitempty"`
-	Reason      string     `json:"reason,omitempty"`
-	Unavailable bool       `json:"unavailable,omitempty"`
-	Attr        Attr       `json:"attr,omitzero"`
-	Entries     []DirEntry `json:"entries,omitempty"`
-	Target      string     `json:"target,omitempty"`
-	Value       []byte     `json:"value,omitempty"`
-	Names       []string   `json:"names,omitempty"`
-	Layout      Layout     `json:"layout,omitzero"`
-	Removed     Removed    `json:"removed,omitzero"`
-	Statfs      Statfs     `json:"statfs,omitzero"`
-	Chunks      [][32]byte `json:"chunks,omitempty"`
-	FirstIno    uint64     `json:"firstino,omitempty"`
+	Errno       uint32      `json:"errno,omitempty"`
+	Reason      string      `json:"reason,omitempty"`
+	Unavailable bool        `json:"unavailable,omitempty"`
+	Attr        Attr        `json:"attr,omitzero"`
+	Entries     []DirEntry  `json:"entries,omitempty"`
+	Target      string      `json:"target,omitempty"`
+	Value       []byte      `json:"value,omitempty"`
+	Names       []string    `json:"names,omitempty"`
+	Layout      Layout      `json:"layout,omitzero"`
+	Removed     Removed     `json:"removed,omitzero"`
+	Statfs      Statfs      `json:"statfs,omitzero"`
+	Chunks      [][32]byte  `json:"chunks,omitempty"`
+	Members     []NodeInfo  `json:"members,omitempty"`  // OpMembers
+	Leader      string      `json:"leader,omitempty"`   // OpMembers: the leader's node id, if known
+	Node        *NodeStatus `json:"node,omitempty"`     // OpNodeStatus
+	FirstIno    uint64      `json:"firstino,omitempty"` // OpAllocInodes
 }

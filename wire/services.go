@@ -10,4 +10,10 @@ const (
 	// ServiceChunks carries the casync chunk protocol (WriteCasync):
 	// pushes and pulls of chunks and shards.
 	ServiceChunks = "chunks"
+
+	// ServicePeer carries the same messages as ServiceMeta after a
+	// handshake proving both sides know the cluster secret (PeerHello,
+	// PeerChallenge, PeerProof, PeerResult); only there does a node accept
+	// OpJoin, OpLeave and forwarded requests.
+	ServicePeer = "peer"
 )

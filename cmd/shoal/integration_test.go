@@ -69,7 +69,7 @@ func checkSums(t *testing.T, dir string, want map[string][32]byte) {
 }
 
 func TestHelpOnEveryCommand(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"up", "--help"}, {"node", "--help"}, {"mount", "--help"}, {"bench", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"up", "--help"}, {"node", "--help"}, {"mount", "--help"}, {"bench", "--help"}, {"status", "--help"}, {"node", "add", "--help"}, {"node", "remove", "--help"}} {
 		out, err := exec.Command(shoalBinary(t), args...).CombinedOutput()
 		if err != nil {
 			t.Errorf("shoal %v: %v\n%s", args, err, out)

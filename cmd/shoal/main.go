@@ -1,7 +1,9 @@
 // Command shoal runs a shoal node, mounts a shoal cluster, or both at once.
 //
 //	shoal up MOUNTPOINT          run a one-node cluster and mount it
-//	shoal node --data DIR        run a node
+//	shoal node --data DIR        run a node (--join ADDR: join a cluster)
+//	shoal node add|remove        change a cluster's members
+//	shoal status --node ADDR     show a cluster's nodes
 //	shoal mount --node ADDR DIR  mount a cluster
 //	shoal bench DIR...           compare file-system speed
 //
@@ -36,7 +38,7 @@ func main() {
 		slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
 		return nil
 	}
-	root.AddCommand(nodeCmd(), mountCmd(), upCmd(), benchCmd())
+	root.AddCommand(nodeCmd(), mountCmd(), upCmd(), statusCmd(), benchCmd())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {

@@ -88,13 +88,18 @@ func mountCmd() *cobra.Command {
 		Short: "Mount a shoal cluster at a directory",
 		Long: `Mount a shoal cluster at MOUNTPOINT (an existing directory). Writes are
 buffered and become durable when a file is closed or fsynced. The mount
-lasts until Ctrl-C or SIGTERM, then it is unmounted cleanly.`,
+lasts until Ctrl-C or SIGTERM, then it is unmounted cleanly.
+
+The mount talks to one node at a time; any member serves it (followers
+forward to the Raft leader). It learns every member's address and, if its
+node goes away or has no leader, moves to another, retrying operations for
+--retry-for before failing with EIO.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return f.mount(cmd.Context(), node, args[0])
 		},
 	}
-	cmd.Flags().StringVar(&node, "node", "127.0.0.1:7420", "address of a node of the cluster")
+	cmd.Flags().StringVar(&node, "node", "127.0.0.1:7420", "address of a node of the cluster, or several, comma-separated (the mount learns the others and fails over)")
 	f.register(cmd)
 	return cmd
 }

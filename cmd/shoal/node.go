@@ -15,11 +15,13 @@ import (
 
 // nodeFlags are the flags of a node, shared by "node" and "up".
 type nodeFlags struct {
-	dataDir, listen, raftListen, id, metrics string
-	blockSize                                uint32
-	compress                                 bool
-	snapshotThreshold                        uint64
-	gcInterval                               time.Duration
+	dataDir, listen, raftListen, id, metrics   string
+	advertise, raftAdvertise, join, secretFile string
+	bootstrap                                  bool
+	blockSize                                  uint32
+	compress                                   bool
+	snapshotThreshold                          uint64
+	gcInterval                                 time.Duration
 }
 
 func defaultDataDir() string {
@@ -41,14 +43,28 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.compress, "compress", false, "zstd-compress chunks on disk when it saves space")
 	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", 8192, "Raft log entries between snapshots")
 	fl.DurationVar(&f.gcInterval, "gc-interval", time.Minute, "how often unreferenced chunks are deleted (negative: never)")
+	fl.StringVar(&f.advertise, "advertise", "", "address peers and mounts reach the wire server at (default: --listen)")
+	fl.StringVar(&f.raftAdvertise, "raft-advertise", "", "address peers reach the Raft transport at (default: --raft)")
+	fl.StringVar(&f.join, "join", "", "join the cluster of the node at this wire address (or several, comma-separated) instead of bootstrapping one; needs --secret-file")
+	fl.BoolVar(&f.bootstrap, "bootstrap", true, "with a new data directory and no --join, start a new one-node cluster (false: wait for \"shoal node add\")")
+	fl.StringVar(&f.secretFile, "secret-file", os.Getenv("SHOAL_SECRET_FILE"), "file holding the cluster secret (default $SHOAL_SECRET_FILE, else DATA/"+cluster.SecretFileName+", created when bootstrapping)")
 }
 
 func (f *nodeFlags) start() (*cluster.Node, error) {
 	if f.blockSize < 4096 || f.blockSize > 16<<20-4096 {
 		return nil, fmt.Errorf("--block-size %d: must be between 4096 and 16 MiB", f.blockSize)
 	}
+	secret, err := cluster.NodeSecret(f.dataDir, f.secretFile, f.join == "" && f.bootstrap)
+	if err != nil {
+		return nil, fmt.Errorf("cluster secret (--secret-file): %w", err)
+	}
 	return cluster.StartNode(cluster.NodeConfig{
 		ID:                f.id,
+		Advertise:         f.advertise,
+		RaftAdvertise:     f.raftAdvertise,
+		Join:              f.join,
+		NoBootstrap:       !f.bootstrap,
+		Secret:            secret,
 		DataDir:           f.dataDir,
 		Listen:            f.listen,
 		RaftListen:        f.raftListen,
@@ -66,9 +82,22 @@ func nodeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Run a shoal node: Raft metadata member, chunk store and wire server",
-		Long: `Run a shoal node. A new data directory bootstraps a one-node cluster;
-an existing one restarts the node with its log, snapshots and chunks.
-The node runs until interrupted (Ctrl-C or SIGTERM).`,
+		Long: `Run a shoal node. A new data directory bootstraps a one-node cluster
+and writes a new cluster secret to DATA/` + cluster.SecretFileName + `, unless --join
+names a member of an existing cluster: the node then asks it (any member;
+it forwards to the leader) to add it as a voter, proving the cluster secret
+of --secret-file. An existing data directory restarts the node with its
+log, snapshots and chunks (--join is then ignored). The node runs until
+interrupted (Ctrl-C or SIGTERM).
+
+A three-node cluster on one machine:
+
+  shoal node --data /tmp/a --listen 127.0.0.1:7420 --raft 127.0.0.1:7421
+  shoal node --data /tmp/b --listen 127.0.0.1:7430 --raft 127.0.0.1:7431 \
+      --join 127.0.0.1:7420 --secret-file /tmp/a/` + cluster.SecretFileName + `
+  shoal node --data /tmp/c --listen 127.0.0.1:7440 --raft 127.0.0.1:7441 \
+      --join 127.0.0.1:7420 --secret-file /tmp/a/` + cluster.SecretFileName + `
+  shoal status --node 127.0.0.1:7420`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := f.start()
@@ -87,6 +116,7 @@ The node runs until interrupted (Ctrl-C or SIGTERM).`,
 		},
 	}
 	f.register(cmd)
+	cmd.AddCommand(nodeAddCmd(), nodeRemoveCmd())
 	return cmd
 }
 

@@ -1,0 +1,80 @@
+package cluster
+
+// This file holds the client's view of the cluster itself: its members,
+// each node's status, and the operator's membership changes.
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"shoal/wire"
+)
+
+// learn asks the node for the cluster's members and adds their wire
+// addresses to the ones the client fails over to. Failures are only logged:
+// the given addresses still work.
+func (c *Client) learn(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := c.doOnce(ctx, &MetaRequest{Op: wire.OpMembers})
+	if err == nil {
+		err = ResponseError(&MetaRequest{Op: wire.OpMembers}, resp)
+	}
+	if err != nil {
+		c.log.Debug("learn cluster members", "err", err)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range resp.Members {
+		if m.Addr != "" && !slices.Contains(c.addrs, m.Addr) {
+			c.addrs = append(c.addrs, m.Addr)
+		}
+	}
+}
+
+// Members returns the members of the cluster as the node the client talks
+// to knows them (sorted by id), and the leader's id ("" if none).
+func (c *Client) Members(ctx context.Context) ([]NodeInfo, string, error) {
+	resp, err := c.Do(ctx, &MetaRequest{Op: wire.OpMembers})
+	if err != nil {
+		return nil, "", fmt.Errorf("cluster members: %w", err)
+	}
+	return resp.Members, resp.Leader, nil
+}
+
+// NodeStatus returns the status of the node the client talks to. Use a
+// client dialled to that node alone (one address) to ask a given node.
+func (c *Client) NodeStatus(ctx context.Context) (*NodeStatus, error) {
+	resp, err := c.Do(ctx, &MetaRequest{Op: wire.OpNodeStatus})
+	if err != nil {
+		return nil, fmt.Errorf("node status: %w", err)
+	}
+	if resp.Node == nil {
+		return nil, fmt.Errorf("node status from %s: empty answer", c.node())
+	}
+	return resp.Node, nil
+}
+
+// AddNode asks the cluster to add node as a voter and record its
+// addresses. The client needs the cluster secret (ClientConfig.Secret); the
+// node must be running without a cluster of its own (it was started to
+// join, or with NoBootstrap).
+func (c *Client) AddNode(ctx context.Context, node NodeInfo) error {
+	if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpJoin, Node: &node}); err != nil {
+		return fmt.Errorf("add node %s: %w", node.ID, err)
+	}
+	return nil
+}
+
+// RemoveNode asks the cluster to remove node id from its voters and
+// records. The client needs the cluster secret. The error wraps
+// syscall.ENOENT if id is not a member.
+func (c *Client) RemoveNode(ctx context.Context, id string) error {
+	if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpLeave, Name: id}); err != nil {
+		return fmt.Errorf("remove node %s: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,47 @@
+// Package cluster is shoal's metadata Raft group, the node server and the
+// client library everything else uses. It builds on wire and chunkstore.
+//
+// # State
+//
+// State (state*.go) is the namespace as the Raft log builds it: inodes,
+// directory entries, block layouts, xattrs and chunk reference counts,
+// changed only by applying MetaRequests, deterministically (the proposer
+// stamps times). Next to it the FSM (fsm.go) keeps the node records
+// (members.go): each member's id, wire address and Raft address, so that
+// every node and every client can find the others. Raft's own
+// configuration stays the truth about who votes; the records are the
+// address book. Both go into snapshots.
+//
+// # Nodes and membership
+//
+// A Node (node.go) runs Raft (its own TCP port), a chunk store and the wire
+// server. A new data directory bootstraps a one-node cluster, unless
+// NodeConfig.Join names a member of an existing cluster: the node then
+// asks it to add it as a voter (OpJoin; membership.go). Joins and removals
+// (OpLeave) are done by the leader: AddVoter or RemoveServer on Raft's
+// configuration plus a log entry for the record. They are accepted only on
+// the peer service, whose streams start with an HMAC challenge-response
+// proving the cluster secret (peer.go, secret.go), so a stranger cannot
+// join or remove anyone.
+//
+// # Forwarding
+//
+// Any node accepts any metadata request. The leader answers it (reads from
+// its applied state once it has applied every entry of earlier terms,
+// writes through the log); a follower forwards it, reads included, to the
+// leader on a peer stream and relays the answer (forward.go), so every
+// answer is the leader's and reads are as fresh as writes. A commit's
+// chunks are checked on the node that received them (where the client
+// uploaded them) before forwarding. While no leader is known the answer is
+// "unavailable" (ErrNotLeader), which clients retry. A minority cannot
+// commit: its proposals fail and are answered "unavailable" too.
+//
+// # Client
+//
+// Client (client.go) speaks the wire protocol to one node at a time. It
+// learns all members' addresses (OpMembers) and moves to the next node when
+// its connection breaks or its node keeps answering "unavailable", all
+// within the RetryFor budget of an operation, so a leader change is a
+// pause, not an error. Chunks still live on the node that received them;
+// spreading them over the nodes comes with erasure coding.
+package cluster

@@ -1,0 +1,328 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	"shoal/wire"
+)
+
+var testSecret = []byte("a cluster secret for tests only")
+
+// testCluster is a cluster of in-process nodes on loopback.
+type testCluster struct {
+	t     *testing.T
+	cfgs  []NodeConfig
+	nodes []*Node // nil while stopped
+}
+
+// startCluster starts n nodes: the first bootstraps, the others join it.
+func startCluster(t *testing.T, n int) *testCluster {
+	t.Helper()
+	tc := &testCluster{t: t}
+	for i := range n {
+		cfg := NodeConfig{
+			ID:         fmt.Sprintf("n%d", i+1),
+			DataDir:    t.TempDir(),
+			Listen:     "127.0.0.1:0",
+			RaftListen: "127.0.0.1:0",
+			GCInterval: -1,
+			Secret:     testSecret,
+		}
+		if i > 0 {
+			cfg.Join = tc.nodes[0].Addr()
+		}
+		nd, err := StartNode(cfg)
+		if err != nil {
+			t.Fatalf("start node %d: %v", i+1, err)
+		}
+		t.Cleanup(func() { nd.Close() })
+		// Restarts reuse the ports.
+		cfg.Listen, cfg.RaftListen, cfg.Join = nd.Addr(), string(nd.trans.LocalAddr()), ""
+		tc.cfgs = append(tc.cfgs, cfg)
+		tc.nodes = append(tc.nodes, nd)
+		if i == 0 {
+			tc.waitLeader()
+		}
+	}
+	return tc
+}
+
+// stop closes node i (as a crash would, for Raft: it just goes away).
+func (tc *testCluster) stop(i int) {
+	tc.t.Helper()
+	tc.nodes[i].Close()
+	tc.nodes[i] = nil
+}
+
+// restart starts node i again on its data directory and addresses.
+func (tc *testCluster) restart(i int) {
+	tc.t.Helper()
+	nd, err := StartNode(tc.cfgs[i])
+	if err != nil {
+		tc.t.Fatalf("restart node %s: %v", tc.cfgs[i].ID, err)
+	}
+	tc.t.Cleanup(func() { nd.Close() })
+	tc.nodes[i] = nd
+}
+
+// waitLeader waits until one running node is a ready leader and returns
+// its index.
+func (tc *testCluster) waitLeader() int {
+	tc.t.Helper()
+	leader := -1
+	waitUntil(tc.t, "a ready leader", func() bool {
+		for i, nd := range tc.nodes {
+			if nd != nil && nd.ready.Load() {
+				leader = i
+				return true
+			}
+		}
+		return false
+	})
+	return leader
+}
+
+// waitUntil polls cond for up to 30 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// lookup looks name up in the root directory of nd's own applied state.
+func lookup(nd *Node, name string) bool {
+	var resp *MetaResponse
+	nd.fsm.read(func(s *State) { resp = s.Read(&MetaRequest{Op: wire.OpLookup, Ino: RootIno, Name: name}) })
+	return resp.Errno == 0
+}
+
+// snapshotBytes returns nd's applied state and node records, encoded.
+func snapshotBytes(t *testing.T, nd *Node) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	nd.fsm.read(func(s *State) {
+		if err := saveMembers(&buf, nd.fsm.members); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Save(&buf); err != nil {
+			t.Fatal(err)
+		}
+	})
+	return buf.Bytes()
+}
+
+func mkdir(ctx context.Context, m Metadata, name string) error {
+	_, err := m.Do(ctx, &MetaRequest{Op: wire.OpMkdir, Ino: RootIno, Name: name, Mode: 0o755})
+	return err
+}
+
+func TestClusterJoinReplicatesAndForwards(t *testing.T) {
+	tc := startCluster(t, 3)
+	leader := tc.waitLeader()
+	follower := (leader + 1) % 3
+	// Every node learns all three members, with addresses, as voters.
+	for i, nd := range tc.nodes {
+		waitUntil(t, fmt.Sprintf("node %d to know 3 members", i+1), func() bool {
+			m, _ := nd.Members()
+			return len(m) == 3 && m[0].Addr != "" && m[1].Addr != "" && m[2].Addr != ""
+		})
+		m, lead := nd.Members()
+		for _, rec := range m {
+			if !rec.Voter {
+				t.Errorf("node %d: member %s is not a voter, want a voter", i+1, rec.ID)
+			}
+		}
+		if lead == "" {
+			t.Errorf("node %d knows no leader, want one", i+1)
+		}
+	}
+	// A client pinned to a follower writes; only forwarding to the leader
+	// can make that work.
+	c, err := Dial(context.Background(), tc.nodes[follower].Addr(), ClientConfig{RetryFor: 5 * time.Second, Pin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+	if err := mkdir(ctx, c, "via-follower"); err != nil {
+		t.Fatalf("mkdir through follower %s: got %v, want success", tc.cfgs[follower].ID, err)
+	}
+	// A file-system error comes back as such, not as "unavailable".
+	if err := mkdir(ctx, c, "via-follower"); !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("second mkdir through follower: got %v, want EEXIST", err)
+	}
+	// Reads through the follower see the write (they are forwarded too).
+	if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpLookup, Ino: RootIno, Name: "via-follower"}); err != nil {
+		t.Errorf("lookup through follower: got %v, want success", err)
+	}
+	for i, nd := range tc.nodes {
+		waitUntil(t, fmt.Sprintf("node %d to apply the mkdir", i+1), func() bool { return lookup(nd, "via-follower") })
+	}
+	// A client that is not pinned learns every member's address.
+	free, err := Dial(context.Background(), tc.nodes[follower].Addr(), ClientConfig{RetryFor: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { free.Close() })
+	if got := len(free.Addrs()); got != 3 {
+		t.Errorf("client knows %d addresses (%v), want 3", got, free.Addrs())
+	}
+	st, err := c.NodeStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ID != tc.cfgs[follower].ID || st.Role != "follower" || st.Term == 0 || st.Applied == 0 {
+		t.Errorf("status of the follower: got %+v, want id %s, role follower, term and applied index > 0", st, tc.cfgs[follower].ID)
+	}
+}
+
+func TestClusterLeaderLossElectsNewLeader(t *testing.T) {
+	tc := startCluster(t, 3)
+	old := tc.waitLeader()
+	// The client first talks to the leader; it must fail over when it dies.
+	c, err := Dial(context.Background(), tc.nodes[old].Addr(), ClientConfig{RetryFor: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+	if err := mkdir(ctx, c, "before"); err != nil {
+		t.Fatal(err)
+	}
+	tc.stop(old)
+	start := time.Now()
+	leader := tc.waitLeader()
+	t.Logf("new leader %s after %v", tc.cfgs[leader].ID, time.Since(start))
+	if leader == old {
+		t.Fatalf("leader: got the stopped node %d, want another", old+1)
+	}
+	if err := mkdir(ctx, c, "after"); err != nil {
+		t.Fatalf("mkdir after the leader stopped: got %v, want success", err)
+	}
+	for i, nd := range tc.nodes {
+		if nd == nil {
+			continue
+		}
+		waitUntil(t, fmt.Sprintf("node %d to apply both mkdirs", i+1), func() bool { return lookup(nd, "before") && lookup(nd, "after") })
+	}
+	// The old leader comes back as a follower and catches up.
+	tc.restart(old)
+	waitUntil(t, "the restarted node to catch up", func() bool { return lookup(tc.nodes[old], "after") })
+}
+
+func TestClusterMinorityCannotCommit(t *testing.T) {
+	tc := startCluster(t, 3)
+	leader := tc.waitLeader()
+	a, b := (leader+1)%3, (leader+2)%3
+	tc.stop(a)
+	tc.stop(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	err := mkdir(ctx, tc.nodes[leader], "lonely")
+	if err == nil {
+		t.Fatalf("mkdir on a leader cut off from its majority: got success, want an error")
+	}
+	t.Logf("minority write: %v", err)
+	if lookup(tc.nodes[leader], "lonely") {
+		t.Errorf("minority node applied a write it could not commit")
+	}
+	// Healing: every node ends with the same state, and the cluster works.
+	tc.restart(a)
+	tc.restart(b)
+	tc.waitLeader()
+	c, err := Dial(context.Background(), tc.nodes[a].Addr(), ClientConfig{RetryFor: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := mkdir(context.Background(), c, "healed"); err != nil {
+		t.Fatalf("mkdir after healing: got %v, want success", err)
+	}
+	waitUntil(t, "all nodes to converge", func() bool {
+		want := snapshotBytes(t, tc.nodes[0])
+		for _, nd := range tc.nodes[1:] {
+			if !lookup(nd, "healed") || !bytes.Equal(snapshotBytes(t, nd), want) {
+				return false
+			}
+		}
+		return lookup(tc.nodes[0], "healed")
+	})
+}
+
+func TestStrangerCannotJoin(t *testing.T) {
+	tc := startCluster(t, 1)
+	_, err := StartNode(NodeConfig{
+		ID: "intruder", DataDir: t.TempDir(), Listen: "127.0.0.1:0", RaftListen: "127.0.0.1:0",
+		GCInterval: -1, Secret: []byte("not the cluster secret at all"), Join: tc.nodes[0].Addr(), JoinTimeout: 5 * time.Second,
+	})
+	if !errors.Is(err, ErrBadSecret) {
+		t.Errorf("join with a wrong secret: got %v, want ErrBadSecret", err)
+	}
+	// Without the peer service, membership ops are refused.
+	c := dialTestNode(t, tc.nodes[0])
+	err = c.AddNode(context.Background(), NodeInfo{ID: "intruder", Addr: "127.0.0.1:1", RaftAddr: "127.0.0.1:2"})
+	if !errors.Is(err, syscall.EPERM) {
+		t.Errorf("add node without the secret: got %v, want EPERM", err)
+	}
+	if m, _ := tc.nodes[0].Members(); len(m) != 1 {
+		t.Errorf("members after the attempts: got %v, want only n1", m)
+	}
+}
+
+func TestAddAndRemoveNode(t *testing.T) {
+	tc := startCluster(t, 3)
+	leader := tc.waitLeader()
+	follower := (leader + 1) % 3
+	ctx := context.Background()
+	if err := mkdir(ctx, tc.nodes[leader], "early"); err != nil {
+		t.Fatal(err)
+	}
+	// A node that waits to be added, added by an operator through a follower.
+	n4, err := StartNode(NodeConfig{ID: "n4", DataDir: t.TempDir(), Listen: "127.0.0.1:0", RaftListen: "127.0.0.1:0",
+		GCInterval: -1, Secret: testSecret, NoBootstrap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n4.Close() })
+	admin, err := Dial(ctx, tc.nodes[follower].Addr(), ClientConfig{Secret: testSecret, RetryFor: 10 * time.Second, Pin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	if err := admin.AddNode(ctx, NodeInfo{ID: "n4", Addr: n4.Addr(), RaftAddr: string(n4.trans.LocalAddr())}); err != nil {
+		t.Fatalf("add n4 through a follower: got %v, want success", err)
+	}
+	waitUntil(t, "n4 to replicate the log", func() bool { return lookup(n4, "early") })
+	if m, _, _ := admin.Members(ctx); len(m) != 4 {
+		t.Errorf("members after adding n4: got %d, want 4", len(m))
+	}
+	// Removing it leaves three voters; removing an unknown node is ENOENT.
+	if err := admin.RemoveNode(ctx, "n4"); err != nil {
+		t.Fatalf("remove n4: got %v, want success", err)
+	}
+	if err := admin.RemoveNode(ctx, "n4"); !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("remove n4 again: got %v, want ENOENT", err)
+	}
+	waitUntil(t, "every node to drop n4", func() bool {
+		for _, nd := range tc.nodes {
+			if m, _ := nd.Members(); len(m) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	if err := mkdir(ctx, admin, "after-removal"); err != nil {
+		t.Errorf("mkdir after removing n4: got %v, want success", err)
+	}
+}

@@ -1,0 +1,165 @@
+// Package status gathers what "shoal status" shows: the members of a
+// cluster as one node knows them, and what each member says about itself
+// when asked directly (so a node that does not answer shows as down, rather
+// than as someone else's idea of it).
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"shoal/cluster"
+)
+
+// Node is one member's line in a Report. Status is nil when the node did
+// not answer (Up false, Err says why).
+type Node struct {
+	ID       string              `json:"id"`
+	Addr     string              `json:"addr"`
+	RaftAddr string              `json:"raft"`
+	Voter    bool                `json:"voter"`
+	Up       bool                `json:"up"`
+	Err      string              `json:"error,omitempty"`
+	Status   *cluster.NodeStatus `json:"status,omitempty"`
+}
+
+// Report is the cluster's status: its members, the leader (by id, as the
+// answering nodes agree: the leader that says it leads in the highest
+// term), and how many voters there are.
+type Report struct {
+	AskedNode string `json:"asked"`
+	Leader    string `json:"leader"`
+	Term      uint64 `json:"term"`
+	Voters    int    `json:"voters"`
+	Up        int    `json:"up"`
+	Nodes     []Node `json:"nodes"`
+}
+
+// Gather asks the node at addr (or the first that answers of several,
+// comma-separated) for the members, then each member for its own status,
+// each within timeout.
+func Gather(ctx context.Context, addr string, timeout time.Duration, log *slog.Logger) (*Report, error) {
+	cfg := cluster.ClientConfig{RetryFor: timeout, OpTimeout: timeout, Pin: true, Logger: log}
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c, err := cluster.Dial(dctx, addr, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	defer c.Close()
+	members, _, err := c.Members(dctx)
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	r := &Report{AskedNode: c.Addrs()[0], Nodes: make([]Node, len(members))}
+	var wg sync.WaitGroup
+	for i, m := range members {
+		r.Nodes[i] = Node{ID: m.ID, Addr: m.Addr, RaftAddr: m.RaftAddr, Voter: m.Voter}
+		if m.Voter {
+			r.Voters++
+		}
+		if m.Addr == "" {
+			r.Nodes[i].Err = "no wire address recorded yet"
+			continue
+		}
+		wg.Add(1)
+		go func(n *Node) {
+			defer wg.Done()
+			st, err := nodeStatus(ctx, n.Addr, timeout, log)
+			n.Status = st
+			if err != nil {
+				n.Err = err.Error()
+				return
+			}
+			n.Up = true
+		}(&r.Nodes[i])
+	}
+	wg.Wait()
+	for _, n := range r.Nodes {
+		if !n.Up {
+			continue
+		}
+		r.Up++
+		if n.Status.Role == "leader" && n.Status.Term >= r.Term {
+			r.Leader, r.Term = n.ID, n.Status.Term
+		}
+	}
+	return r, nil
+}
+
+// nodeStatus asks the node at addr, and only it, for its status.
+func nodeStatus(ctx context.Context, addr string, timeout time.Duration, log *slog.Logger) (*cluster.NodeStatus, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	// One short attempt: a node that does not answer is down.
+	c, err := cluster.Dial(ctx, addr, cluster.ClientConfig{RetryFor: time.Millisecond, OpTimeout: timeout, Pin: true, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.NodeStatus(ctx)
+}
+
+// WriteJSON writes r as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteTable writes r as a table for people.
+func (r *Report) WriteTable(w io.Writer) error {
+	leader := r.Leader
+	if leader == "" {
+		leader = "none"
+	}
+	fmt.Fprintf(w, "cluster: %d nodes, %d up, %d voters (quorum %d), leader %s, term %d\n\n",
+		len(r.Nodes), r.Up, r.Voters, r.Voters/2+1, leader, r.Term)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tWIRE\tRAFT\tSTATE\tROLE\tTERM\tAPPLIED\tCHUNKS\tUSED\tCAPACITY\tFREE")
+	for _, n := range r.Nodes {
+		state := "up"
+		if !n.Up {
+			state = "down"
+		}
+		if !n.Voter {
+			state += " (non-voter)"
+		}
+		if s := n.Status; s != nil {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", n.ID, n.Addr, n.RaftAddr, state,
+				s.Role, s.Term, s.Applied, s.Chunks, bytesString(uint64(max(s.Bytes, 0))), bytesString(s.Capacity), bytesString(s.Available))
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\n", n.ID, n.Addr, n.RaftAddr, state)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, n := range r.Nodes {
+		if n.Err != "" {
+			fmt.Fprintf(w, "%s: %s\n", n.ID, strings.TrimSpace(n.Err))
+		}
+	}
+	return nil
+}
+
+// bytesString renders n bytes in binary units.
+func bytesString(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
