@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"shoal/chunkstore"
 	"shoal/wire"
 )
 
@@ -324,5 +325,45 @@ func TestAddAndRemoveNode(t *testing.T) {
 	})
 	if err := mkdir(ctx, admin, "after-removal"); err != nil {
 		t.Errorf("mkdir after removing n4: got %v, want success", err)
+	}
+}
+
+// TestClusterInlineChunksOnEveryNode commits a new small file through a
+// follower, its create and its chunk inside the commit: every node applies
+// the create and holds the chunk in its own store, so the small file's
+// data is replicated as its metadata is.
+func TestClusterInlineChunksOnEveryNode(t *testing.T) {
+	tc := startCluster(t, 3)
+	leader := tc.waitLeader()
+	follower := (leader + 1) % 3
+	c, err := Dial(context.Background(), tc.nodes[follower].Addr(), ClientConfig{RetryFor: 5 * time.Second, Pin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+	alloc, err := c.Do(ctx, &MetaRequest{Op: wire.OpAllocInodes, Size: 8})
+	if err != nil {
+		t.Fatalf("alloc inodes through a follower: %v", err)
+	}
+	ino := alloc.FirstIno
+	data := []byte("small and replicated")
+	id := chunkstore.Sum(data)
+	create := &MetaRequest{Op: wire.OpCreate, Ino: RootIno, Name: "small", Mode: syscall.S_IFREG | 0o644, NewIno: ino}
+	if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: ino, Size: uint64(len(data)), Create: create,
+		Blocks: []Block{{ID: id, Len: uint32(len(data)), Data: data}}}); err != nil {
+		t.Fatalf("commit with create and inline chunk through a follower: %v", err)
+	}
+	for i, nd := range tc.nodes {
+		waitUntil(t, fmt.Sprintf("node %d to apply the commit", i+1), func() bool { return lookup(nd, "small") })
+		got, err := nd.Store().Get(ctx, id)
+		if err != nil || string(got) != string(data) {
+			t.Errorf("node %d store: got %q, %v; want %q", i+1, got, err, data)
+		}
+	}
+	// The same create again: the name exists, and nothing changes.
+	_, err = c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: ino + 1, Size: 0, Create: &MetaRequest{Op: wire.OpCreate, Ino: RootIno, Name: "small", Mode: syscall.S_IFREG | 0o644, NewIno: ino + 1}})
+	if !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("second create of the name: got %v, want EEXIST", err)
 	}
 }

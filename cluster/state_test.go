@@ -929,3 +929,53 @@ func TestStateCommitFoldedAttrs(t *testing.T) {
 	h.fails(MetaRequest{Op: wire.OpCommit, Ino: f, Size: 10, Valid: wire.SetSize}, syscall.EINVAL)
 	h.fails(MetaRequest{Op: wire.OpCommit, Ino: f, Size: 10, Valid: wire.SetCtime}, syscall.EINVAL)
 }
+
+// TestStateClientNumberedCreate checks OpAllocInodes, creates with NewIno,
+// and commits carrying their file's create: both or neither happen.
+func TestStateClientNumberedCreate(t *testing.T) {
+	h := newStH(t)
+	first := h.ok(MetaRequest{Op: wire.OpAllocInodes, Size: 4}).FirstIno
+	if again := h.ok(MetaRequest{Op: wire.OpAllocInodes, Size: 4}).FirstIno; again != first+4 {
+		t.Fatalf("second reservation: got %d, want %d", again, first+4)
+	}
+	h.fails(MetaRequest{Op: wire.OpAllocInodes}, syscall.EINVAL)
+	h.fails(MetaRequest{Op: wire.OpAllocInodes, Size: wire.MaxAllocInodes + 1}, syscall.EINVAL)
+	// A number not reserved, or a directory, cannot be given.
+	h.fails(MetaRequest{Op: wire.OpCreate, Ino: 1, Name: "x", Mode: stIFREG | 0o644, NewIno: first + 100}, syscall.EINVAL)
+	h.fails(MetaRequest{Op: wire.OpCreate, Ino: 1, Name: "x", Mode: stIFIFO | 0o644, NewIno: first}, syscall.EINVAL)
+	a := h.ok(MetaRequest{Op: wire.OpCreate, Ino: 1, Name: "a", Mode: stIFREG | 0o600, NewIno: first, Now: 10}).Attr
+	if a.Ino != first {
+		t.Fatalf("create: got inode %d, want %d", a.Ino, first)
+	}
+	// In use now; and a NewIno create never opens an existing name.
+	h.fails(MetaRequest{Op: wire.OpCreate, Ino: 1, Name: "b", Mode: stIFREG | 0o600, NewIno: first}, syscall.EINVAL)
+	h.fails(MetaRequest{Op: wire.OpCreate, Ino: 1, Name: "a", Mode: stIFREG | 0o600, NewIno: first + 1}, syscall.EEXIST)
+
+	// A commit carrying its create, with the client's create time.
+	c := &MetaRequest{Op: wire.OpCreate, Ino: 1, Name: "c", Mode: stIFREG | 0o644, Uid: 5, NewIno: first + 1, Now: 20}
+	got := h.ok(MetaRequest{Op: wire.OpCommit, Ino: first + 1, Size: 3, Mtime: 25, Now: 30, Create: c,
+		Blocks: []Block{{ID: stID(9), Len: 3}}}).Attr
+	want := Attr{Ino: first + 1, Mode: stIFREG | 0o644, Nlink: 1, Uid: 5, Size: 3, Atime: 20, Mtime: 25, Ctime: 25}
+	if got != want {
+		t.Fatalf("create and commit: got %+v, want %+v", got, want)
+	}
+	if ino, e := h.lookup(1, "c"); e != 0 || ino != first+1 {
+		t.Fatalf("lookup c: got %d, %v; want %d", ino, e, first+1)
+	}
+	// A failing commit keeps the create from happening, and the reverse.
+	inodes, _ := h.s.Counts()
+	h.fails(MetaRequest{Op: wire.OpCommit, Ino: first + 2, Size: 3, Create: &MetaRequest{Op: wire.OpCreate, Ino: 1, Name: "d", Mode: stIFREG | 0o644, NewIno: first + 2},
+		Blocks: []Block{{ID: stID(9), Len: 4}}}, syscall.EINVAL) // block past the size
+	h.fails(MetaRequest{Op: wire.OpCommit, Ino: first + 2, Size: 3, Create: &MetaRequest{Op: wire.OpCreate, Ino: 1, Name: "a", Mode: stIFREG | 0o644, NewIno: first + 2},
+		Blocks: []Block{{ID: stID(9), Len: 3}}}, syscall.EEXIST)
+	h.fails(MetaRequest{Op: wire.OpCommit, Ino: first + 3, Size: 3, Create: &MetaRequest{Op: wire.OpCreate, Ino: 1, Name: "e", Mode: stIFREG | 0o644, NewIno: first + 2}}, syscall.EINVAL) // inode numbers differ
+	if after, _ := h.s.Counts(); after != inodes {
+		t.Errorf("inodes after failed commits: got %d, want %d", after, inodes)
+	}
+	if _, e := h.lookup(1, "d"); e != syscall.ENOENT {
+		t.Errorf("lookup d after its failed commit: got %v, want ENOENT", e)
+	}
+	if h.s.refs[stID(9)] != 1 {
+		t.Errorf("refs of the committed chunk: got %d, want 1", h.s.refs[stID(9)])
+	}
+}
