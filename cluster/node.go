@@ -192,19 +192,9 @@ func (n *Node) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("open raft snapshots: %w", err)
 	}
-	// Without an advertised address Raft advertises the one it listens on
-	// (so a port 0 becomes the real port).
-	var addr net.Addr
-	if cfg.RaftAdvertise != "" {
-		a, err := net.ResolveTCPAddr("tcp", cfg.RaftAdvertise)
-		if err != nil {
-			return fmt.Errorf("raft advertise address %q: %w", cfg.RaftAdvertise, err)
-		}
-		addr = a
-	}
-	trans, err := raft.NewTCPTransportWithLogger(cfg.RaftListen, addr, 8, 10*time.Second, rc.Logger)
+	trans, err := newRaftTransport(cfg.RaftListen, cfg.RaftAdvertise, rc)
 	if err != nil {
-		return fmt.Errorf("raft transport on %s: %w", cfg.RaftListen, err)
+		return err
 	}
 	n.trans = trans
 	existing, err := raft.HasExistingState(bolt, bolt, snaps)

@@ -19,13 +19,17 @@ import (
 )
 
 // Node is one member's line in a Report. Status is nil when the node did
-// not answer (Up false, Err says why).
+// not answer (Up false, Err says why). Via is the address it answered at
+// when that is not Addr: one of the addresses Gather was given, for
+// members whose advertised names only resolve among the nodes (containers
+// on a compose network, asked from the host through published ports).
 type Node struct {
 	ID       string              `json:"id"`
 	Addr     string              `json:"addr"`
 	RaftAddr string              `json:"raft"`
 	Voter    bool                `json:"voter"`
 	Up       bool                `json:"up"`
+	Via      string              `json:"via,omitempty"`
 	Err      string              `json:"error,omitempty"`
 	Status   *cluster.NodeStatus `json:"status,omitempty"`
 }
@@ -44,7 +48,8 @@ type Report struct {
 
 // Gather asks the node at addr (or the first that answers of several,
 // comma-separated) for the members, then each member for its own status,
-// each within timeout.
+// each within timeout. A member that does not answer at its recorded
+// address is looked for among the given addresses (by the id each reports).
 func Gather(ctx context.Context, addr string, timeout time.Duration, log *slog.Logger) (*Report, error) {
 	cfg := cluster.ClientConfig{RetryFor: timeout, OpTimeout: timeout, Pin: true, Logger: log}
 	dctx, cancel := context.WithTimeout(ctx, timeout)
@@ -82,6 +87,7 @@ func Gather(ctx context.Context, addr string, timeout time.Duration, log *slog.L
 		}(&r.Nodes[i])
 	}
 	wg.Wait()
+	viaGiven(ctx, r, addr, timeout, log)
 	for _, n := range r.Nodes {
 		if !n.Up {
 			continue
@@ -92,6 +98,45 @@ func Gather(ctx context.Context, addr string, timeout time.Duration, log *slog.L
 		}
 	}
 	return r, nil
+}
+
+// viaGiven asks each of the given addresses (comma-separated) that is no
+// member's recorded address for its status, and marks the member whose id
+// it reports up, via that address, if it did not answer at its own.
+func viaGiven(ctx context.Context, r *Report, given string, timeout time.Duration, log *slog.Logger) {
+	down := map[string]*Node{}
+	recorded := map[string]bool{}
+	for i := range r.Nodes {
+		recorded[r.Nodes[i].Addr] = true
+		if !r.Nodes[i].Up {
+			down[r.Nodes[i].ID] = &r.Nodes[i]
+		}
+	}
+	if len(down) == 0 {
+		return
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, a := range strings.Split(given, ",") {
+		if a = strings.TrimSpace(a); a == "" || recorded[a] {
+			continue
+		}
+		recorded[a] = true
+		wg.Add(1)
+		go func(a string) {
+			defer wg.Done()
+			st, err := nodeStatus(ctx, a, timeout, log)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if n := down[st.ID]; n != nil && !n.Up {
+				n.Up, n.Status, n.Via, n.Err = true, st, a, ""
+			}
+		}(a)
+	}
+	wg.Wait()
 }
 
 // nodeStatus asks the node at addr, and only it, for its status.
@@ -132,11 +177,15 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if !n.Voter {
 			state += " (non-voter)"
 		}
+		wireAddr := n.Addr
+		if n.Via != "" {
+			wireAddr += " (via " + n.Via + ")"
+		}
 		if s := n.Status; s != nil {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", n.ID, n.Addr, n.RaftAddr, state,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", n.ID, wireAddr, n.RaftAddr, state,
 				s.Role, s.Term, s.Applied, s.Chunks, bytesString(uint64(max(s.Bytes, 0))), bytesString(s.Capacity), bytesString(s.Available))
 		} else {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\n", n.ID, n.Addr, n.RaftAddr, state)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\n", n.ID, wireAddr, n.RaftAddr, state)
 		}
 	}
 	if err := tw.Flush(); err != nil {
