@@ -108,7 +108,9 @@ func viaGiven(ctx context.Context, r *Report, given string, timeout time.Duratio
 	recorded := map[string]bool{}
 	for i := range r.Nodes {
 		recorded[r.Nodes[i].Addr] = true
-		if !r.Nodes[i].Up {
+		// A member with no wire address recorded yet is still joining:
+		// it stays down, whatever answers.
+		if !r.Nodes[i].Up && r.Nodes[i].Addr != "" {
 			down[r.Nodes[i].ID] = &r.Nodes[i]
 		}
 	}
