@@ -798,3 +798,35 @@ func TestDeferredCreate(t *testing.T) {
 		t.Errorf("rmdir once empty: %v", err)
 	}
 }
+
+// TestNoPosixACLs checks that POSIX ACL xattrs are refused with
+// EOPNOTSUPP, as on a file system without ACL support, rather than stored
+// as xattrs nothing enforces; cp -a then falls back to chmod.
+func TestNoPosixACLs(t *testing.T) {
+	dir, _ := mountNew(t)
+	p := filepath.Join(dir, "f")
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := filepath.Join(dir, "d")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	acl := []byte("\x02\x00\x00\x00\x01\x00\x06\x00\xff\xff\xff\xff\x04\x00\x04\x00\xff\xff\xff\xff\x20\x00\x04\x00\xff\xff\xff\xff")
+	// A default ACL is for directories only (the kernel says so itself).
+	for p, name := range map[string]string{p: "system.posix_acl_access", d: "system.posix_acl_default"} {
+		if err := syscall.Setxattr(p, name, acl, 0); !errors.Is(err, syscall.EOPNOTSUPP) {
+			t.Errorf("setxattr %s: got %v, want EOPNOTSUPP", name, err)
+		}
+		if _, err := syscall.Getxattr(p, name, make([]byte, 64)); !errors.Is(err, syscall.EOPNOTSUPP) {
+			t.Errorf("getxattr %s: got %v, want EOPNOTSUPP", name, err)
+		}
+		if err := syscall.Removexattr(p, name); !errors.Is(err, syscall.EOPNOTSUPP) {
+			t.Errorf("removexattr %s: got %v, want EOPNOTSUPP", name, err)
+		}
+	}
+	n, err := syscall.Listxattr(p, make([]byte, 64))
+	if err != nil || n != 0 {
+		t.Errorf("listxattr: got %d bytes, %v; want none", n, err)
+	}
+}

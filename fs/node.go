@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -448,10 +449,20 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 
 const xattrCapability = "security.capability"
 
+// aclPrefix starts the names of POSIX ACL xattrs. shoal does not implement
+// ACLs (the mount does not ask the kernel for FUSE_POSIX_ACL), so it
+// refuses them with EOPNOTSUPP, as a local file system mounted noacl does:
+// stored as plain xattrs they would look like ACLs that nothing enforces.
+// Programs then fall back to chmod (cp -a does).
+const aclPrefix = "system.posix_acl_"
+
 // Getxattr implements fs.NodeGetxattrer: with a dest too small it returns
 // the value's size and ERANGE (go-fuse turns that into the size answer
 // when the caller asked for the size only).
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if strings.HasPrefix(attr, aclPrefix) {
+		return 0, syscall.EOPNOTSUPP
+	}
 	if n.r.isPending(n.ino()) {
 		return 0, syscall.ENODATA // a new file has no xattrs yet
 	}
@@ -501,6 +512,9 @@ func (n *node) forgetCap() {
 // Setxattr implements fs.NodeSetxattrer.
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
 	const create, replace = 1, 2 // XATTR_CREATE, XATTR_REPLACE
+	if strings.HasPrefix(attr, aclPrefix) {
+		return syscall.EOPNOTSUPP
+	}
 	req := &cluster.MetaRequest{Op: cluster.OpSetXattr, Ino: n.ino(), Name: attr, Value: data}
 	if flags&create != 0 {
 		req.Flags |= cluster.XattrCreate
@@ -533,6 +547,9 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 
 // Removexattr implements fs.NodeRemovexattrer.
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	if strings.HasPrefix(attr, aclPrefix) {
+		return syscall.EOPNOTSUPP
+	}
 	n.forgetCap()
 	_, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpRemoveXattr, Ino: n.ino(), Name: attr})
 	return n.errno("removexattr", err)
