@@ -1,6 +1,7 @@
 package chunkstore
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 
@@ -125,4 +126,37 @@ func (s Scheme) Join(shards [][]byte, size int) ([]byte, error) {
 		out = append(out, sh...)
 	}
 	return out[:size], nil
+}
+
+// ShardKey returns the key that shard i of chunk id, erasure-coded with s,
+// is stored under in a node's store. With one data shard every shard is a
+// whole copy of the chunk and the key is id itself, so a copy is found by
+// the chunk's id; otherwise the key is the SHA-256 of "shoal shard", id and
+// the scheme and index as bytes. Shard keys are not hashes of the shards'
+// bytes: the chunk's id verifies them once they are joined.
+func ShardKey(id ID, s Scheme, i int) ID {
+	if s.Data == 1 {
+		return id
+	}
+	h := sha256.New()
+	h.Write([]byte("shoal shard\x00"))
+	h.Write(id[:])
+	h.Write([]byte{byte(s.Data), byte(s.Parity), byte(i)})
+	return ID(h.Sum(nil))
+}
+
+// ParseScheme parses "k+m" (e.g. "4+2") as a Scheme and validates it.
+func ParseScheme(s string) (Scheme, error) {
+	var sc Scheme
+	var rest string
+	if n, _ := fmt.Sscanf(s, "%d+%d%s", &sc.Data, &sc.Parity, &rest); n != 2 {
+		return Scheme{}, fmt.Errorf("erasure scheme %q: want data+parity, e.g. 2+1", s)
+	}
+	if err := sc.Validate(); err != nil {
+		return Scheme{}, err
+	}
+	if sc.Shards() > 255 {
+		return Scheme{}, fmt.Errorf("erasure scheme %s: at most 255 shards", sc)
+	}
+	return sc, nil
 }

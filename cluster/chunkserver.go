@@ -11,26 +11,68 @@ import (
 	"shoal/wire"
 )
 
-// serveChunks speaks casync's chunk protocol on one stream (PROTOCOL.md,
+// casyncBackend is what one end of casync's chunk protocol serves: the
+// chunk service serves whole chunks, erasure-coded across the cluster
+// (coord.go); the shard service serves this node's own shards.
+type casyncBackend struct {
+	what string // "chunk" or "shard", for logs and errors
+	// get returns the bytes of id; chunkstore.ErrNotFound or ErrCorrupt
+	// are answered MISSING.
+	get func(ctx context.Context, id chunkstore.ID) ([]byte, error)
+	// has reports whether id is stored already, so that a push need not
+	// send it, and keeps it from being collected meanwhile.
+	has func(ctx context.Context, id chunkstore.ID) (bool, error)
+	// put stores id durably.
+	put func(ctx context.Context, id chunkstore.ID, data []byte) error
+	// verify says pushed bytes must hash to their id.
+	verify bool
+}
+
+// chunkBackend serves whole chunks to mounts and other clients.
+func (n *Node) chunkBackend() *casyncBackend {
+	return &casyncBackend{what: "chunk", get: n.loadChunk, has: n.chunkPlaced, put: n.storeChunk, verify: true}
+}
+
+// shardBackend serves this node's shards to its peers.
+func (n *Node) shardBackend() *casyncBackend {
+	return &casyncBackend{what: "shard", get: n.store.Get, has: n.store.Touch, put: n.store.Put}
+}
+
+// serveShards authenticates a shard stream as servePeer does, then serves
+// it like a chunk stream, with shard keys for ids.
+func (n *Node) serveShards(st *wire.Stream, remote string) {
+	if err := n.peerAccept(st); err != nil {
+		n.log.Warn("shard stream refused", "peer", remote, "err", err)
+		return
+	}
+	n.serveCasync(st, remote, n.shardBackend())
+}
+
+// serveChunks serves a chunk stream (see serveCasync).
+func (n *Node) serveChunks(st *wire.Stream, remote string) {
+	n.serveCasync(st, remote, n.chunkBackend())
+}
+
+// serveCasync speaks casync's chunk protocol on one stream (PROTOCOL.md,
 // "Chunk service"): both sides say HELLO; then any number of pulls
 // (REQUEST → CHUNK or MISSING per id) and pushes (INDEX… INDEX_EOF → the
 // node REQUESTs the ids it lacks → CHUNK or MISSING each → GOODBYE once all
 // are durable) until the client says GOODBYE or closes the stream.
-func (n *Node) serveChunks(st *wire.Stream, remote string) {
+func (n *Node) serveCasync(st *wire.Stream, remote string, b *casyncBackend) {
 	ctx := context.Background()
 	abort := func(err error) {
-		n.log.Warn("chunk stream aborted", "peer", remote, "err", err)
+		n.log.Warn(b.what+" stream aborted", "peer", remote, "err", err)
 		wire.WriteCasync(st, &wire.Abort{Errno: uint64(errnoOf(err)), Reason: err.Error()})
 	}
 	m, err := wire.ReadCasync(st)
 	if err != nil {
 		if !errors.Is(err, io.EOF) {
-			n.log.Warn("chunk stream", "peer", remote, "err", err)
+			n.log.Warn(b.what+" stream", "peer", remote, "err", err)
 		}
 		return
 	}
 	if _, ok := m.(*wire.Hello); !ok {
-		abort(fmt.Errorf("chunk stream: first message is %T, want HELLO: %w", m, syscall.EPROTO))
+		abort(fmt.Errorf("%s stream: first message is %T, want HELLO: %w", b.what, m, syscall.EPROTO))
 		return
 	}
 	if err := wire.WriteCasync(st, &wire.Hello{Features: wire.CasyncReadableStore | wire.CasyncWritableStore}); err != nil {
@@ -41,14 +83,14 @@ func (n *Node) serveChunks(st *wire.Stream, remote string) {
 		m, err := wire.ReadCasync(st)
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
-				n.log.Warn("chunk stream", "peer", remote, "err", err)
+				n.log.Warn(b.what+" stream", "peer", remote, "err", err)
 			}
 			return
 		}
 		switch m := m.(type) {
 		case *wire.Request:
 			for _, id := range m.IDs {
-				data, err := n.store.Get(ctx, chunkstore.ID(id))
+				data, err := b.get(ctx, chunkstore.ID(id))
 				switch {
 				case err == nil:
 					chunkOps.WithLabelValues("served").Inc()
@@ -59,7 +101,7 @@ func (n *Node) serveChunks(st *wire.Stream, remote string) {
 					err = wire.WriteCasync(st, &wire.Missing{ID: id})
 				case errors.Is(err, chunkstore.ErrCorrupt):
 					chunkOps.WithLabelValues("corrupt").Inc()
-					n.log.Error("corrupt chunk on disk", "chunk", chunkstore.ID(id).String(), "err", err)
+					n.log.Error("corrupt "+b.what+" on disk", b.what, chunkstore.ID(id).String(), "err", err)
 					err = wire.WriteCasync(st, &wire.Missing{ID: id})
 				default:
 					abort(err)
@@ -71,17 +113,17 @@ func (n *Node) serveChunks(st *wire.Stream, remote string) {
 			}
 		case *wire.Index:
 			if len(index)+len(m.Data) > maxIndexBytes {
-				abort(fmt.Errorf("chunk stream: index over %d bytes: %w", maxIndexBytes, syscall.E2BIG))
+				abort(fmt.Errorf("%s stream: index over %d bytes: %w", b.what, maxIndexBytes, syscall.E2BIG))
 				return
 			}
 			index = append(index, m.Data...)
 		case *wire.IndexEOF:
 			entries, err := wire.DecodeIndex(index)
 			if err != nil {
-				abort(fmt.Errorf("chunk stream: %w: %w", err, syscall.EPROTO))
+				abort(fmt.Errorf("%s stream: %w: %w", b.what, err, syscall.EPROTO))
 				return
 			}
-			if err := n.receivePush(ctx, st, entries); err != nil {
+			if err := n.receivePush(ctx, st, b, entries); err != nil {
 				abort(err)
 				return
 			}
@@ -89,10 +131,10 @@ func (n *Node) serveChunks(st *wire.Stream, remote string) {
 		case *wire.Goodbye:
 			return
 		case *wire.Abort:
-			n.log.Warn("client aborted chunk stream", "peer", remote, "errno", m.Errno, "reason", m.Reason)
+			n.log.Warn("client aborted "+b.what+" stream", "peer", remote, "errno", m.Errno, "reason", m.Reason)
 			return
 		default:
-			abort(fmt.Errorf("chunk stream: unexpected %T: %w", m, syscall.EPROTO))
+			abort(fmt.Errorf("%s stream: unexpected %T: %w", b.what, m, syscall.EPROTO))
 			return
 		}
 	}
@@ -101,19 +143,17 @@ func (n *Node) serveChunks(st *wire.Stream, remote string) {
 // maxIndexBytes bounds one pushed index (about 100,000 chunks).
 const maxIndexBytes = 4 << 20
 
-// receivePush requests the pushed chunks the store lacks, stores each one
-// that arrives after checking it hashes to its id, and says GOODBYE once all
-// of them are durable.
-func (n *Node) receivePush(ctx context.Context, st *wire.Stream, index []wire.IndexEntry) error {
+// receivePush requests the pushed ids the backend lacks, stores each one
+// that arrives (after checking it hashes to its id, if the backend says
+// so), and says GOODBYE once all of them are durable.
+func (n *Node) receivePush(ctx context.Context, st *wire.Stream, b *casyncBackend, index []wire.IndexEntry) error {
 	var want [][32]byte
 	size := map[[32]byte]uint64{}
 	for _, e := range index {
 		if _, dup := size[e.ID]; dup {
 			continue
 		}
-		// Touch refreshes a present chunk's time, so a collection racing
-		// with this push keeps it (chunkstore.Deleter).
-		ok, err := n.store.Touch(ctx, chunkstore.ID(e.ID))
+		ok, err := b.has(ctx, chunkstore.ID(e.ID))
 		if err != nil {
 			return err
 		}
@@ -134,25 +174,26 @@ func (n *Node) receivePush(ctx context.Context, st *wire.Stream, index []wire.In
 	for range want {
 		m, err := wire.ReadCasync(st)
 		if err != nil {
-			return fmt.Errorf("receive pushed chunk: %w", err)
+			return fmt.Errorf("receive pushed %s: %w", b.what, err)
 		}
 		switch m := m.(type) {
 		case *wire.Chunk:
 			plainLen, ok := size[m.ID]
 			if !ok {
-				return fmt.Errorf("received chunk %s that was not requested: %w", chunkstore.ID(m.ID), syscall.EPROTO)
+				return fmt.Errorf("received %s %s that was not requested: %w", b.what, chunkstore.ID(m.ID), syscall.EPROTO)
 			}
 			data := m.Data
 			if m.Flags&wire.CasyncChunkCompressed != 0 {
 				if data, err = chunkstore.Decompress(nil, m.Data, int(plainLen)); err != nil {
-					return fmt.Errorf("received chunk %s: %w: %w", chunkstore.ID(m.ID), err, syscall.EPROTO)
+					return fmt.Errorf("received %s %s: %w: %w", b.what, chunkstore.ID(m.ID), err, syscall.EPROTO)
 				}
 			}
-			// The store trusts this check (DiskOptions.VerifiedPuts).
-			if chunkstore.Sum(data) != m.ID {
-				return fmt.Errorf("received chunk %s does not match its id: %w", chunkstore.ID(m.ID), syscall.EBADMSG)
+			// The store trusts this check (DiskOptions.VerifiedPuts); shards
+			// come from members, which checked the chunk they split.
+			if b.verify && chunkstore.Sum(data) != m.ID {
+				return fmt.Errorf("received %s %s does not match its id: %w", b.what, chunkstore.ID(m.ID), syscall.EBADMSG)
 			}
-			if err := n.store.Put(ctx, m.ID, data); err != nil {
+			if err := b.put(ctx, m.ID, data); err != nil {
 				return err
 			}
 			chunkOps.WithLabelValues("stored").Inc()

@@ -49,6 +49,12 @@ type ClientConfig struct {
 	// Pin keeps the client on the addresses it was given: it learns no
 	// others (to ask one given node, as shoal status does).
 	Pin bool
+	// Shards makes Put, Get and Has move shards on the shard service
+	// (wire.ServiceShards, which needs Secret) instead of chunks on the
+	// chunk service: ids are then shard keys, which Get cannot verify
+	// (the reader checks the chunk they are joined into). Nodes use it
+	// among themselves.
+	Shards bool
 }
 
 // Client talks to a shoal cluster over the wire: metadata requests on a pool
@@ -378,9 +384,19 @@ func (c *Client) chunkStream(ctx context.Context) (*wire.Stream, *wire.Session, 
 		return st, s, nil
 	}
 	c.mu.Unlock()
-	st, s, err := c.open(ctx, wire.ServiceChunks)
+	service := wire.ServiceChunks
+	if c.cfg.Shards {
+		service = wire.ServiceShards
+	}
+	st, s, err := c.open(ctx, service)
 	if err != nil {
 		return nil, nil, err
+	}
+	if c.cfg.Shards {
+		if err := peerHello(ctx, st, c.cfg.Secret); err != nil {
+			st.Close()
+			return nil, nil, fmt.Errorf("shard stream to %s: %w", c.node(), err)
+		}
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		st.SetDeadline(dl)
@@ -543,7 +559,7 @@ func (c *Client) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 			if m.Flags&wire.CasyncChunkCompressed != 0 {
 				return fmt.Errorf("%s: node %s sent a compressed chunk unasked: %w", what, c.node(), syscall.EPROTO)
 			}
-			if chunkstore.Sum(m.Data) != id {
+			if !c.cfg.Shards && chunkstore.Sum(m.Data) != id {
 				return fmt.Errorf("%s from %s: %w", what, c.node(), chunkstore.ErrCorrupt)
 			}
 			data = m.Data
@@ -559,7 +575,7 @@ func (c *Client) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 
 // VerifiesGets reports that Get checks every chunk it returns against its
 // id (see fs.VerifyingChunks): a reader need not hash it again.
-func (c *Client) VerifiesGets() bool { return true }
+func (c *Client) VerifiesGets() bool { return !c.cfg.Shards }
 
 // Has implements chunkstore.Store by pushing an index of just id: the node
 // requests the chunk only if it lacks it, and the client answers MISSING.

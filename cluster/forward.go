@@ -81,5 +81,8 @@ func (n *Node) closePeers() {
 	for _, c := range n.peers {
 		c.Close()
 	}
-	n.peers = nil
+	for _, c := range n.shardPeers {
+		c.Close()
+	}
+	n.peers, n.shardPeers = nil, nil
 }

@@ -28,6 +28,7 @@ import (
 type fsm struct {
 	chunks chunkstore.LazyPutter
 	log    *slog.Logger
+	cfg    StateConfig
 
 	mu      sync.RWMutex
 	state   *State
@@ -37,7 +38,7 @@ type fsm struct {
 var _ raft.FSM = (*fsm)(nil)
 
 func newFSM(cfg StateConfig, chunks chunkstore.LazyPutter, log *slog.Logger) *fsm {
-	return &fsm{state: NewState(cfg), members: members{}, chunks: chunks, log: log}
+	return &fsm{state: NewState(cfg), members: members{}, chunks: chunks, log: log, cfg: cfg}
 }
 
 // Apply implements raft.FSM.
@@ -105,6 +106,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("restore metadata snapshot: %w", err)
 	}
+	s.requirePlaced = f.cfg.RequirePlaced
 	f.mu.Lock()
 	f.state, f.members = s, m
 	f.mu.Unlock()

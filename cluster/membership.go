@@ -32,10 +32,18 @@ func (n *Node) doCluster(ctx context.Context, req *MetaRequest, peer bool) (resp
 		return &MetaResponse{Members: m, Leader: leader}, nil, true
 	case wire.OpGCMark, wire.OpGCDone:
 		return nil, fmt.Errorf("meta op %d: internal to the cluster: %w", req.Op, syscall.EPERM), true
-	case wire.OpJoin, wire.OpLeave:
+	case wire.OpJoin, wire.OpLeave, wire.OpPlace, wire.OpDisplace, wire.OpLocate, wire.OpDropShards, wire.OpScrub, wire.OpRepair:
 		if !peer {
-			return nil, fmt.Errorf("meta op %d: membership changes need the cluster secret (peer service): %w", req.Op, syscall.EPERM), true
+			return nil, fmt.Errorf("meta op %d: needs the cluster secret (peer service): %w", req.Op, syscall.EPERM), true
 		}
+	}
+	switch req.Op {
+	case wire.OpDropShards:
+		resp, err = n.dropShards(ctx, req)
+		return resp, err, true
+	case wire.OpScrub:
+		resp, err = n.Scrub(ctx)
+		return resp, err, true
 	}
 	if n.ready.Load() {
 		switch req.Op {
@@ -45,18 +53,14 @@ func (n *Node) doCluster(ctx context.Context, req *MetaRequest, peer bool) (resp
 		case wire.OpLeave:
 			resp, err = n.removeVoter(ctx, req)
 			return resp, err, true
+		case wire.OpRepair:
+			repaired, err := n.Repair(ctx)
+			return &MetaResponse{Repaired: repaired}, err, true
 		}
 		return nil, nil, false
 	}
 	if req.Forwarded {
 		return nil, fmt.Errorf("meta op %d: forwarded here, but this node is not the leader: %w", req.Op, ErrNotLeader), true
-	}
-	// The chunks a commit names are on this node's store: check them here,
-	// where the client uploaded them, before the leader records the commit.
-	if req.Op == wire.OpCommit {
-		if err := n.checkChunks(ctx, req.Blocks); err != nil {
-			return &MetaResponse{Errno: uint32(syscall.EAGAIN), Reason: err.Error()}, err, true
-		}
 	}
 	if req.Now == 0 && !IsReadOnly(req.Op) {
 		req.Now = time.Now().UnixNano()
@@ -176,6 +180,7 @@ func (n *Node) Status() *NodeStatus {
 		LastIndex: n.raft.LastIndex(),
 		Leader:    string(leader),
 	}
+	st.Health = n.Health()
 	if u, err := n.store.Stat(context.Background()); err == nil {
 		st.Chunks, st.Bytes, st.Capacity, st.Available = u.Chunks, u.Bytes, u.Capacity, u.Available
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"shoal/chunkstore"
 	"shoal/wire"
 )
 
@@ -94,13 +93,6 @@ func (n *Node) do(ctx context.Context, req *MetaRequest, peer bool) (*MetaRespon
 		if err := checkInline(req.Blocks); err != nil {
 			return nil, err
 		}
-		// A forwarded commit's chunks were checked by the forwarding
-		// node, where the client uploaded them.
-		if !req.Forwarded {
-			if err := n.checkChunks(ctx, req.Blocks); err != nil {
-				return &MetaResponse{Errno: uint32(syscall.EAGAIN), Reason: err.Error()}, err
-			}
-		}
 		// Stored here first so that a full disk fails the commit; each
 		// replica (this one again) stores them when it applies the entry.
 		if err := storeInline(ctx, n.store.PutLazy, req.Blocks); err != nil {
@@ -115,27 +107,6 @@ func (n *Node) do(ctx context.Context, req *MetaRequest, peer bool) (*MetaRespon
 		return nil, err
 	}
 	return resp, ResponseError(req, resp)
-}
-
-// checkChunks makes sure every chunk a commit names is stored (or carried
-// inline), so metadata never points at data that is not there. A missing
-// chunk (never uploaded, or collected meanwhile) answers EAGAIN: the client
-// uploads it again.
-func (n *Node) checkChunks(ctx context.Context, blocks []Block) error {
-	for _, b := range blocks {
-		id := chunkstore.ID(b.ID)
-		if id.IsZero() || b.Data != nil {
-			continue
-		}
-		ok, err := n.store.Has(ctx, id)
-		if err != nil {
-			return fmt.Errorf("commit: check chunk %s: %w", id, err)
-		}
-		if !ok {
-			return fmt.Errorf("commit: chunk %s is not stored: %w", id, syscall.EAGAIN)
-		}
-	}
-	return nil
 }
 
 // propose appends req to the Raft log and returns the state machine's

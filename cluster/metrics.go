@@ -25,6 +25,10 @@ var (
 		Name: "shoal_node_gc_deleted_chunks_total",
 		Help: "Unreferenced chunks deleted by garbage collection.",
 	})
+	shardsRepaired = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "shoal_node_shards_repaired_total",
+		Help: "Shards the leader rebuilt and stored on another node (repair).",
+	})
 	forwarded = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "shoal_node_forwarded_requests_total",
 		Help: "Metadata requests a follower forwarded to the leader and got an answer for.",

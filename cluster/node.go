@@ -37,6 +37,10 @@ type NodeConfig struct {
 	Advertise, RaftAdvertise string
 	// BlockSize is the block size of new files (default 4 MiB).
 	BlockSize uint32
+	// Scheme is the erasure scheme of new chunks; zero picks one from the
+	// cluster's size (DefaultScheme). Chunks under 64 KiB are copied whole
+	// instead, as many times as the scheme has shards of parity, plus one.
+	Scheme chunkstore.Scheme
 	// Compress turns on zstd compression of chunks on disk.
 	Compress bool
 	// ReserveBytes is disk space the chunk store leaves free.
@@ -48,6 +52,23 @@ type NodeConfig struct {
 	// GCInterval is how often unreferenced chunks are collected (default 1m);
 	// zero keeps the default, a negative value turns collection off.
 	GCInterval time.Duration
+	// PlaceGrace is how long a chunk pushed but not yet committed is kept
+	// (default 1h): the collector takes it after that, and a node's sweep
+	// takes stray shards no newer than that.
+	PlaceGrace time.Duration
+	// RepairInterval is how often the leader looks for degraded chunks and
+	// rebuilds their shards (default 30s; negative: never on its own).
+	RepairInterval time.Duration
+	// RepairDelay is how long a member must be down before the leader
+	// moves the shards it holds to other nodes (default 5m); shards that
+	// no node holds are rebuilt without waiting.
+	RepairDelay time.Duration
+	// ScrubInterval is how often the node reads back and verifies every
+	// shard it holds (default 24h; negative: never).
+	ScrubInterval time.Duration
+	// SweepInterval is how often the node deletes stray shards (default
+	// 1h; negative: never).
+	SweepInterval time.Duration
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger
 
@@ -79,10 +100,14 @@ type Node struct {
 	trans  *raft.NetworkTransport
 	ln     net.Listener
 
-	wireAddr string // the address peers and mounts reach the wire server at
-	existing bool   // the data directory held Raft state at start
-	peerMu   sync.Mutex
-	peers    map[string]*Client // peer clients by wire address (forward.go)
+	wireAddr   string // the address peers and mounts reach the wire server at
+	existing   bool   // the data directory held Raft state at start
+	peerMu     sync.Mutex
+	peers      map[string]*Client // peer clients by wire address (forward.go)
+	shardPeers map[string]*Client // shard clients by wire address (coord.go)
+	down       sync.Map           // node id → time.Time until which it counts as down (coord.go)
+	live       liveness           // the leader's probes of the members (repair.go)
+	repairMu   sync.Mutex         // one repair pass at a time
 
 	// ready is true while this node leads and has applied every entry of
 	// earlier terms, so its state answers reads correctly.
@@ -118,10 +143,24 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	if cfg.JoinTimeout <= 0 {
 		cfg.JoinTimeout = time.Minute
 	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&cfg.PlaceGrace, time.Hour}, {&cfg.RepairInterval, 30 * time.Second}, {&cfg.RepairDelay, 5 * time.Minute},
+		{&cfg.ScrubInterval, 24 * time.Hour}, {&cfg.SweepInterval, time.Hour},
+	} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if err := cfg.Scheme.Validate(); cfg.Scheme.Data != 0 && err != nil {
+		return nil, fmt.Errorf("start node: %w", err)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("start node: create data directory: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), sessions: map[*wire.Session]struct{}{}, peers: map[string]*Client{}}
+	n := &Node{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), sessions: map[*wire.Session]struct{}{}, peers: map[string]*Client{}, shardPeers: map[string]*Client{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -156,6 +195,9 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 		n.wg.Add(1)
 		go n.gcLoop()
 	}
+	n.wg.Add(2)
+	go n.repairLoop()
+	go n.maintainLoop()
 	ok = true
 	n.log.Info("node started", "id", n.cfg.ID, "listen", ln.Addr().String(), "raft", cfg.RaftListen, "data", cfg.DataDir)
 	return n, nil
@@ -202,7 +244,7 @@ func (n *Node) startRaft() error {
 		return fmt.Errorf("read raft state: %w", err)
 	}
 	n.existing = existing
-	n.fsm = newFSM(StateConfig{BlockSize: cfg.BlockSize}, n.store, n.log)
+	n.fsm = newFSM(StateConfig{BlockSize: cfg.BlockSize, RequirePlaced: true}, n.store, n.log)
 	r, err := raft.NewRaft(rc, n.fsm, bolt, bolt, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
@@ -360,7 +402,7 @@ func (n *Node) serve() {
 		}
 		remote := conn.RemoteAddr().String()
 		s := wire.NewSession(conn, wire.SessionConfig{
-			Services: []string{wire.ServiceMeta, wire.ServiceChunks, wire.ServicePeer},
+			Services: []string{wire.ServiceMeta, wire.ServiceChunks, wire.ServicePeer, wire.ServiceShards},
 			Logf: func(format string, args ...any) {
 				n.log.Warn(fmt.Sprintf(format, args...), "peer", remote)
 			},
@@ -400,6 +442,8 @@ func (n *Node) serveSession(s *wire.Session, remote string) {
 				n.serveChunks(st, remote)
 			case wire.ServicePeer:
 				n.servePeer(st, remote)
+			case wire.ServiceShards:
+				n.serveShards(st, remote)
 			}
 		}()
 	}

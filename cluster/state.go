@@ -7,6 +7,7 @@ package cluster
 
 import (
 	"bytes"
+	"maps"
 	"slices"
 	"strings"
 	"syscall"
@@ -46,6 +47,11 @@ type StateConfig struct {
 	// BlockSize is the size in bytes of a file block (see wire.Block);
 	// zero means DefaultBlockSize.
 	BlockSize uint32
+	// RequirePlaced makes a commit fail with EAGAIN unless every chunk it
+	// names is placed (OpPlace) or carried inline: nodes set it, so that a
+	// file never names a chunk no node stores. It is not part of a
+	// snapshot; every replica must be configured alike.
+	RequirePlaced bool
 }
 
 // State is the file system's namespace as the metadata Raft group holds it:
@@ -67,7 +73,10 @@ type State struct {
 	refs      map[[32]byte]uint64 // chunk → number of blocks naming it (> 0)
 	garbage   map[[32]byte]struct{}
 	doomed    map[[32]byte]struct{}
-	bytes     uint64 // sum of the sizes of regular files
+	placed    map[[32]byte]*stPlace // chunk → where its shards are (state_place.go)
+	bytes     uint64                // sum of the sizes of regular files
+
+	requirePlaced bool // StateConfig.RequirePlaced
 }
 
 // stInode is one inode. Exactly the fields for its type are set.
@@ -104,6 +113,9 @@ func NewState(cfg StateConfig) *State {
 		refs:      make(map[[32]byte]uint64),
 		garbage:   make(map[[32]byte]struct{}),
 		doomed:    make(map[[32]byte]struct{}),
+		placed:    make(map[[32]byte]*stPlace),
+
+		requirePlaced: cfg.RequirePlaced,
 	}
 	s.inodes[wire.RootIno] = &stInode{
 		attr:    Attr{Ino: wire.RootIno, Mode: stIFDIR | 0o755, Nlink: 2},
@@ -117,12 +129,12 @@ func NewState(cfg StateConfig) *State {
 func (s *State) BlockSize() uint32 { return s.blockSize }
 
 // IsReadOnly reports whether op only reads the state: Lookup, GetAttr,
-// ReadDir, Readlink, GetXattr, ListXattr, Layout and Statfs. Such requests
+// ReadDir, Readlink, GetXattr, ListXattr, Layout, Statfs and Locate. Such requests
 // may be served by Read without going through the Raft log.
 func IsReadOnly(op MetaOp) bool {
 	switch op {
 	case wire.OpLookup, wire.OpGetAttr, wire.OpReadDir, wire.OpReadlink,
-		wire.OpGetXattr, wire.OpListXattr, wire.OpLayout, wire.OpStatfs:
+		wire.OpGetXattr, wire.OpListXattr, wire.OpLayout, wire.OpStatfs, wire.OpLocate:
 		return true
 	}
 	return false
@@ -171,6 +183,10 @@ func (s *State) Apply(req *MetaRequest) *MetaResponse {
 		return s.gcDone(req)
 	case wire.OpAllocInodes:
 		return s.allocInodes(req)
+	case wire.OpPlace:
+		return s.place(req)
+	case wire.OpDisplace:
+		return s.displace(req)
 	case wire.OpInvalid:
 		return stErr(syscall.EINVAL, "invalid op")
 	}
@@ -211,6 +227,8 @@ func (s *State) Read(req *MetaRequest) *MetaResponse {
 		return s.listXattr(req)
 	case wire.OpLayout:
 		return s.layout(req)
+	case wire.OpLocate:
+		return s.locate(req)
 	case wire.OpStatfs:
 		return &MetaResponse{Statfs: Statfs{Files: uint64(len(s.inodes)), Namelen: stMaxName}}
 	}
@@ -218,8 +236,21 @@ func (s *State) Read(req *MetaRequest) *MetaResponse {
 }
 
 // Garbage returns the chunks no block references that are not doomed,
-// sorted. The collector may delete them after dooming them with OpGCMark.
-func (s *State) Garbage() [][32]byte { return stSortedIDs(s.garbage) }
+// sorted: those that blocks stopped referencing, and those placed before
+// placedBefore (Unix nanoseconds) that no block ever referenced (pushed,
+// but never committed). The collector may delete them after dooming them
+// with OpGCMark.
+func (s *State) Garbage(placedBefore int64) [][32]byte {
+	set := maps.Clone(s.garbage)
+	for id, p := range s.placed {
+		if p.at < placedBefore && s.refs[id] == 0 {
+			if _, doomed := s.doomed[id]; !doomed {
+				set[id] = struct{}{}
+			}
+		}
+	}
+	return stSortedIDs(set)
+}
 
 // Counts returns the number of inodes held (orphans included) and the sum
 // of the sizes of all regular files (orphans included; holes count, as in

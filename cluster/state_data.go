@@ -177,6 +177,9 @@ func (s *State) checkCommit(req *MetaRequest) *MetaResponse {
 		if _, doomed := s.doomed[b.ID]; doomed {
 			return stErr(syscall.EAGAIN, "commit: chunk is being collected")
 		}
+		if s.requirePlaced && b.Data == nil && b.ID != ([32]byte{}) && s.placed[b.ID] == nil {
+			return stErr(syscall.EAGAIN, "commit: chunk is not stored")
+		}
 	}
 	return nil
 }
@@ -239,13 +242,23 @@ func (s *State) gcMark(req *MetaRequest) *MetaResponse {
 	resp := &MetaResponse{}
 	if len(set) > 0 {
 		resp.Chunks = stSortedIDs(set)
+		for _, id := range resp.Chunks {
+			if p := s.placed[id]; p != nil {
+				resp.Places = append(resp.Places, p.placement(id))
+			}
+		}
 	}
 	return resp
 }
 
+// gcDone forgets the doomed chunks named, and their placements: they are
+// deleted from the nodes.
 func (s *State) gcDone(req *MetaRequest) *MetaResponse {
 	for _, id := range req.Chunks {
-		delete(s.doomed, id)
+		if _, doomed := s.doomed[id]; doomed {
+			delete(s.doomed, id)
+			delete(s.placed, id)
+		}
 	}
 	return &MetaResponse{}
 }

@@ -2,14 +2,14 @@ package cluster
 
 // This file holds State's snapshot format.
 //
-// # Snapshot format, version 1
+// # Snapshot format, version 2
 //
 // All integers are unsigned LEB128 varints (encoding/binary's Uvarint)
 // except times, which are zig-zag varints (binary.Varint). A string or byte
 // string is its length as a varint, then its bytes. An id is 32 raw bytes.
 //
 //	magic     "SHOALFSM"
-//	version   1
+//	version   2 (1 is read too: it has no placements)
 //	blocksize
 //	next      the next inode number
 //	ninodes, then per inode in increasing Ino order:
@@ -20,6 +20,8 @@ package cluster
 //	  regular:     nblocks, then per block in index order: index id len
 //	ngarbage, then the garbage ids in increasing order
 //	ndoomed,  then the doomed ids in increasing order
+//	nplaced,  then per placed chunk in increasing id order:
+//	  id size k m at nshards, then per shard: holder (a node id, "" if none)
 //	"END"
 //
 // Reference counts, directory parents and the byte count are derived on
@@ -30,21 +32,27 @@ package cluster
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
+
+	"shoal/chunkstore"
 )
 
 // ErrStateFormat means a snapshot given to LoadState is not one that Save
 // writes: a bad magic, an unknown version, truncated or inconsistent data.
 var ErrStateFormat = errors.New("bad metadata state snapshot")
 
+// stMaxNodeID bounds a node id in a snapshot's placements.
+const stMaxNodeID = 1024
+
 const (
 	stMagic   = "SHOALFSM"
-	stVersion = 1
+	stVersion = 2
 	stEnd     = "END"
 )
 
@@ -128,6 +136,21 @@ func (s *State) Save(w io.Writer) error {
 			e.id(id)
 			e.flush(false)
 		}
+	}
+	placed := slices.SortedFunc(maps.Keys(s.placed), func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
+	e.uvarint(uint64(len(placed)))
+	for _, id := range placed {
+		p := s.placed[id]
+		e.id(id)
+		e.uvarint(uint64(p.size))
+		e.uvarint(uint64(p.scheme.Data))
+		e.uvarint(uint64(p.scheme.Parity))
+		e.varint(p.at)
+		e.uvarint(uint64(len(p.nodes)))
+		for _, n := range p.nodes {
+			e.str(n)
+		}
+		e.flush(false)
 	}
 	e.buf = append(e.buf, stEnd...)
 	e.flush(true)
@@ -229,8 +252,9 @@ func LoadState(r io.Reader) (*State, error) {
 	if m := d.raw(len(stMagic)); d.err == nil && string(m) != stMagic {
 		d.fail("bad magic %q", m)
 	}
-	if v := d.uvarint(); d.err == nil && v != stVersion {
-		d.fail("version %d, want %d", v, stVersion)
+	version := d.uvarint()
+	if d.err == nil && version != 1 && version != stVersion {
+		d.fail("version %d, want 1 or %d", version, stVersion)
 	}
 	bs := d.u32()
 	if d.err == nil && bs == 0 {
@@ -307,6 +331,32 @@ func LoadState(r io.Reader) (*State, error) {
 		c := d.count()
 		for j := 0; j < c && d.err == nil; j++ {
 			set[d.id()] = struct{}{}
+		}
+	}
+	if version >= 2 {
+		np := d.count()
+		for j := 0; j < np && d.err == nil; j++ {
+			p := Placement{ID: d.id()}
+			size := d.u32()
+			k, m := d.u32(), d.u32()
+			at := d.varint()
+			ns := d.count()
+			if d.err == nil && (k > 255 || m > 255 || ns != int(k+m)) {
+				d.fail("placement %x: bad scheme %d+%d of %d shards", p.ID[:8], k, m, ns)
+			}
+			for x := 0; x < ns && d.err == nil; x++ {
+				p.Nodes = append(p.Nodes, string(d.bytes(stMaxNodeID)))
+			}
+			p.Size, p.Data, p.Parity = size, uint8(k), uint8(m)
+			if d.err == nil && !checkPlacement(&p) {
+				d.fail("placement %x: bad placement", p.ID[:8])
+			}
+			if d.err == nil && s.placed[p.ID] != nil {
+				d.fail("placement %x twice", p.ID[:8])
+			}
+			if d.err == nil {
+				s.placed[p.ID] = &stPlace{size: p.Size, scheme: chunkstore.Scheme{Data: int(k), Parity: int(m)}, nodes: p.Nodes, at: at}
+			}
 		}
 	}
 	if end := d.raw(len(stEnd)); d.err == nil && string(end) != stEnd {

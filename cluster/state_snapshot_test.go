@@ -47,7 +47,7 @@ func TestStateSaveLoad(t *testing.T) {
 	if ai != bi || ab != bb {
 		t.Fatalf("counts: got %d/%d, want %d/%d", bi, bb, ai, ab)
 	}
-	if g := s.Garbage(); len(g) != 1 || g[0] != stID(4) {
+	if g := s.Garbage(0); len(g) != 1 || g[0] != stID(4) {
 		t.Fatalf("garbage: got %d chunks, want chunk 4", len(g))
 	}
 	if _, ok := s.doomed[stID(3)]; !ok || len(s.doomed) != 1 {
@@ -80,7 +80,7 @@ func TestStateSaveLoad(t *testing.T) {
 func TestStateLoadRejects(t *testing.T) {
 	img := stSave(t, stRich(t).s)
 	version := append([]byte{}, img...)
-	version[len(stMagic)] = 2
+	version[len(stMagic)] = 3
 	magic := append([]byte{}, img...)
 	magic[0] = 'X'
 	tail := append([]byte{}, img[:len(img)-1]...)

@@ -430,7 +430,7 @@ func TestStateLinkUnlinkOrphan(t *testing.T) {
 		t.Fatalf("orphan layout: got %+v, want 2 blocks", l)
 	}
 	h.fails(MetaRequest{Op: wire.OpLink, Ino: f, NewParent: 1, NewName: "back"}, syscall.ENOENT)
-	if g := h.s.Garbage(); len(g) != 0 {
+	if g := h.s.Garbage(0); len(g) != 0 {
 		t.Fatalf("garbage while orphan holds blocks: got %d chunks, want 0", len(g))
 	}
 	if in, b := h.s.Counts(); in != 3 || b != 150 {
@@ -439,7 +439,7 @@ func TestStateLinkUnlinkOrphan(t *testing.T) {
 	h.ok(MetaRequest{Op: wire.OpDrop, Ino: f})
 	h.fails(MetaRequest{Op: wire.OpGetAttr, Ino: f}, syscall.ENOENT)
 	h.fails(MetaRequest{Op: wire.OpDrop, Ino: f}, syscall.ENOENT)
-	if g := h.s.Garbage(); len(g) != 2 || g[0] != stID(1) || g[1] != stID(2) {
+	if g := h.s.Garbage(0); len(g) != 2 || g[0] != stID(1) || g[1] != stID(2) {
 		t.Fatalf("garbage after drop: got %d chunks, want chunks 1 and 2", len(g))
 	}
 	if in, b := h.s.Counts(); in != 2 || b != 0 {
@@ -502,7 +502,7 @@ func TestStateRename(t *testing.T) {
 		}
 		h.wantNlink(dst, 0)
 		h.ok(MetaRequest{Op: wire.OpDrop, Ino: dst})
-		if g := h.s.Garbage(); len(g) != 1 || g[0] != stID(5) {
+		if g := h.s.Garbage(0); len(g) != 1 || g[0] != stID(5) {
 			t.Fatalf("garbage: got %d chunks, want chunk 5", len(g))
 		}
 	})
@@ -663,7 +663,7 @@ func TestStateTruncate(t *testing.T) {
 	if l.Size != 150 || l.BlockSize != 100 || !stBlocksEqual(l.Blocks, want) {
 		t.Fatalf("after truncate to 150: got %+v, want size 150 blocks %+v", l, want)
 	}
-	if g := h.s.Garbage(); len(g) != 2 || g[0] != stID(3) || g[1] != stID(4) {
+	if g := h.s.Garbage(0); len(g) != 2 || g[0] != stID(3) || g[1] != stID(4) {
 		t.Fatalf("garbage: got %d chunks, want chunks 3 and 4", len(g))
 	}
 	// Growing keeps the trimmed length: bytes 150..199 now read as zeros.
@@ -757,8 +757,8 @@ func TestStateCommitReplaceAndTimes(t *testing.T) {
 	if want := []Block{{Index: 1, ID: stID(2), Len: 100}}; !stBlocksEqual(l.Blocks, want) {
 		t.Fatalf("layout: got %+v, want %+v", l.Blocks, want)
 	}
-	if h.s.refs[stID(1)] != 1 || h.s.refs[stID(2)] != 1 || len(h.s.Garbage()) != 0 {
-		t.Fatalf("refs: got %d/%d garbage %d, want 1/1 and none", h.s.refs[stID(1)], h.s.refs[stID(2)], len(h.s.Garbage()))
+	if h.s.refs[stID(1)] != 1 || h.s.refs[stID(2)] != 1 || len(h.s.Garbage(0)) != 0 {
+		t.Fatalf("refs: got %d/%d garbage %d, want 1/1 and none", h.s.refs[stID(1)], h.s.refs[stID(2)], len(h.s.Garbage(0)))
 	}
 	// Commit that shrinks drops and trims.
 	h.ok(MetaRequest{Op: wire.OpCommit, Ino: f, Size: 120})
@@ -773,7 +773,7 @@ func TestStateGC(t *testing.T) {
 	f := h.create(1, "f")
 	h.ok(MetaRequest{Op: wire.OpCommit, Ino: f, Size: 100, Blocks: []Block{{ID: stID(1), Len: 100}}})
 	h.ok(MetaRequest{Op: wire.OpCommit, Ino: f, Size: 100, Blocks: []Block{{ID: stID(2), Len: 100}}})
-	if g := h.s.Garbage(); len(g) != 1 || g[0] != stID(1) {
+	if g := h.s.Garbage(0); len(g) != 1 || g[0] != stID(1) {
 		t.Fatalf("garbage: got %d, want chunk 1", len(g))
 	}
 	// Mark: referenced chunk 2 is spared; unknown chunk 3 (say an abandoned
@@ -782,7 +782,7 @@ func TestStateGC(t *testing.T) {
 	if len(resp.Chunks) != 2 || resp.Chunks[0] != stID(1) || resp.Chunks[1] != stID(3) {
 		t.Fatalf("doomed: got %d chunks, want 1 and 3", len(resp.Chunks))
 	}
-	if g := h.s.Garbage(); len(g) != 0 {
+	if g := h.s.Garbage(0); len(g) != 0 {
 		t.Fatalf("garbage after mark: got %d, want 0", len(g))
 	}
 	// A commit naming a doomed chunk fails as a whole.
@@ -792,18 +792,18 @@ func TestStateGC(t *testing.T) {
 		t.Fatalf("failed commit changed state: %+v", a)
 	}
 	h.ok(MetaRequest{Op: wire.OpGCDone, Chunks: [][32]byte{stID(1), stID(3)}})
-	if g := h.s.Garbage(); len(g) != 0 {
+	if g := h.s.Garbage(0); len(g) != 0 {
 		t.Fatalf("garbage after done: got %d, want 0", len(g))
 	}
 	// Once deleted, the chunk may be uploaded and committed again.
 	h.ok(MetaRequest{Op: wire.OpCommit, Ino: f, Size: 100, Blocks: []Block{{ID: stID(1), Len: 100}}})
-	if g := h.s.Garbage(); len(g) != 1 || g[0] != stID(2) {
+	if g := h.s.Garbage(0); len(g) != 1 || g[0] != stID(2) {
 		t.Fatalf("garbage: got %d, want chunk 2", len(g))
 	}
 	// Referenced again before being doomed: leaves the garbage list.
 	g2 := h.create(1, "g")
 	h.ok(MetaRequest{Op: wire.OpCommit, Ino: g2, Size: 100, Blocks: []Block{{ID: stID(2), Len: 100}}})
-	if g := h.s.Garbage(); len(g) != 0 {
+	if g := h.s.Garbage(0); len(g) != 0 {
 		t.Fatalf("garbage: got %d, want 0", len(g))
 	}
 	if resp := h.ok(MetaRequest{Op: wire.OpGCMark, Chunks: [][32]byte{stID(2)}}); len(resp.Chunks) != 0 {

@@ -33,4 +33,16 @@ type NodeStatus struct {
 	Bytes     int64  `json:"bytes"`
 	Capacity  uint64 `json:"capacity"`
 	Available uint64 `json:"available"`
+	// Health counts the erasure-coded chunks by how well protected they
+	// are; only the leader, which tracks which nodes are up, fills it in.
+	Health *ChunkHealth `json:"health,omitempty"`
+}
+
+// ChunkHealth counts chunks by how many of their shards sit on nodes that
+// are up: Protected, all of them; Degraded, fewer, but enough to read the
+// chunk (repair is due); Lost, too few to read it until nodes come back.
+type ChunkHealth struct {
+	Protected int64 `json:"protected"`
+	Degraded  int64 `json:"degraded"`
+	Lost      int64 `json:"lost"`
 }

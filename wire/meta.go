@@ -41,6 +41,12 @@ const (
 	OpMembers            // → Members (every node known), Leader: the answering node's view
 	OpNodeStatus         // → Node: the answering node's own status; never forwarded
 	OpAllocInodes        // Size (1…65536) → FirstIno: inode numbers [FirstIno, FirstIno+Size) are the caller's to give new files (OpCreate's NewIno)
+	OpPlace              // Places: record where the shards of chunks are (peer service only; see Placement)
+	OpDisplace           // Places: forget the holders named (shard lost or corrupt), each only if it still holds that slot (peer service only)
+	OpLocate             // Chunks → Places: where the shards of these chunks are (peer service only)
+	OpDropShards         // Places, Now: delete this node's copies of these chunks and their shards not written since Now; never forwarded (peer service only)
+	OpScrub              // → Scrubbed: verify every shard this node should hold now; never forwarded (peer service only)
+	OpRepair             // → Repaired: run one repair pass now; answered by the leader (peer service only)
 )
 
 // MaxAllocInodes is the most inode numbers one OpAllocInodes reserves.
@@ -177,6 +183,8 @@ type MetaRequest struct {
 	Create *MetaRequest `json:"create,omitempty"`
 	// Node is the node an OpJoin adds.
 	Node *NodeInfo `json:"node,omitempty"`
+	// Places are the placements of OpPlace, OpDisplace and OpDropShards.
+	Places []Placement `json:"places,omitempty"`
 	// Forwarded marks a request a node relays to the leader on the peer
 	// service; the leader answers it itself and never forwards it again.
 	Forwarded bool `json:"fwd,omitempty"`
@@ -189,20 +197,46 @@ type MetaRequest struct {
 // up) and the client should retry; the request had no effect. The other
 // fields are set as the Op says.
 type MetaResponse struct {
-	Errno       uint32      `json:"errno,omitempty"`
-	Reason      string      `json:"reason,omitempty"`
-	Unavailable bool        `json:"unavailable,omitempty"`
-	Attr        Attr        `json:"attr,omitzero"`
-	Entries     []DirEntry  `json:"entries,omitempty"`
-	Target      string      `json:"target,omitempty"`
-	Value       []byte      `json:"value,omitempty"`
-	Names       []string    `json:"names,omitempty"`
-	Layout      Layout      `json:"layout,omitzero"`
-	Removed     Removed     `json:"removed,omitzero"`
-	Statfs      Statfs      `json:"statfs,omitzero"`
-	Chunks      [][32]byte  `json:"chunks,omitempty"`
-	Members     []NodeInfo  `json:"members,omitempty"`  // OpMembers
-	Leader      string      `json:"leader,omitempty"`   // OpMembers: the leader's node id, if known
-	Node        *NodeStatus `json:"node,omitempty"`     // OpNodeStatus
-	FirstIno    uint64      `json:"firstino,omitempty"` // OpAllocInodes
+	Errno       uint32       `json:"errno,omitempty"`
+	Reason      string       `json:"reason,omitempty"`
+	Unavailable bool         `json:"unavailable,omitempty"`
+	Attr        Attr         `json:"attr,omitzero"`
+	Entries     []DirEntry   `json:"entries,omitempty"`
+	Target      string       `json:"target,omitempty"`
+	Value       []byte       `json:"value,omitempty"`
+	Names       []string     `json:"names,omitempty"`
+	Layout      Layout       `json:"layout,omitzero"`
+	Removed     Removed      `json:"removed,omitzero"`
+	Statfs      Statfs       `json:"statfs,omitzero"`
+	Chunks      [][32]byte   `json:"chunks,omitempty"`
+	Members     []NodeInfo   `json:"members,omitempty"`  // OpMembers
+	Leader      string       `json:"leader,omitempty"`   // OpMembers: the leader's node id, if known
+	Node        *NodeStatus  `json:"node,omitempty"`     // OpNodeStatus
+	FirstIno    uint64       `json:"firstino,omitempty"` // OpAllocInodes
+	Places      []Placement  `json:"places,omitempty"`   // OpLocate; OpGCMark: the doomed chunks that were placed
+	Scrubbed    *ScrubReport `json:"scrubbed,omitempty"` // OpScrub
+	Repaired    int          `json:"repaired,omitempty"` // OpRepair: shards rebuilt
+	Deleted     int          `json:"deleted,omitempty"`  // OpDropShards: files deleted
+}
+
+// Placement says where the shards of one chunk live. The chunk of Size
+// plain bytes is erasure-coded into Data data shards and Parity parity
+// shards (Data 1 means Parity+1 whole copies); Nodes[i] is the id of the
+// node holding shard i, "" if none does (a degraded chunk that repair will
+// rebuild). Nodes has Data+Parity entries and names no node twice.
+type Placement struct {
+	ID     [32]byte `json:"id"`
+	Size   uint32   `json:"size"`
+	Data   uint8    `json:"k"`
+	Parity uint8    `json:"m"`
+	Nodes  []string `json:"nodes"`
+}
+
+// ScrubReport is what one scrub of a node found: how many shards it
+// checked, and how many of them were missing or corrupt (each now reported
+// lost with OpDisplace, so that repair rewrites it).
+type ScrubReport struct {
+	Checked int `json:"checked"`
+	Missing int `json:"missing,omitempty"`
+	Corrupt int `json:"corrupt,omitempty"`
 }

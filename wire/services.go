@@ -16,4 +16,10 @@ const (
 	// PeerChallenge, PeerProof, PeerResult); only there does a node accept
 	// OpJoin, OpLeave and forwarded requests.
 	ServicePeer = "peer"
+
+	// ServiceShards carries the casync chunk protocol between members, after
+	// the same handshake as ServicePeer: the ids are shard keys (see
+	// chunkstore.ShardKey), not hashes of the bytes sent, so only members
+	// may push or pull them.
+	ServiceShards = "shards"
 )

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"shoal/chunkstore"
 	"shoal/cluster"
 )
 
@@ -22,6 +23,8 @@ type nodeFlags struct {
 	compress                                   bool
 	snapshotThreshold                          uint64
 	gcInterval                                 time.Duration
+	scheme                                     string
+	repairInterval, repairDelay, scrubInterval time.Duration
 }
 
 func defaultDataDir() string {
@@ -43,6 +46,10 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.compress, "compress", false, "zstd-compress chunks on disk when it saves space")
 	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", 8192, "Raft log entries between snapshots")
 	fl.DurationVar(&f.gcInterval, "gc-interval", time.Minute, "how often unreferenced chunks are deleted (negative: never)")
+	fl.StringVar(&f.scheme, "ec", "", "erasure scheme of new chunks as data+parity shards, e.g. 2+1 (default: from the cluster size: 1+0 for one node, copies on two, 2+1 up to five, 4+2 from six)")
+	fl.DurationVar(&f.repairInterval, "repair-interval", 30*time.Second, "how often the leader rebuilds missing shards (negative: never on its own)")
+	fl.DurationVar(&f.repairDelay, "repair-delay", 5*time.Minute, "how long a node must be down before its shards are rebuilt on other nodes")
+	fl.DurationVar(&f.scrubInterval, "scrub-interval", 24*time.Hour, "how often the node reads back and verifies every shard it holds (negative: never)")
 	fl.StringVar(&f.advertise, "advertise", "", "address peers and mounts reach the wire server at (default: --listen)")
 	fl.StringVar(&f.raftAdvertise, "raft-advertise", "", "address peers reach the Raft transport at (default: --raft)")
 	fl.StringVar(&f.join, "join", "", "join the cluster of the node at this wire address (or several, comma-separated) instead of bootstrapping one; needs --secret-file")
@@ -53,6 +60,13 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 func (f *nodeFlags) start() (*cluster.Node, error) {
 	if f.blockSize < 4096 || f.blockSize > 16<<20-4096 {
 		return nil, fmt.Errorf("--block-size %d: must be between 4096 and 16 MiB", f.blockSize)
+	}
+	var scheme chunkstore.Scheme
+	if f.scheme != "" {
+		var err error
+		if scheme, err = chunkstore.ParseScheme(f.scheme); err != nil {
+			return nil, fmt.Errorf("--ec: %w", err)
+		}
 	}
 	secret, err := cluster.NodeSecret(f.dataDir, f.secretFile, f.join == "" && f.bootstrap)
 	if err != nil {
@@ -73,6 +87,10 @@ func (f *nodeFlags) start() (*cluster.Node, error) {
 		SnapshotThreshold: f.snapshotThreshold,
 		SnapshotInterval:  time.Second,
 		GCInterval:        f.gcInterval,
+		Scheme:            scheme,
+		RepairInterval:    f.repairInterval,
+		RepairDelay:       f.repairDelay,
+		ScrubInterval:     f.scrubInterval,
 		Logger:            slog.Default(),
 	})
 }

@@ -1,0 +1,272 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"shoal/chunkstore"
+	"shoal/wire"
+)
+
+// placedOn returns the placement of chunk id in nd's applied state.
+func placedOn(nd *Node, id chunkstore.ID) (Placement, bool) {
+	var p Placement
+	var ok bool
+	nd.fsm.read(func(s *State) { p, ok = s.Placed(id) })
+	return p, ok
+}
+
+// nodeByID returns the index of the running node with id.
+func (tc *testCluster) nodeByID(id string) int {
+	for i, cfg := range tc.cfgs {
+		if cfg.ID == id {
+			return i
+		}
+	}
+	tc.t.Fatalf("no node %q", id)
+	return -1
+}
+
+// shardFiles counts the nodes whose store holds the shards p names for
+// them, and fails the test if a named holder lacks its shard.
+func (tc *testCluster) checkShards(p Placement) int {
+	tc.t.Helper()
+	scheme := chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}
+	n := 0
+	for i, h := range p.Nodes {
+		if h == "" {
+			continue
+		}
+		nd := tc.nodes[tc.nodeByID(h)]
+		if nd == nil {
+			continue
+		}
+		ok, err := nd.Store().Has(context.Background(), chunkstore.ShardKey(chunkstore.ID(p.ID), scheme, i))
+		if err != nil || !ok {
+			tc.t.Errorf("chunk %s shard %d: holder %s lacks it (%v)", chunkstore.ID(p.ID), i, h, err)
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+func randomBytes(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, seed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// TestClusterErasureCoding follows chunks through a 3-node cluster: split
+// 2+1 across the three nodes, read with a node down (rebuilt from
+// parity), written with a node down (degraded), repaired once it is back,
+// a corrupt shard found by a read and by a scrub and rewritten, and the
+// shards of a deleted file collected on every node.
+func TestClusterErasureCoding(t *testing.T) {
+	tc := startCluster(t, 3)
+	leader := tc.waitLeader()
+	for _, nd := range tc.nodes {
+		waitUntil(t, "every node to know all three members", func() bool { return len(nd.shardNodes()) == 3 })
+	}
+	ctx := context.Background()
+	dial := func(i int) *Client {
+		c, err := Dial(ctx, tc.nodes[i].Addr(), ClientConfig{RetryFor: 10 * time.Second, Pin: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	follower := (leader + 1) % 3
+	other := (leader + 2) % 3
+	c := dial(follower)
+
+	big := randomBytes(1, 1<<20+3)
+	small := randomBytes(2, 10<<10)
+	bigID, smallID := chunkstore.Sum(big), chunkstore.Sum(small)
+	for _, data := range [][]byte{big, small} {
+		if err := c.Put(ctx, chunkstore.Sum(data), data); err != nil {
+			t.Fatalf("put through a follower: %v", err)
+		}
+	}
+	pb, ok := placedOn(tc.nodes[leader], bigID)
+	if !ok || pb.Data != 2 || pb.Parity != 1 || holders(pb.Nodes) != 3 {
+		t.Fatalf("big chunk placement: %+v %v, want 2+1 on three nodes", pb, ok)
+	}
+	if got := tc.checkShards(pb); got != 3 {
+		t.Fatalf("big chunk: %d shards stored, want 3", got)
+	}
+	ps, ok := placedOn(tc.nodes[leader], smallID)
+	if !ok || ps.Data != 1 || ps.Parity != 1 || holders(ps.Nodes) != 2 {
+		t.Fatalf("small chunk placement: %+v %v, want two copies", ps, ok)
+	}
+	tc.checkShards(ps)
+	// No node holds the big chunk whole: it is split, not copied.
+	for i, nd := range tc.nodes {
+		if ok, _ := nd.Store().Has(ctx, bigID); ok {
+			t.Errorf("node %d holds the big chunk whole", i+1)
+		}
+	}
+
+	// A commit may name placed chunks only.
+	alloc, err := c.Do(ctx, &MetaRequest{Op: wire.OpAllocInodes, Size: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino := alloc.FirstIno
+	create := &MetaRequest{Op: wire.OpCreate, Ino: RootIno, Name: "f", Mode: syscall.S_IFREG | 0o644, NewIno: ino}
+	unplaced := chunkstore.Sum([]byte("never pushed"))
+	_, err = c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: ino, Size: 100, Create: create, Blocks: []Block{{ID: unplaced, Len: 12}}})
+	if !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("commit naming a chunk never pushed: got %v, want EAGAIN", err)
+	}
+	if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: ino, Size: uint64(len(big)), Create: create,
+		Blocks: []Block{{ID: bigID, Len: uint32(len(big))}}}); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+
+	read := func(c *Client, id chunkstore.ID, want []byte, what string) {
+		t.Helper()
+		got, err := c.Get(ctx, id)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: got %d bytes, %v; want the %d bytes written", what, len(got), err, len(want))
+		}
+	}
+	read(dial(other), bigID, big, "read through another node")
+
+	// Stop a node that holds a data shard of the big chunk and is not the
+	// leader; read through a node that is up.
+	victim := -1
+	for _, h := range pb.Nodes[:2] {
+		if i := tc.nodeByID(h); i != leader {
+			victim = i
+			break
+		}
+	}
+	reader := 3 - leader - victim
+	cr := dial(reader)
+	tc.stop(victim)
+	read(cr, bigID, big, "read with a data shard's node down")
+	read(cr, smallID, small, "read a copied chunk with a node down")
+
+	// A chunk written with the node down is degraded: two of three shards.
+	deg := randomBytes(3, 300<<10)
+	degID := chunkstore.Sum(deg)
+	if err := cr.Put(ctx, degID, deg); err != nil {
+		t.Fatalf("put with a node down: %v", err)
+	}
+	pd, _ := placedOn(tc.nodes[leader], degID)
+	if holders(pd.Nodes) != 2 {
+		t.Fatalf("chunk written with a node down: placement %+v, want two holders", pd)
+	}
+	tc.nodes[leader].probe(ctx)
+	if h := tc.nodes[leader].Health(); h == nil || h.Degraded < 1 || h.Lost != 0 {
+		t.Fatalf("health with a node down: %+v, want degraded chunks and none lost", h)
+	}
+
+	// Back up, repair completes the chunk.
+	tc.restart(victim)
+	waitUntil(t, "the node to catch up", func() bool { _, ok := placedOn(tc.nodes[victim], bigID); return ok })
+	waitUntil(t, "the leader to see the node again", func() bool {
+		tc.nodes[leader].probe(ctx)
+		up, _ := tc.nodes[leader].upNodes()
+		return up[tc.cfgs[victim].ID]
+	})
+	n, err := tc.nodes[leader].Repair(ctx)
+	if err != nil || n < 1 {
+		t.Fatalf("repair: rebuilt %d shards, %v; want at least 1", n, err)
+	}
+	pd, _ = placedOn(tc.nodes[leader], degID)
+	if got := tc.checkShards(pd); got != 3 {
+		t.Fatalf("after repair: %d of 3 shards stored (%+v)", got, pd)
+	}
+	if h := tc.nodes[leader].Health(); h.Degraded != 0 || h.Lost != 0 || h.Protected < 3 {
+		t.Fatalf("health after repair: %+v, want everything protected", h)
+	}
+
+	// A corrupt shard found by a scrub, and one found by a read: each is
+	// reported lost and rewritten by repair, and reads return the chunk
+	// meanwhile (from parity).
+	scheme := chunkstore.Scheme{Data: 2, Parity: 1}
+	corrupt := func(shard int) (*Node, chunkstore.ID) {
+		t.Helper()
+		holder := tc.nodes[tc.nodeByID(pb.Nodes[shard])]
+		key := chunkstore.ShardKey(bigID, scheme, shard)
+		path := holder.Store().Path(key)
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw[len(raw)-10] ^= 0xff
+		if err := os.WriteFile(path, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return holder, key
+	}
+	repaired := func(shard int, holder *Node, key chunkstore.ID) {
+		t.Helper()
+		waitUntil(t, "the lost shard to be displaced", func() bool { p, _ := placedOn(tc.nodes[leader], bigID); return p.Nodes[shard] == "" })
+		if n, err := tc.nodes[leader].Repair(ctx); err != nil || n != 1 {
+			t.Fatalf("repair of shard %d: rebuilt %d, %v; want 1", shard, n, err)
+		}
+		pb, _ = placedOn(tc.nodes[leader], bigID)
+		if got := tc.checkShards(pb); got != 3 {
+			t.Fatalf("after repair of shard %d: %d of 3 shards (%+v)", shard, got, pb)
+		}
+		if got, err := holder.Store().Get(ctx, key); err != nil || len(got) != (len(big)+1)/2 {
+			t.Fatalf("rewritten shard %d: %d bytes, %v", shard, len(got), err)
+		}
+	}
+	holder, key := corrupt(1)
+	resp, err := holder.Scrub(ctx)
+	if err != nil {
+		t.Fatalf("scrub: %v", err)
+	}
+	if r := resp.Scrubbed; r.Checked < 1 || r.Corrupt != 1 || r.Missing != 0 {
+		t.Fatalf("scrub: %+v, want the one corrupt shard found", r)
+	}
+	repaired(1, holder, key)
+	holder, key = corrupt(0)
+	read(dial(leader), bigID, big, "read with a corrupt shard")
+	repaired(0, holder, key)
+
+	// Unlink the file: the collector deletes the big chunk's shards on
+	// every node and forgets its placement.
+	if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpUnlink, Ino: RootIno, Name: "f"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpDrop, Ino: ino}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // the doom must postdate the shards' files
+	if _, err := tc.nodes[leader].CollectGarbage(ctx); err != nil {
+		t.Fatalf("collect garbage: %v", err)
+	}
+	if _, ok := placedOn(tc.nodes[leader], bigID); ok {
+		t.Fatal("collected chunk still placed")
+	}
+	for i, nd := range tc.nodes {
+		for s := range 3 {
+			if ok, _ := nd.Store().Has(ctx, chunkstore.ShardKey(bigID, chunkstore.Scheme{Data: 2, Parity: 1}, s)); ok {
+				t.Errorf("node %d still holds shard %d of the collected chunk", i+1, s)
+			}
+		}
+	}
+	// Chunks pushed but never committed stay until PlaceGrace.
+	if _, ok := placedOn(tc.nodes[leader], degID); !ok {
+		t.Error("an uncommitted chunk younger than PlaceGrace was collected")
+	}
+	if slices.Contains(pb.Nodes, "") {
+		t.Error("placement lost a holder")
+	}
+}

@@ -1,0 +1,416 @@
+package cluster
+
+// This file holds what keeps the shards of the cluster complete: the
+// leader's probes of the members and its repair passes, which rebuild the
+// shards of degraded chunks onto nodes that are up; each node's scrub,
+// which reads back every shard it should hold and reports those it lost;
+// and each node's sweep, which deletes shards no placement names any more.
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"shoal/chunkstore"
+	"shoal/wire"
+)
+
+// liveness is the leader's view of which members are up, from its probes.
+type liveness struct {
+	mu        sync.Mutex
+	up        map[string]bool      // node id → answered the last probe
+	downSince map[string]time.Time // node id → first failed probe in a row
+}
+
+// probeTimeout bounds one probe of one member.
+const probeTimeout = 2 * time.Second
+
+// probe asks every member for its status and records who answered.
+func (n *Node) probe(ctx context.Context) {
+	ids := n.shardNodes()
+	up := make(map[string]bool, len(ids))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		if id == n.cfg.ID {
+			up[id] = true
+			continue
+		}
+		addr := n.nodeAddr(id)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+			defer cancel()
+			_, err := n.peerClient(addr).doOnce(pctx, &MetaRequest{Op: wire.OpNodeStatus})
+			mu.Lock()
+			up[id] = err == nil
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	l := &n.live
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.downSince == nil {
+		l.downSince = map[string]time.Time{}
+	}
+	now := time.Now()
+	for id, ok := range up {
+		if ok {
+			delete(l.downSince, id)
+			n.markUp(id)
+		} else if _, was := l.downSince[id]; !was {
+			l.downSince[id] = now
+		}
+	}
+	for id := range l.downSince {
+		if _, member := up[id]; !member {
+			delete(l.downSince, id)
+		}
+	}
+	l.up = up
+}
+
+// upNodes returns the members the last probe found up, and those that
+// have been down for longer than RepairDelay (their shards are moved).
+func (n *Node) upNodes() (up map[string]bool, gone map[string]bool) {
+	l := &n.live
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	up, gone = map[string]bool{n.cfg.ID: true}, map[string]bool{}
+	for id, ok := range l.up {
+		up[id] = up[id] || ok
+	}
+	for id, t := range l.downSince {
+		if time.Since(t) > n.cfg.RepairDelay {
+			gone[id] = true
+		}
+	}
+	return up, gone
+}
+
+// Health counts the placed chunks by how many of their shards sit on
+// members the last probe found up. Only a leader that probes knows.
+func (n *Node) Health() *wire.ChunkHealth {
+	if !n.ready.Load() {
+		return nil
+	}
+	up, _ := n.upNodes()
+	h := &wire.ChunkHealth{}
+	n.fsm.read(func(s *State) {
+		s.EachPlaced(func(p Placement, doomed bool) bool {
+			if doomed {
+				return true
+			}
+			live := 0
+			for _, node := range p.Nodes {
+				if node != "" && up[node] {
+					live++
+				}
+			}
+			switch {
+			case live == len(p.Nodes):
+				h.Protected++
+			case live >= int(p.Data):
+				h.Degraded++
+			default:
+				h.Lost++
+			}
+			return true
+		})
+	})
+	return h
+}
+
+// repairLoop probes the members and, on the leader, runs a repair pass
+// every RepairInterval.
+func (n *Node) repairLoop() {
+	defer n.wg.Done()
+	probe := time.NewTicker(probeTimeout)
+	defer probe.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-probe.C:
+		}
+		if !n.ready.Load() {
+			continue
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-n.stop:
+			case <-ctx.Done():
+			}
+			cancel()
+		}()
+		n.probe(ctx)
+		if n.cfg.RepairInterval > 0 && time.Since(last) >= n.cfg.RepairInterval {
+			last = time.Now()
+			if _, err := n.Repair(ctx); err != nil {
+				n.log.Warn("repair", "err", err)
+			}
+		}
+		cancel()
+	}
+}
+
+// maxRepairPass bounds the chunks one repair pass rebuilds.
+const maxRepairPass = 4096
+
+// Repair runs one repair pass on the leader (elsewhere it does nothing):
+// for each chunk with a shard that no member holds, or that a member down
+// for longer than RepairDelay (or no longer a member) holds, it reads the
+// chunk, rebuilds the shard and stores it on the next member in rendezvous
+// order that holds nothing of the chunk, then records the new holder. It
+// returns how many shards it rebuilt.
+func (n *Node) Repair(ctx context.Context) (int, error) {
+	if !n.ready.Load() {
+		return 0, nil
+	}
+	n.repairMu.Lock()
+	defer n.repairMu.Unlock()
+	n.probe(ctx)
+	up, gone := n.upNodes()
+	members := n.shardNodes()
+	var todo []Placement
+	n.fsm.read(func(s *State) {
+		s.EachPlaced(func(p Placement, doomed bool) bool {
+			if doomed {
+				return true
+			}
+			for _, h := range p.Nodes {
+				if h == "" || gone[h] || !slices.Contains(members, h) {
+					p.Nodes = slices.Clone(p.Nodes)
+					todo = append(todo, p)
+					break
+				}
+			}
+			return len(todo) < maxRepairPass
+		})
+	})
+	var live []string
+	for _, id := range members {
+		if up[id] {
+			live = append(live, id)
+		}
+	}
+	repaired := 0
+	var errs []error
+	for _, p := range todo {
+		if ctx.Err() != nil {
+			break
+		}
+		c, err := n.repairChunk(ctx, p, live, gone, members)
+		repaired += c
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if repaired > 0 || len(errs) > 0 {
+		n.log.Info("repair pass", "chunks", len(todo), "shards_rebuilt", repaired, "failed", len(errs))
+	}
+	shardsRepaired.Add(float64(repaired))
+	return repaired, errors.Join(errs...)
+}
+
+// repairChunk rebuilds the missing shards of the chunk p places onto live
+// members that hold none of it.
+func (n *Node) repairChunk(ctx context.Context, p Placement, live []string, gone map[string]bool, members []string) (int, error) {
+	id := chunkstore.ID(p.ID)
+	scheme := chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}
+	var slots []int
+	want := slices.Clone(p.Nodes)
+	for i, h := range p.Nodes {
+		if h == "" || gone[h] || !slices.Contains(members, h) {
+			slots = append(slots, i)
+			want[i] = ""
+		}
+	}
+	spare := 0
+	for _, m := range live {
+		if !slices.Contains(want, m) {
+			spare++
+		}
+	}
+	if spare == 0 {
+		return 0, nil // nowhere to put them until a node is back
+	}
+	data, err := n.readPlaced(ctx, p)
+	if err != nil {
+		return 0, err
+	}
+	var shards [][]byte
+	if scheme.Data == 1 {
+		shards = slices.Repeat([][]byte{data}, scheme.Shards())
+	} else if shards, err = scheme.Split(data); err != nil {
+		return 0, err
+	}
+	np := p
+	np.Nodes = want
+	if err := n.pushShards(ctx, &np, shards, rendezvous(id, live), slots); err != nil {
+		return 0, err
+	}
+	rebuilt := Placement{ID: p.ID, Size: p.Size, Data: p.Data, Parity: p.Parity, Nodes: make([]string, len(p.Nodes))}
+	count := 0
+	for _, i := range slots {
+		if np.Nodes[i] != "" {
+			rebuilt.Nodes[i] = np.Nodes[i]
+			count++
+		}
+	}
+	if count == 0 {
+		return 0, nil
+	}
+	if err := n.recordPlacement(ctx, rebuilt); err != nil {
+		return 0, err
+	}
+	return count, nil
+}
+
+// Scrub reads back every shard the placements say this node holds,
+// verifying each (the store checks its checksum and sets a corrupt file
+// aside), and reports the missing and corrupt ones lost (OpDisplace), so
+// that repair rewrites them.
+func (n *Node) Scrub(ctx context.Context) (*MetaResponse, error) {
+	type mine struct {
+		p Placement
+		i int
+	}
+	var todo []mine
+	n.fsm.read(func(s *State) {
+		s.EachPlaced(func(p Placement, doomed bool) bool {
+			if i := slices.Index(p.Nodes, n.cfg.ID); i >= 0 && !doomed {
+				p.Nodes = nil
+				todo = append(todo, mine{p, i})
+			}
+			return true
+		})
+	})
+	rep := &wire.ScrubReport{}
+	var lost []Placement
+	for _, m := range todo {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		scheme := chunkstore.Scheme{Data: int(m.p.Data), Parity: int(m.p.Parity)}
+		key := chunkstore.ShardKey(chunkstore.ID(m.p.ID), scheme, m.i)
+		rep.Checked++
+		data, err := n.store.Get(ctx, key)
+		want := int(m.p.Size)
+		if scheme.Data > 1 {
+			want = scheme.ShardSize(want)
+		}
+		switch {
+		case err == nil && len(data) == want:
+			continue
+		case err == nil || errors.Is(err, chunkstore.ErrCorrupt):
+			rep.Corrupt++
+			n.log.Error("scrub: corrupt shard", "chunk", chunkstore.ID(m.p.ID).String(), "shard", m.i, "err", err)
+		case errors.Is(err, chunkstore.ErrNotFound):
+			rep.Missing++
+			n.log.Error("scrub: missing shard", "chunk", chunkstore.ID(m.p.ID).String(), "shard", m.i)
+		default:
+			return nil, err
+		}
+		l := m.p
+		l.Nodes = make([]string, scheme.Shards())
+		l.Nodes[m.i] = n.cfg.ID
+		lost = append(lost, l)
+	}
+	if len(lost) > 0 {
+		if _, err := n.do(ctx, &MetaRequest{Op: wire.OpDisplace, Places: lost}, true); err != nil {
+			return &MetaResponse{Scrubbed: rep}, err
+		}
+	}
+	n.log.Info("scrub done", "checked", rep.Checked, "missing", rep.Missing, "corrupt", rep.Corrupt)
+	return &MetaResponse{Scrubbed: rep}, nil
+}
+
+// Sweep deletes the files of this node's store that no placement names
+// for this node and no file references, last written more than grace ago:
+// shards left behind by a collection this node missed, by repair moving
+// them, or by a push that was never recorded. It returns how many it
+// deleted.
+func (n *Node) Sweep(ctx context.Context, grace time.Duration) (int, error) {
+	cutoff := time.Now().Add(-grace)
+	var old []chunkstore.ID
+	err := n.store.List(ctx, func(id chunkstore.ID, mod time.Time) error {
+		if mod.Before(cutoff) {
+			old = append(old, id)
+		}
+		return nil
+	})
+	if err != nil || len(old) == 0 {
+		return 0, err
+	}
+	keep := map[chunkstore.ID]bool{}
+	n.fsm.read(func(s *State) {
+		s.EachPlaced(func(p Placement, doomed bool) bool {
+			if i := slices.Index(p.Nodes, n.cfg.ID); i >= 0 {
+				keep[chunkstore.ShardKey(chunkstore.ID(p.ID), chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}, i)] = true
+			}
+			return true
+		})
+		for _, id := range old {
+			if s.IsReferenced(id) {
+				keep[id] = true
+			}
+		}
+	})
+	deleted := 0
+	for _, id := range old {
+		if keep[id] {
+			continue
+		}
+		ok, err := n.store.Delete(ctx, id, cutoff)
+		if err != nil {
+			return deleted, err
+		}
+		if ok {
+			deleted++
+		}
+	}
+	if deleted > 0 {
+		n.log.Info("swept stray shards", "files", deleted)
+	}
+	return deleted, nil
+}
+
+// maintainLoop runs this node's scrub every ScrubInterval and its sweep
+// every SweepInterval (a negative interval turns either off).
+func (n *Node) maintainLoop() {
+	defer n.wg.Done()
+	tick := func(d time.Duration) <-chan time.Time {
+		if d <= 0 {
+			return nil
+		}
+		return time.Tick(d)
+	}
+	scrub, sweep := tick(n.cfg.ScrubInterval), tick(n.cfg.SweepInterval)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-n.stop
+		cancel()
+	}()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-scrub:
+			if _, err := n.Scrub(ctx); err != nil {
+				n.log.Warn("scrub", "err", err)
+			}
+		case <-sweep:
+			if _, err := n.Sweep(ctx, n.cfg.PlaceGrace); err != nil {
+				n.log.Warn("sweep", "err", err)
+			}
+		}
+	}
+}
