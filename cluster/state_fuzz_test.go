@@ -59,7 +59,7 @@ func (g *stGen) chunk() [32]byte {
 // req decodes one request.
 func (g *stGen) req() MetaRequest {
 	g.now++
-	r := MetaRequest{Op: MetaOp(g.byte() % 24), Now: g.now}
+	r := MetaRequest{Op: MetaOp(g.byte() % 34), Now: g.now}
 	switch r.Op {
 	case wire.OpLookup, wire.OpUnlink, wire.OpRmdir, wire.OpGetXattr, wire.OpRemoveXattr:
 		r.Ino, r.Name = g.ino(), g.name()
@@ -87,9 +87,18 @@ func (g *stGen) req() MetaRequest {
 		for range g.byte() % 4 {
 			r.Blocks = append(r.Blocks, Block{Index: uint64(g.byte() % 5), ID: g.chunk(), Len: uint32(g.byte() % 104)})
 		}
-	case wire.OpGCMark, wire.OpGCDone:
+	case wire.OpGCMark, wire.OpGCDone, wire.OpLocate:
 		for range g.byte() % 4 {
 			r.Chunks = append(r.Chunks, g.chunk())
+		}
+	case wire.OpPlace, wire.OpDisplace:
+		nodes := []string{"", "a", "b", "c"}
+		for range g.byte() % 3 {
+			p := Placement{ID: g.chunk(), Size: uint32(g.byte()) * 1000, Data: 1 + g.byte()%3, Parity: g.byte() % 3}
+			for range int(p.Data + p.Parity) {
+				p.Nodes = append(p.Nodes, nodes[int(g.byte())%len(nodes)])
+			}
+			r.Places = append(r.Places, p)
 		}
 	default:
 		r.Ino = g.ino()

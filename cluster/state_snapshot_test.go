@@ -22,6 +22,7 @@ func stRich(t *testing.T) *stH {
 	h.ok(MetaRequest{Op: wire.OpCommit, Ino: x.f2, Size: 100, Blocks: []Block{{Index: 0, ID: stID(3), Len: 100}}})
 	h.ok(MetaRequest{Op: wire.OpCommit, Ino: x.f2, Size: 100, Blocks: []Block{{Index: 0, ID: stID(4), Len: 100}}})
 	h.ok(MetaRequest{Op: wire.OpCommit, Ino: x.f2, Size: 100, Blocks: []Block{{Index: 0, ID: stID(5), Len: 100}}})
+	h.ok(MetaRequest{Op: wire.OpPlace, Places: []Placement{{ID: stID(5), Size: 100, Data: 2, Parity: 1, Nodes: []string{"a", "", "c"}}, {ID: stID(7), Size: 9, Data: 1, Parity: 1, Nodes: []string{"b", "a"}}}})
 	h.ok(MetaRequest{Op: wire.OpGCMark, Chunks: [][32]byte{stID(3)}}) // 3 doomed, 4 garbage
 	orphan := h.create(1, "orphan")
 	h.ok(MetaRequest{Op: wire.OpCommit, Ino: orphan, Size: 5, Blocks: []Block{{ID: stID(6), Len: 5}}})

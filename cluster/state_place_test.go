@@ -1,0 +1,111 @@
+package cluster
+
+import (
+	"bytes"
+	"slices"
+	"syscall"
+	"testing"
+
+	"shoal/chunkstore"
+	"shoal/wire"
+)
+
+func TestStatePlacements(t *testing.T) {
+	h := newStH(t)
+	h.s.requirePlaced = true
+	f := h.create(1, "f")
+	// A commit naming a chunk that is not placed (nor inline) must wait.
+	h.fails(MetaRequest{Op: wire.OpCommit, Ino: f, Size: 10, Blocks: []Block{{ID: stID(1), Len: 10}}}, syscall.EAGAIN)
+	h.ok(MetaRequest{Op: wire.OpCommit, Ino: f, Size: 3, Blocks: []Block{{ID: sumOf("abc"), Len: 3, Data: []byte("abc")}}})
+
+	p := Placement{ID: stID(1), Size: 10, Data: 2, Parity: 1, Nodes: []string{"a", "b", ""}}
+	h.ok(MetaRequest{Op: wire.OpPlace, Places: []Placement{p}, Now: 5})
+	h.ok(MetaRequest{Op: wire.OpCommit, Ino: f, Size: 10, Blocks: []Block{{ID: stID(1), Len: 10}}})
+	got, ok := h.s.Placed(stID(1))
+	if !ok || !slices.Equal(got.Nodes, []string{"a", "b", ""}) {
+		t.Fatalf("placed: %+v %v", got, ok)
+	}
+	// Repair fills a slot; a node taking a slot leaves its old one.
+	h.ok(MetaRequest{Op: wire.OpPlace, Places: []Placement{{ID: stID(1), Size: 10, Data: 2, Parity: 1, Nodes: []string{"", "", "c"}}}})
+	h.ok(MetaRequest{Op: wire.OpPlace, Places: []Placement{{ID: stID(1), Size: 10, Data: 2, Parity: 1, Nodes: []string{"c", "", ""}}}})
+	if got, _ := h.s.Placed(stID(1)); !slices.Equal(got.Nodes, []string{"c", "b", ""}) {
+		t.Fatalf("after moves: %v, want [c b \"\"]", got.Nodes)
+	}
+	// Displace clears only a slot the named node still holds.
+	h.ok(MetaRequest{Op: wire.OpDisplace, Places: []Placement{{ID: stID(1), Size: 10, Data: 2, Parity: 1, Nodes: []string{"a", "b", ""}}}})
+	if got, _ := h.s.Placed(stID(1)); !slices.Equal(got.Nodes, []string{"c", "", ""}) {
+		t.Fatalf("after displace: %v, want [c \"\" \"\"]", got.Nodes)
+	}
+	// Another scheme does not replace a readable placement... but does
+	// replace one too short of holders to be read.
+	h.ok(MetaRequest{Op: wire.OpPlace, Places: []Placement{{ID: stID(1), Size: 10, Data: 1, Parity: 1, Nodes: []string{"x", "y"}}}})
+	if got, _ := h.s.Placed(stID(1)); got.Data != 1 || !slices.Equal(got.Nodes, []string{"x", "y"}) {
+		t.Fatalf("unreadable placement not replaced: %+v", got)
+	}
+	h.ok(MetaRequest{Op: wire.OpPlace, Places: []Placement{{ID: stID(1), Size: 10, Data: 2, Parity: 1, Nodes: []string{"a", "b", "c"}}}})
+	if got, _ := h.s.Placed(stID(1)); got.Data != 1 {
+		t.Fatalf("readable placement replaced: %+v", got)
+	}
+	// Malformed placements change nothing.
+	for _, bad := range []Placement{
+		{ID: stID(2), Data: 0, Parity: 1, Nodes: []string{"a"}},
+		{ID: stID(2), Data: 2, Parity: 1, Nodes: []string{"a", "b"}},
+		{ID: stID(2), Data: 2, Parity: 1, Nodes: []string{"a", "b", "a"}},
+		{ID: stID(2), Data: 200, Parity: 100, Nodes: make([]string, 300)},
+	} {
+		h.fails(MetaRequest{Op: wire.OpPlace, Places: []Placement{p, bad}}, syscall.EINVAL)
+	}
+	if _, ok := h.s.Placed(stID(2)); ok {
+		t.Fatal("a failed OpPlace placed a chunk")
+	}
+	// Locate answers for placed chunks only.
+	r := h.ok(MetaRequest{Op: wire.OpLocate, Chunks: [][32]byte{stID(1), stID(2)}})
+	if len(r.Places) != 1 || r.Places[0].ID != stID(1) {
+		t.Fatalf("locate: %+v", r.Places)
+	}
+
+	// Pushed but never committed: garbage only once older than the grace.
+	h.ok(MetaRequest{Op: wire.OpPlace, Places: []Placement{{ID: stID(3), Size: 10, Data: 1, Parity: 0, Nodes: []string{"a"}}}, Now: 100})
+	if g := h.s.Garbage(100); slices.Contains(g, stID(3)) {
+		t.Fatal("a chunk placed at the cutoff is garbage")
+	}
+	if g := h.s.Garbage(101); !slices.Contains(g, stID(3)) || slices.Contains(g, stID(1)) {
+		t.Fatalf("garbage(101): %d chunks, want chunk 3 and not the referenced chunk 1", len(g))
+	}
+	// Collected: doomed (placing it again must wait), then forgotten.
+	r = h.ok(MetaRequest{Op: wire.OpGCMark, Chunks: [][32]byte{stID(3), stID(1)}, Now: 200})
+	if len(r.Chunks) != 1 || len(r.Places) != 1 || r.Places[0].ID != stID(3) {
+		t.Fatalf("gc mark: chunks %d places %+v, want chunk 3 with its placement", len(r.Chunks), r.Places)
+	}
+	h.fails(MetaRequest{Op: wire.OpPlace, Places: []Placement{{ID: stID(3), Size: 10, Data: 1, Parity: 0, Nodes: []string{"a"}}}}, syscall.EAGAIN)
+	if _, ok := h.s.Placed(stID(3)); ok {
+		t.Fatal("a doomed chunk is reported placed")
+	}
+	h.ok(MetaRequest{Op: wire.OpGCDone, Chunks: [][32]byte{stID(3)}})
+	if _, ok := h.s.placed[stID(3)]; ok {
+		t.Fatal("a collected chunk is still placed")
+	}
+	h.fails(MetaRequest{Op: wire.OpCommit, Ino: f, Size: 10, Blocks: []Block{{ID: stID(3), Len: 10}}}, syscall.EAGAIN)
+}
+
+// TestStateLoadVersion1 loads a snapshot of the format before placements.
+func TestStateLoadVersion1(t *testing.T) {
+	h := newStH(t)
+	f := h.create(1, "f")
+	h.ok(MetaRequest{Op: wire.OpCommit, Ino: f, Size: 10, Blocks: []Block{{ID: stID(1), Len: 10}}})
+	img := stSave(t, h.s)
+	// Version 2 with no placements is version 1 with a zero count before
+	// the end marker.
+	v1 := append([]byte{}, img[:len(img)-len(stEnd)-1]...)
+	v1 = append(v1, stEnd...)
+	v1[len(stMagic)] = 1
+	s, err := LoadState(bytes.NewReader(v1))
+	if err != nil {
+		t.Fatalf("load version 1: %v", err)
+	}
+	if got := stSave(t, s); !bytes.Equal(got, img) {
+		t.Fatal("version 1 loaded and saved differs from the state")
+	}
+}
+
+func sumOf(s string) [32]byte { return chunkstore.Sum([]byte(s)) }
