@@ -11,9 +11,11 @@
 //
 // Erasure coding (Scheme) is not a Store: its shards are not keyed by the
 // chunk's own ID. It sits above stores; callers Split a chunk into shards,
-// store each shard (keyed by the shard's own ID) on its node, record the
-// layout in metadata, and Join whichever shards they can fetch back,
-// checking the chunk's ID on the result.
+// store each shard under its ShardKey (derived from the chunk's ID, the
+// scheme and the shard's index) on its node, record the layout in
+// metadata, and Join whichever shards they can fetch back, checking the
+// chunk's ID on the result. A Disk store keeps a shard like any chunk,
+// CRC-checked; it cannot check the key against the bytes.
 //
 // Compress and Decompress wrap zstd (SpeedFastest) with shared, concurrency
 // safe codecs. Compress keeps the result only when it saves at least one

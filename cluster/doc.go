@@ -30,9 +30,7 @@
 // its applied state once it has applied every entry of earlier terms,
 // writes through the log); a follower forwards it, reads included, to the
 // leader on a peer stream and relays the answer (forward.go), so every
-// answer is the leader's and reads are as fresh as writes. A commit's
-// chunks are checked on the node that received them (where the client
-// uploaded them) before forwarding. While no leader is known the answer is
+// answer is the leader's and reads are as fresh as writes. While no leader is known the answer is
 // "unavailable" (ErrNotLeader), which clients retry. A minority cannot
 // commit: its proposals fail and are answered "unavailable" too.
 //
@@ -42,6 +40,19 @@
 // learns all members' addresses (OpMembers) and moves to the next node when
 // its connection breaks or its node keeps answering "unavailable", all
 // within the RetryFor budget of an operation, so a leader change is a
-// pause, not an error. Chunks still live on the node that received them;
-// spreading them over the nodes comes with erasure coding.
+// pause, not an error.
+//
+// # Shards
+//
+// The node a chunk is pushed to is its coordinator (coord.go): it splits the
+// chunk into k data and m parity shards (chunkstore.Scheme; small chunks
+// are copied instead), stores shard i on the i-th member in rendezvous
+// order of the chunk id (the next one if that fails), over the
+// authenticated shard service, and commits the placement (OpPlace, in the
+// State next to the namespace, state_place.go) before acknowledging. A
+// commit may only name placed chunks. Reads fetch the data shards, or
+// parity too and rebuild, and verify the chunk id. The leader probes the
+// members and repairs degraded chunks onto spare nodes; every node scrubs
+// its shards and sweeps strays (repair.go); the collector deletes shards on
+// every member (gc.go). wire/PROTOCOL.md §6 has the details.
 package cluster
