@@ -207,11 +207,17 @@ func (n *Node) storeChunk(ctx context.Context, id chunkstore.ID, data []byte) er
 		}
 	}
 	p := Placement{ID: id, Size: uint32(len(data)), Data: uint8(scheme.Data), Parity: uint8(scheme.Parity), Nodes: make([]string, scheme.Shards())}
-	if err := n.pushShards(ctx, &p, shards, rendezvous(id, nodes), nil); err != nil {
+	failed, err := n.pushShards(ctx, &p, shards, rendezvous(id, nodes), nil)
+	if err != nil {
 		return err
 	}
 	if got := holders(p.Nodes); got < scheme.Data {
-		return fmt.Errorf("store chunk %s: only %d of %d shards stored (%s needs %d nodes up): %w", id, got, scheme.Shards(), scheme, scheme.Data, syscall.EIO)
+		// A full disk anywhere makes it ENOSPC: what the writer must hear.
+		cause := error(syscall.EIO)
+		if errors.Is(failed, chunkstore.ErrNoSpace) {
+			cause = chunkstore.ErrNoSpace
+		}
+		return fmt.Errorf("store chunk %s: only %d of %d shards stored (%s needs %d nodes): %w (%v)", id, got, scheme.Shards(), scheme, scheme.Data, cause, failed)
 	}
 	return n.recordPlacement(ctx, p)
 }
@@ -220,8 +226,9 @@ func (n *Node) storeChunk(ctx context.Context, id chunkstore.ID, data []byte) er
 // listed in slots (all empty slots if slots is nil), each on the next
 // node of order that holds nothing of the chunk yet, trying nodes that
 // failed lately last. It fills in p.Nodes for the shards stored; a shard
-// no node took leaves its slot empty. Only a canceled ctx is an error.
-func (n *Node) pushShards(ctx context.Context, p *Placement, shards [][]byte, order []string, slots []int) error {
+// no node took leaves its slot empty. It returns the failures met on the
+// way (nil if there were none), and an error only if ctx ended.
+func (n *Node) pushShards(ctx context.Context, p *Placement, shards [][]byte, order []string, slots []int) (failed, err error) {
 	scheme := chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}
 	var cands []string
 	for _, down := range []bool{false, true} {
@@ -239,6 +246,7 @@ func (n *Node) pushShards(ctx context.Context, p *Placement, shards [][]byte, or
 		}
 	}
 	var mu sync.Mutex
+	var errs []error
 	next := 0
 	take := func() string {
 		mu.Lock()
@@ -258,6 +266,9 @@ func (n *Node) pushShards(ctx context.Context, p *Placement, shards [][]byte, or
 			for node := take(); node != "" && ctx.Err() == nil; node = take() {
 				if err := n.putShard(ctx, node, key, shards[i]); err != nil {
 					n.log.Warn("shard not stored, trying the next node", "chunk", chunkstore.ID(p.ID).String(), "shard", i, "node", node, "err", err)
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
 					if !errors.Is(err, chunkstore.ErrNoSpace) {
 						n.markDown(node)
 					}
@@ -272,7 +283,7 @@ func (n *Node) pushShards(ctx context.Context, p *Placement, shards [][]byte, or
 		}()
 	}
 	wg.Wait()
-	return ctx.Err()
+	return errors.Join(errs...), ctx.Err()
 }
 
 // recordPlacement records p through Raft (forwarded to the leader if need

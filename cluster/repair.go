@@ -253,7 +253,7 @@ func (n *Node) repairChunk(ctx context.Context, p Placement, live []string, gone
 	}
 	np := p
 	np.Nodes = want
-	if err := n.pushShards(ctx, &np, shards, rendezvous(id, live), slots); err != nil {
+	if _, err := n.pushShards(ctx, &np, shards, rendezvous(id, live), slots); err != nil {
 		return 0, err
 	}
 	rebuilt := Placement{ID: p.ID, Size: p.Size, Data: p.Data, Parity: p.Parity, Nodes: make([]string, len(p.Nodes))}
