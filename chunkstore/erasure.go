@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/klauspost/reedsolomon"
 )
@@ -147,11 +149,15 @@ func ShardKey(id ID, s Scheme, i int) ID {
 
 // ParseScheme parses "k+m" (e.g. "4+2") as a Scheme and validates it.
 func ParseScheme(s string) (Scheme, error) {
-	var sc Scheme
-	var rest string
-	if n, _ := fmt.Sscanf(s, "%d+%d%s", &sc.Data, &sc.Parity, &rest); n != 2 {
+	ks, ms, ok := strings.Cut(s, "+")
+	digits := func(v string) bool { return v != "" && strings.Trim(v, "0123456789") == "" }
+	ok = ok && digits(ks) && digits(ms)
+	k, errk := strconv.Atoi(ks)
+	m, errm := strconv.Atoi(ms)
+	if !ok || errk != nil || errm != nil {
 		return Scheme{}, fmt.Errorf("erasure scheme %q: want data+parity, e.g. 2+1", s)
 	}
+	sc := Scheme{Data: k, Parity: m}
 	if err := sc.Validate(); err != nil {
 		return Scheme{}, err
 	}

@@ -104,3 +104,16 @@ func TestSchemeErrors(t *testing.T) {
 		t.Errorf("Split with zero data shards: got no error, want one")
 	}
 }
+
+func TestParseScheme(t *testing.T) {
+	for in, want := range map[string]chunkstore.Scheme{"2+1": {2, 1}, "4+2": {4, 2}, "1+0": {1, 0}, "1+2": {1, 2}} {
+		if got, err := chunkstore.ParseScheme(in); err != nil || got != want {
+			t.Errorf("ParseScheme(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "2", "+1", "2+", "0+1", "2++1", "2+-1", " 2+1", "2+1 ", "200+100", "a+b"} {
+		if got, err := chunkstore.ParseScheme(in); err == nil {
+			t.Errorf("ParseScheme(%q) = %v, want an error", in, got)
+		}
+	}
+}

@@ -42,18 +42,39 @@ func DefaultScheme(n int) chunkstore.Scheme {
 	return chunkstore.Scheme{Data: 4, Parity: 2}
 }
 
-// schemeFor picks the scheme of a chunk of size bytes in a cluster of
-// members nodes: the configured one (NodeConfig.Scheme) or the default,
-// as copies when the chunk is small, and with no more shards than nodes.
-func (n *Node) schemeFor(size, members int) chunkstore.Scheme {
-	s := n.cfg.Scheme
-	if s.Data == 0 {
-		s = DefaultScheme(members)
+// clusterScheme returns the scheme of new chunks in a cluster of members
+// nodes: the root directory's SchemeXattr, else NodeConfig.Scheme, else
+// DefaultScheme.
+func (n *Node) clusterScheme(members int) chunkstore.Scheme {
+	var s chunkstore.Scheme
+	var ok bool
+	n.fsm.read(func(st *State) { s, ok = st.SchemeOf(wire.RootIno) })
+	switch {
+	case ok:
+		return s
+	case n.cfg.Scheme.Data != 0:
+		return n.cfg.Scheme
 	}
+	return DefaultScheme(members)
+}
+
+// fitScheme adapts scheme s to a chunk of size bytes: a small chunk is
+// copied (one data shard) as many times as s has shards of parity, plus
+// one.
+func fitScheme(s chunkstore.Scheme, size int) chunkstore.Scheme {
 	if size < replicateBelow {
-		s = chunkstore.Scheme{Data: 1, Parity: s.Parity}
+		return chunkstore.Scheme{Data: 1, Parity: s.Parity}
 	}
 	return s
+}
+
+// desiredScheme returns the scheme chunk p should have: the one its
+// directory asks for, else base (the cluster's), fitted to its size.
+func desiredScheme(p *Placement, base chunkstore.Scheme) chunkstore.Scheme {
+	if p.WantData != 0 {
+		base = chunkstore.Scheme{Data: int(p.WantData), Parity: int(p.WantParity)}
+	}
+	return fitScheme(base, int(p.Size))
 }
 
 // rendezvous orders nodes by their highest-random-weight score for chunk
@@ -193,7 +214,12 @@ func (n *Node) chunkPlaced(ctx context.Context, id chunkstore.ID) (bool, error) 
 // completes once nodes are back.
 func (n *Node) storeChunk(ctx context.Context, id chunkstore.ID, data []byte) error {
 	nodes := n.shardNodes()
-	scheme := n.schemeFor(len(data), len(nodes))
+	scheme := fitScheme(n.clusterScheme(len(nodes)), len(data))
+	if scheme.Data > len(nodes) {
+		// Too few nodes to read it back: write what this cluster can
+		// hold now; repair re-encodes it once there are enough.
+		scheme = fitScheme(DefaultScheme(len(nodes)), len(data))
+	}
 	var shards [][]byte
 	if scheme.Data == 1 {
 		shards = make([][]byte, scheme.Shards())

@@ -270,3 +270,102 @@ func TestClusterErasureCoding(t *testing.T) {
 		t.Error("placement lost a holder")
 	}
 }
+
+// TestClusterReencodes grows a one-node cluster to three: repair
+// re-encodes the single copies written before into 2+1; then a directory
+// asking for three copies (SchemeXattr) gets its file's chunk re-encoded
+// so.
+func TestClusterReencodes(t *testing.T) {
+	tc := startCluster(t, 1)
+	ctx := context.Background()
+	c, err := Dial(ctx, tc.nodes[0].Addr(), ClientConfig{RetryFor: 10 * time.Second, Pin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	commit := func(name string, dir uint64, data []byte) chunkstore.ID {
+		t.Helper()
+		id := chunkstore.Sum(data)
+		if err := c.Put(ctx, id, data); err != nil {
+			t.Fatalf("put: %v", err)
+		}
+		alloc, err := c.Do(ctx, &MetaRequest{Op: wire.OpAllocInodes, Size: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		create := &MetaRequest{Op: wire.OpCreate, Ino: dir, Name: name, Mode: syscall.S_IFREG | 0o644, NewIno: alloc.FirstIno}
+		if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: alloc.FirstIno, Create: create, Size: uint64(len(data)),
+			Blocks: []Block{{ID: id, Len: uint32(len(data))}}}); err != nil {
+			t.Fatalf("commit %s: %v", name, err)
+		}
+		return id
+	}
+	old := randomBytes(7, 1<<20)
+	oldID := commit("old", RootIno, old)
+	if p, _ := placedOn(tc.nodes[0], oldID); p.Data != 1 || p.Parity != 0 {
+		t.Fatalf("one-node placement: %+v, want 1+0", p)
+	}
+	tc.add()
+	tc.add()
+	leader := tc.waitLeader()
+	waitUntil(t, "three members", func() bool { return len(tc.nodes[leader].shardNodes()) == 3 })
+	if n, err := tc.nodes[leader].Repair(ctx); err != nil || n != 3 {
+		t.Fatalf("repair after growing: stored %d shards, %v; want 3", n, err)
+	}
+	p, _ := placedOn(tc.nodes[leader], oldID)
+	if p.Data != 2 || p.Parity != 1 || tc.checkShards(p) != 3 {
+		t.Fatalf("after growing: %+v, want 2+1 on three nodes", p)
+	}
+	if got, err := c.Get(ctx, oldID); err != nil || !bytes.Equal(got, old) {
+		t.Fatalf("read re-encoded chunk: %d bytes, %v", len(got), err)
+	}
+	// A second pass has nothing to do.
+	if n, err := tc.nodes[leader].Repair(ctx); err != nil || n != 0 {
+		t.Fatalf("second repair: stored %d, %v; want 0", n, err)
+	}
+	// The single copy written first is a stray now: the sweep deletes it
+	// and nothing else.
+	if ok, _ := tc.nodes[0].Store().Has(ctx, oldID); !ok {
+		t.Fatal("the old copy is gone before the sweep")
+	}
+	before, _ := tc.nodes[0].Store().Stat(ctx)
+	if n, err := tc.nodes[0].Sweep(ctx, 0); err != nil || n != 1 {
+		t.Fatalf("sweep: deleted %d, %v; want the one old copy", n, err)
+	}
+	if ok, _ := tc.nodes[0].Store().Has(ctx, oldID); ok {
+		t.Fatal("the sweep kept the old copy")
+	}
+	if after, _ := tc.nodes[0].Store().Stat(ctx); after.Chunks != before.Chunks-1 {
+		t.Fatalf("sweep: %d files left of %d, want one fewer", after.Chunks, before.Chunks)
+	}
+	tc.checkShards(p)
+	if got, err := c.Get(ctx, oldID); err != nil || !bytes.Equal(got, old) {
+		t.Fatalf("read after the sweep: %d bytes, %v", len(got), err)
+	}
+
+	mk, err := c.Do(ctx, &MetaRequest{Op: wire.OpMkdir, Ino: RootIno, Name: "copies", Mode: 0o755})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := mk.Attr.Ino
+	if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpSetXattr, Ino: dir, Name: SchemeXattr, Value: []byte("1+2")}); err != nil {
+		t.Fatalf("set %s: %v", SchemeXattr, err)
+	}
+	data := randomBytes(8, 1<<20)
+	id := commit("three-copies", dir, data)
+	if n, err := tc.nodes[leader].Repair(ctx); err != nil || n != 3 {
+		t.Fatalf("repair for the directory's scheme: stored %d, %v; want 3", n, err)
+	}
+	p, _ = placedOn(tc.nodes[leader], id)
+	if p.Data != 1 || p.Parity != 2 || tc.checkShards(p) != 3 {
+		t.Fatalf("in a 1+2 directory: %+v, want three copies", p)
+	}
+	for i := range tc.nodes {
+		if ok, _ := tc.nodes[i].Store().Has(ctx, id); !ok {
+			t.Errorf("node %d has no copy of the chunk", i+1)
+		}
+	}
+	if got, err := c.Get(ctx, id); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read: %d bytes, %v", len(got), err)
+	}
+}

@@ -26,32 +26,43 @@ type testCluster struct {
 func startCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
 	tc := &testCluster{t: t}
-	for i := range n {
-		cfg := NodeConfig{
-			ID:         fmt.Sprintf("n%d", i+1),
-			DataDir:    t.TempDir(),
-			Listen:     "127.0.0.1:0",
-			RaftListen: "127.0.0.1:0",
-			GCInterval: -1,
-			Secret:     testSecret,
-		}
-		if i > 0 {
-			cfg.Join = tc.nodes[0].Addr()
-		}
-		nd, err := StartNode(cfg)
-		if err != nil {
-			t.Fatalf("start node %d: %v", i+1, err)
-		}
-		t.Cleanup(func() { nd.Close() })
-		// Restarts reuse the ports.
-		cfg.Listen, cfg.RaftListen, cfg.Join = nd.Addr(), string(nd.trans.LocalAddr()), ""
-		tc.cfgs = append(tc.cfgs, cfg)
-		tc.nodes = append(tc.nodes, nd)
-		if i == 0 {
-			tc.waitLeader()
-		}
+	for range n {
+		tc.add()
 	}
 	return tc
+}
+
+// add starts one more node; all but the first join the first. Repair runs
+// only when a test calls it.
+func (tc *testCluster) add() *Node {
+	t := tc.t
+	t.Helper()
+	i := len(tc.nodes)
+	cfg := NodeConfig{
+		ID:             fmt.Sprintf("n%d", i+1),
+		DataDir:        t.TempDir(),
+		Listen:         "127.0.0.1:0",
+		RaftListen:     "127.0.0.1:0",
+		GCInterval:     -1,
+		RepairInterval: -1,
+		Secret:         testSecret,
+	}
+	if i > 0 {
+		cfg.Join = tc.nodes[0].Addr()
+	}
+	nd, err := StartNode(cfg)
+	if err != nil {
+		t.Fatalf("start node %d: %v", i+1, err)
+	}
+	t.Cleanup(func() { nd.Close() })
+	// Restarts reuse the ports.
+	cfg.Listen, cfg.RaftListen, cfg.Join = nd.Addr(), string(nd.trans.LocalAddr()), ""
+	tc.cfgs = append(tc.cfgs, cfg)
+	tc.nodes = append(tc.nodes, nd)
+	if i == 0 {
+		tc.waitLeader()
+	}
+	return nd
 }
 
 // stop closes node i (as a crash would, for Raft: it just goes away).

@@ -9,6 +9,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -167,8 +168,11 @@ const maxRepairPass = 4096
 // for each chunk with a shard that no member holds, or that a member down
 // for longer than RepairDelay (or no longer a member) holds, it reads the
 // chunk, rebuilds the shard and stores it on the next member in rendezvous
-// order that holds nothing of the chunk, then records the new holder. It
-// returns how many shards it rebuilt.
+// order that holds nothing of the chunk, then records the new holder. A
+// chunk whose scheme is not the one it should have (its directory's
+// SchemeXattr, else the cluster's, which grows with the cluster) is
+// re-encoded, if enough members are up to hold every new shard. It
+// returns how many shards it stored.
 func (n *Node) Repair(ctx context.Context) (int, error) {
 	if !n.ready.Load() {
 		return 0, nil
@@ -178,11 +182,23 @@ func (n *Node) Repair(ctx context.Context) (int, error) {
 	n.probe(ctx)
 	up, gone := n.upNodes()
 	members := n.shardNodes()
-	var todo []Placement
+	var live []string
+	for _, id := range members {
+		if up[id] {
+			live = append(live, id)
+		}
+	}
+	base := n.clusterScheme(len(members))
+	var todo, recode []Placement
 	n.fsm.read(func(s *State) {
 		s.EachPlaced(func(p Placement, doomed bool) bool {
 			if doomed {
 				return true
+			}
+			if d := desiredScheme(&p, base); (d != chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}) && d.Shards() <= len(live) {
+				p.Nodes = slices.Clone(p.Nodes)
+				recode = append(recode, p)
+				return len(todo)+len(recode) < maxRepairPass
 			}
 			for _, h := range p.Nodes {
 				if h == "" || gone[h] || !slices.Contains(members, h) {
@@ -191,15 +207,9 @@ func (n *Node) Repair(ctx context.Context) (int, error) {
 					break
 				}
 			}
-			return len(todo) < maxRepairPass
+			return len(todo)+len(recode) < maxRepairPass
 		})
 	})
-	var live []string
-	for _, id := range members {
-		if up[id] {
-			live = append(live, id)
-		}
-	}
 	repaired := 0
 	var errs []error
 	for _, p := range todo {
@@ -212,8 +222,18 @@ func (n *Node) Repair(ctx context.Context) (int, error) {
 			errs = append(errs, err)
 		}
 	}
+	for _, p := range recode {
+		if ctx.Err() != nil {
+			break
+		}
+		c, err := n.recodeChunk(ctx, p, desiredScheme(&p, base), live)
+		repaired += c
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if repaired > 0 || len(errs) > 0 {
-		n.log.Info("repair pass", "chunks", len(todo), "shards_rebuilt", repaired, "failed", len(errs))
+		n.log.Info("repair pass", "chunks", len(todo), "recoded", len(recode), "shards_stored", repaired, "failed", len(errs))
 	}
 	shardsRepaired.Add(float64(repaired))
 	return repaired, errors.Join(errs...)
@@ -271,6 +291,38 @@ func (n *Node) repairChunk(ctx context.Context, p Placement, live []string, gone
 		return 0, err
 	}
 	return count, nil
+}
+
+// recodeChunk re-encodes the chunk p places with scheme d onto the live
+// members in rendezvous order and records the new placement in place of
+// the old (PlaceReplace). It gives up, storing nothing the placement
+// names, unless every new shard finds a node. The old shards are left to
+// the sweep.
+func (n *Node) recodeChunk(ctx context.Context, p Placement, d chunkstore.Scheme, live []string) (int, error) {
+	id := chunkstore.ID(p.ID)
+	data, err := n.readPlaced(ctx, p)
+	if err != nil {
+		return 0, err
+	}
+	var shards [][]byte
+	if d.Data == 1 {
+		shards = slices.Repeat([][]byte{data}, d.Shards())
+	} else if shards, err = d.Split(data); err != nil {
+		return 0, err
+	}
+	np := Placement{ID: p.ID, Size: p.Size, Data: uint8(d.Data), Parity: uint8(d.Parity), Nodes: make([]string, d.Shards())}
+	failed, err := n.pushShards(ctx, &np, shards, rendezvous(id, live), nil)
+	if err != nil {
+		return 0, err
+	}
+	if holders(np.Nodes) < d.Shards() {
+		return 0, fmt.Errorf("re-encode chunk %s as %s: %d of %d shards stored: %w", id, d, holders(np.Nodes), d.Shards(), failed)
+	}
+	req := &MetaRequest{Op: wire.OpPlace, Flags: wire.PlaceReplace, Places: []Placement{np}}
+	if _, err := n.do(ctx, req, true); err != nil {
+		return 0, fmt.Errorf("re-encode chunk %s as %s: %w", id, d, err)
+	}
+	return d.Shards(), nil
 }
 
 // Scrub reads back every shard the placements say this node holds,
@@ -349,16 +401,22 @@ func (n *Node) Sweep(ctx context.Context, grace time.Duration) (int, error) {
 	if err != nil || len(old) == 0 {
 		return 0, err
 	}
+	// Keep this node's shards, copies of chunks being collected (the
+	// collector deletes them), and copies of referenced chunks that are
+	// not placed (inline chunks, which every node keeps).
 	keep := map[chunkstore.ID]bool{}
 	n.fsm.read(func(s *State) {
 		s.EachPlaced(func(p Placement, doomed bool) bool {
 			if i := slices.Index(p.Nodes, n.cfg.ID); i >= 0 {
 				keep[chunkstore.ShardKey(chunkstore.ID(p.ID), chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}, i)] = true
 			}
+			if doomed {
+				keep[chunkstore.ID(p.ID)] = true
+			}
 			return true
 		})
 		for _, id := range old {
-			if s.IsReferenced(id) {
+			if _, placed := s.placed[id]; !placed && s.IsReferenced(id) {
 				keep[id] = true
 			}
 		}

@@ -186,6 +186,7 @@ func (s *State) checkCommit(req *MetaRequest) *MetaResponse {
 
 // applyCommit applies commit req, checked by checkCommit, to regular file n.
 func (s *State) applyCommit(n *stInode, req *MetaRequest) *MetaResponse {
+	s.wantSchemes(req)
 	for _, b := range req.Blocks {
 		s.setBlock(n, stBlock{idx: b.Index, id: b.ID, len: b.Len})
 	}

@@ -401,6 +401,14 @@ func (s *State) setXattr(req *MetaRequest) *MetaResponse {
 	if len(req.Value) > stMaxXattrValue {
 		return stErr(syscall.E2BIG, "xattr value too large")
 	}
+	if req.Name == SchemeXattr {
+		if !n.isDir() {
+			return stErr(syscall.EINVAL, SchemeXattr+" is set on directories only")
+		}
+		if _, err := parseScheme(req.Value); err != nil {
+			return stErr(syscall.EINVAL, err.Error())
+		}
+	}
 	_, ok := n.xattrs[req.Name]
 	switch {
 	case ok && req.Flags&wire.XattrCreate != 0:

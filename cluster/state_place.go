@@ -23,13 +23,64 @@ type Placement = wire.Placement
 type stPlace struct {
 	size   uint32
 	scheme chunkstore.Scheme
-	nodes  []string // holder of each shard, "" if none
-	at     int64    // when it was first placed (req.Now), for the collector
+	nodes  []string          // holder of each shard, "" if none
+	at     int64             // when it was first placed (req.Now), for the collector
+	want   chunkstore.Scheme // the scheme a directory asks for (SchemeXattr); zero: the cluster's
+}
+
+// SchemeXattr is the extended attribute that sets the erasure scheme
+// ("k+m", e.g. "4+2") of the files committed below a directory; on the root
+// directory it sets the cluster's. Repair re-encodes chunks written with
+// another scheme.
+const SchemeXattr = "user.shoal.ec"
+
+// parseScheme parses a SchemeXattr value.
+func parseScheme(v []byte) (chunkstore.Scheme, error) {
+	return chunkstore.ParseScheme(string(v))
+}
+
+// SchemeOf returns the scheme SchemeXattr sets for files in directory dir:
+// that of dir or of its nearest ancestor that has one. ok is false if
+// none does (or dir is not a directory).
+func (s *State) SchemeOf(dir uint64) (scheme chunkstore.Scheme, ok bool) {
+	for range 4096 { // deeper than any path can be; a guard, not a limit
+		n := s.inodes[dir]
+		if n == nil || !n.isDir() {
+			return chunkstore.Scheme{}, false
+		}
+		if v, has := n.xattrs[SchemeXattr]; has {
+			if sc, err := parseScheme(v); err == nil {
+				return sc, true
+			}
+		}
+		if dir == wire.RootIno {
+			break
+		}
+		dir = n.parent
+	}
+	return chunkstore.Scheme{}, false
+}
+
+// wantSchemes records, for the placed chunks a commit names, the scheme
+// the commit's directory asks for (SchemeXattr; a commit carries its
+// file's directory in NewParent, or in the create it carries).
+func (s *State) wantSchemes(req *MetaRequest) {
+	dir := req.NewParent
+	if req.Create != nil {
+		dir = req.Create.Ino
+	}
+	want, _ := s.SchemeOf(dir)
+	for _, b := range req.Blocks {
+		if p := s.placed[b.ID]; p != nil && b.Data == nil {
+			p.want = want
+		}
+	}
 }
 
 // placement returns p as a wire.Placement for chunk id.
 func (p *stPlace) placement(id [32]byte) Placement {
-	return Placement{ID: id, Size: p.size, Data: uint8(p.scheme.Data), Parity: uint8(p.scheme.Parity), Nodes: slices.Clone(p.nodes)}
+	return Placement{ID: id, Size: p.size, Data: uint8(p.scheme.Data), Parity: uint8(p.scheme.Parity), Nodes: slices.Clone(p.nodes),
+		WantData: uint8(p.want.Data), WantParity: uint8(p.want.Parity)}
 }
 
 // checkPlacement reports whether p is well formed: a valid scheme whose
@@ -50,7 +101,8 @@ func checkPlacement(p *Placement) bool {
 // place applies OpPlace: for each placement, a new chunk is recorded as
 // given; a placed chunk with the same scheme gets each slot the request
 // names a holder for (the other slots keep theirs); a placed chunk with
-// another scheme is replaced only if it has too few holders to be read.
+// another scheme is replaced if the request says PlaceReplace (repair
+// re-encoded it) or if it has too few holders to be read.
 // A doomed chunk cannot be placed until it is collected: the whole request
 // then fails with EAGAIN and changes nothing.
 func (s *State) place(req *MetaRequest) *MetaResponse {
@@ -81,7 +133,11 @@ func (s *State) place(req *MetaRequest) *MetaResponse {
 			}
 			continue
 		}
-		if cur != nil && holders(cur.nodes) >= cur.scheme.Data {
+		if cur != nil {
+			if req.Flags&wire.PlaceReplace == 0 && holders(cur.nodes) >= cur.scheme.Data {
+				continue
+			}
+			cur.size, cur.scheme, cur.nodes = p.Size, scheme, slices.Clone(p.Nodes)
 			continue
 		}
 		s.placed[p.ID] = &stPlace{size: p.Size, scheme: scheme, nodes: slices.Clone(p.Nodes), at: req.Now}
@@ -137,7 +193,8 @@ func (s *State) Placed(id [32]byte) (Placement, bool) {
 func (s *State) EachPlaced(fn func(p Placement, doomed bool) bool) {
 	for id, p := range s.placed {
 		_, doomed := s.doomed[id]
-		if !fn(Placement{ID: id, Size: p.size, Data: uint8(p.scheme.Data), Parity: uint8(p.scheme.Parity), Nodes: p.nodes}, doomed) {
+		if !fn(Placement{ID: id, Size: p.size, Data: uint8(p.scheme.Data), Parity: uint8(p.scheme.Parity), Nodes: p.nodes,
+			WantData: uint8(p.want.Data), WantParity: uint8(p.want.Parity)}, doomed) {
 			return
 		}
 	}

@@ -109,3 +109,56 @@ func TestStateLoadVersion1(t *testing.T) {
 }
 
 func sumOf(s string) [32]byte { return chunkstore.Sum([]byte(s)) }
+
+func TestStateSchemeXattr(t *testing.T) {
+	h := newStH(t)
+	h.s.requirePlaced = true
+	d := h.mkdir(1, "d")
+	sub := h.mkdir(d, "sub")
+	f := h.create(sub, "f")
+	set := func(ino uint64, v string) *MetaRequest {
+		return &MetaRequest{Op: wire.OpSetXattr, Ino: ino, Name: SchemeXattr, Value: []byte(v)}
+	}
+	h.fails(*set(f, "2+1"), syscall.EINVAL)
+	for _, bad := range []string{"", "x", "0+1", "2", "2+1 ", "200+100"} {
+		h.fails(*set(d, bad), syscall.EINVAL)
+	}
+	if _, ok := h.s.SchemeOf(sub); ok {
+		t.Fatal("scheme with no xattr set")
+	}
+	h.ok(*set(d, "4+2"))
+	if sc, ok := h.s.SchemeOf(sub); !ok || sc.Data != 4 || sc.Parity != 2 {
+		t.Fatalf("inherited scheme: %v %v, want 4+2", sc, ok)
+	}
+	h.ok(*set(1, "1+2"))
+	if sc, _ := h.s.SchemeOf(1); sc.Data != 1 || sc.Parity != 2 {
+		t.Fatalf("root scheme: %v", sc)
+	}
+	// A commit records what its directory wants on the chunks it names.
+	h.ok(MetaRequest{Op: wire.OpPlace, Places: []Placement{{ID: stID(1), Size: 1 << 20, Data: 2, Parity: 1, Nodes: []string{"a", "b", "c"}}}})
+	h.ok(MetaRequest{Op: wire.OpCommit, Ino: f, NewParent: sub, Size: 10, Blocks: []Block{{ID: stID(1), Len: 10}}})
+	if p, _ := h.s.Placed(stID(1)); p.WantData != 4 || p.WantParity != 2 {
+		t.Fatalf("wanted scheme after commit in sub: %d+%d, want 4+2", p.WantData, p.WantParity)
+	}
+	h.ok(MetaRequest{Op: wire.OpCommit, Ino: f, Size: 10, Blocks: []Block{{ID: stID(1), Len: 10}}})
+	if p, _ := h.s.Placed(stID(1)); p.WantData != 0 {
+		t.Fatalf("a commit naming no directory keeps %d+%d", p.WantData, p.WantParity)
+	}
+	// Re-encoding replaces the placement only when asked to.
+	h.ok(MetaRequest{Op: wire.OpPlace, Places: []Placement{{ID: stID(1), Size: 1 << 20, Data: 4, Parity: 2, Nodes: []string{"a", "b", "c", "d", "e", "f"}}}})
+	if p, _ := h.s.Placed(stID(1)); p.Data != 2 {
+		t.Fatal("a readable placement was replaced without PlaceReplace")
+	}
+	h.ok(MetaRequest{Op: wire.OpPlace, Flags: wire.PlaceReplace, Places: []Placement{{ID: stID(1), Size: 1 << 20, Data: 4, Parity: 2, Nodes: []string{"a", "b", "c", "d", "e", "f"}}}})
+	if p, _ := h.s.Placed(stID(1)); p.Data != 4 || holders(p.Nodes) != 6 {
+		t.Fatalf("after PlaceReplace: %+v", p)
+	}
+	img := stSave(t, h.s)
+	s, err := LoadState(bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(stSave(t, s), img) {
+		t.Fatal("placements do not survive a snapshot")
+	}
+}

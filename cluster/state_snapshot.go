@@ -21,7 +21,9 @@ package cluster
 //	ngarbage, then the garbage ids in increasing order
 //	ndoomed,  then the doomed ids in increasing order
 //	nplaced,  then per placed chunk in increasing id order:
-//	  id size k m at nshards, then per shard: holder (a node id, "" if none)
+//	  id size k m wantk wantm at nshards, then per shard: holder (a node
+//	  id, "" if none); wantk+wantm is the scheme a directory asks for, 0+0
+//	  if none
 //	"END"
 //
 // Reference counts, directory parents and the byte count are derived on
@@ -145,6 +147,8 @@ func (s *State) Save(w io.Writer) error {
 		e.uvarint(uint64(p.size))
 		e.uvarint(uint64(p.scheme.Data))
 		e.uvarint(uint64(p.scheme.Parity))
+		e.uvarint(uint64(p.want.Data))
+		e.uvarint(uint64(p.want.Parity))
 		e.varint(p.at)
 		e.uvarint(uint64(len(p.nodes)))
 		for _, n := range p.nodes {
@@ -339,6 +343,11 @@ func LoadState(r io.Reader) (*State, error) {
 			p := Placement{ID: d.id()}
 			size := d.u32()
 			k, m := d.u32(), d.u32()
+			wk, wm := d.u32(), d.u32()
+			want := chunkstore.Scheme{Data: int(wk), Parity: int(wm)}
+			if d.err == nil && (wk > 255 || wm > 255 || (wk != 0 || wm != 0) && want.Validate() != nil) {
+				d.fail("placement %x: bad wanted scheme %d+%d", p.ID[:8], wk, wm)
+			}
 			at := d.varint()
 			ns := d.count()
 			if d.err == nil && (k > 255 || m > 255 || ns != int(k+m)) {
@@ -355,7 +364,7 @@ func LoadState(r io.Reader) (*State, error) {
 				d.fail("placement %x twice", p.ID[:8])
 			}
 			if d.err == nil {
-				s.placed[p.ID] = &stPlace{size: p.Size, scheme: chunkstore.Scheme{Data: int(k), Parity: int(m)}, nodes: p.Nodes, at: at}
+				s.placed[p.ID] = &stPlace{size: p.Size, scheme: chunkstore.Scheme{Data: int(k), Parity: int(m)}, nodes: p.Nodes, at: at, want: want}
 			}
 		}
 	}

@@ -61,6 +61,7 @@ type file struct {
 	writeEnd  uint64 // end of the last write, to detect sequential writes
 	pend      pendingAttrs
 	create    *cluster.MetaRequest // while pending (pending.go): the create the next commit carries
+	dir       atomic.Uint64        // a directory the file was opened in (openFile)
 
 	// local is what Getattr overlays while there are local changes (nil
 	// when there are none), published so that it need not wait for mu
@@ -429,7 +430,7 @@ func (f *file) flushLocked(ctx context.Context) error {
 	slices.SortFunc(blocks, func(a, b cluster.Block) int { return cmpUint64(a.Index, b.Index) })
 	p := f.pend
 	req := &cluster.MetaRequest{Op: cluster.OpCommit, Ino: f.ino, Size: f.size, Blocks: blocks, Mtime: f.mtime,
-		Valid: p.valid, Mode: p.mode, Uid: p.uid, Gid: p.gid, Atime: p.atime, Create: f.create}
+		Valid: p.valid, Mode: p.mode, Uid: p.uid, Gid: p.gid, Atime: p.atime, Create: f.create, NewParent: f.dir.Load()}
 	if err := f.commit(ctx, req); err != nil {
 		return err
 	}

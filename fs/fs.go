@@ -328,8 +328,10 @@ func (r *Root) getBlockSize(ctx context.Context, ino uint64) (uint32, error) {
 
 // openFile returns the shared state of regular file ino, creating it, and
 // counts one more open handle. If fresh is set, the caller knows the inode
-// was just created empty, which saves fetching its layout.
-func (r *Root) openFile(ino uint64, fresh *cluster.Layout) *file {
+// was just created empty, which saves fetching its layout. dir is a
+// directory the file was opened in (0 if unknown): commits name it, so
+// that the erasure scheme set on it applies (cluster.SchemeXattr).
+func (r *Root) openFile(ino uint64, fresh *cluster.Layout, dir uint64) *file {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f := r.files[ino]
@@ -339,6 +341,9 @@ func (r *Root) openFile(ino uint64, fresh *cluster.Layout) *file {
 			f.setLayout(fresh)
 		}
 		r.files[ino] = f
+	}
+	if dir != 0 {
+		f.dir.Store(dir)
 	}
 	f.opens++
 	return f

@@ -254,7 +254,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		}
 		fresh = &cluster.Layout{BlockSize: bs}
 	}
-	f := n.r.openFile(a.Ino, fresh)
+	f := n.r.openFile(a.Ino, fresh, n.ino())
 	if a.Size > 0 && flags&syscall.O_TRUNC != 0 {
 		// The name existed (a create without O_EXCL): truncate it.
 		sresp, err := f.setattr(ctx, &cluster.MetaRequest{Op: cluster.OpSetAttr, Ino: a.Ino, Valid: cluster.SetSize}, nil)
@@ -273,7 +273,11 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	if n.StableAttr().Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return nil, 0, 0
 	}
-	f := n.r.openFile(n.ino(), nil)
+	var dir uint64
+	if _, p := n.Parent(); p != nil {
+		dir = p.StableAttr().Ino
+	}
+	f := n.r.openFile(n.ino(), nil, dir)
 	if flags&syscall.O_TRUNC != 0 {
 		if _, err := f.setattr(ctx, &cluster.MetaRequest{Op: cluster.OpSetAttr, Ino: n.ino(), Valid: cluster.SetSize}, nil); err != nil {
 			n.r.release(f)

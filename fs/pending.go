@@ -57,7 +57,7 @@ func (r *Root) createDeferred(parent uint64, name string, a cluster.Attr) (*file
 	if bs == 0 {
 		return nil, false
 	}
-	f := r.openFile(a.Ino, &cluster.Layout{BlockSize: bs})
+	f := r.openFile(a.Ino, &cluster.Layout{BlockSize: bs}, parent)
 	f.mu.Lock()
 	// Now is the time the kernel was told, whenever the create is sent.
 	f.create = &cluster.MetaRequest{Op: cluster.OpCreate, Ino: parent, Name: name, Mode: a.Mode, Uid: a.Uid, Gid: a.Gid, NewIno: a.Ino, Flags: cluster.CreateExcl, Now: a.Ctime}

@@ -26,7 +26,7 @@ func TestReadAheadDepth(t *testing.T) {
 		l.Blocks = append(l.Blocks, cluster.Block{Index: uint64(i), ID: id, Len: bs})
 	}
 	r := New(nil, mem, Options{ReadAhead: ra, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	f := r.openFile(1, l)
+	f := r.openFile(1, l, 0)
 	buf := make([]byte, bs)
 	for i := range 2 { // the second read continues the first: sequential
 		if n, err := f.read(context.Background(), buf, uint64(i*bs)); err != nil || n != bs || buf[0] != byte(i) {

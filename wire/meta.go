@@ -32,7 +32,7 @@ const (
 	OpRemoveXattr        // Ino, Name
 	OpStatfs             // → Statfs
 	OpLayout             // Ino → Layout
-	OpCommit             // Ino, Size, Blocks (small ones may carry Data), Mtime, Valid&(SetMode|SetUid|SetGid|SetAtime) with Mode/Uid/Gid/Atime → Attr: records written blocks and the attribute changes made while they were written
+	OpCommit             // Ino, Size, Blocks (small ones may carry Data), Mtime, Valid&(SetMode|SetUid|SetGid|SetAtime) with Mode/Uid/Gid/Atime, NewParent (optional: a directory the file is in, for its erasure scheme) → Attr: records written blocks and the attribute changes made while they were written
 	OpDrop               // Ino: the client closed an unlinked inode; free it
 	OpGCMark             // Chunks, Now: doom unreferenced chunks (internal)
 	OpGCDone             // Chunks: the doomed chunks are deleted (internal)
@@ -59,6 +59,7 @@ const (
 	RenameExchange  = 1 << 1 // OpRename: swap the two names (RENAME_EXCHANGE)
 	XattrCreate     = 1 << 0 // OpSetXattr: fail with EEXIST if set (XATTR_CREATE)
 	XattrReplace    = 1 << 1 // OpSetXattr: fail with ENODATA if unset (XATTR_REPLACE)
+	PlaceReplace    = 1 << 0 // OpPlace: replace a placement of another scheme (the chunk was re-encoded)
 )
 
 // Bits for MetaRequest.Valid on OpSetAttr: which fields to change.
@@ -224,12 +225,18 @@ type MetaResponse struct {
 // shards (Data 1 means Parity+1 whole copies); Nodes[i] is the id of the
 // node holding shard i, "" if none does (a degraded chunk that repair will
 // rebuild). Nodes has Data+Parity entries and names no node twice.
+//
+// In answers (Locate), WantData and WantParity, if not zero, are the
+// scheme a directory asks for the chunk (shoal's "user.shoal.ec" xattr),
+// which repair re-encodes it to; requests leave them zero.
 type Placement struct {
-	ID     [32]byte `json:"id"`
-	Size   uint32   `json:"size"`
-	Data   uint8    `json:"k"`
-	Parity uint8    `json:"m"`
-	Nodes  []string `json:"nodes"`
+	ID         [32]byte `json:"id"`
+	Size       uint32   `json:"size"`
+	Data       uint8    `json:"k"`
+	Parity     uint8    `json:"m"`
+	Nodes      []string `json:"nodes"`
+	WantData   uint8    `json:"want_k,omitempty"`
+	WantParity uint8    `json:"want_m,omitempty"`
 }
 
 // ScrubReport is what one scrub of a node found: how many shards it
