@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -81,6 +83,9 @@ type Client struct {
 	chunks []*wire.Stream // idle chunk streams of sess, HELLOs exchanged
 	closed bool
 	slots  chan struct{} // bounds concurrent metadata requests
+
+	id  string        // names this client in mutating requests (MetaRequest.Client)
+	seq atomic.Uint64 // numbers them
 }
 
 var (
@@ -121,7 +126,7 @@ func newClient(addr string, cfg ClientConfig) *Client {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c := &Client{cfg: cfg, log: cfg.Logger, slots: make(chan struct{}, cfg.MetaStreams)}
+	c := &Client{cfg: cfg, log: cfg.Logger, slots: make(chan struct{}, cfg.MetaStreams), id: rand.Text()}
 	for _, a := range strings.Split(addr, ",") {
 		if a = strings.TrimSpace(a); a != "" && !slices.Contains(c.addrs, a) {
 			c.addrs = append(c.addrs, a)
@@ -280,8 +285,15 @@ func (c *Client) retry(ctx context.Context, what string, timeout time.Duration, 
 	}
 }
 
-// Do implements Metadata.
+// Do implements Metadata. A mutating request is sent with this client's
+// id and a new sequence number (MetaRequest.Client, Seq), the same on every
+// retry, so that the metadata applies it once even if an answer is lost.
 func (c *Client) Do(ctx context.Context, req *MetaRequest) (*MetaResponse, error) {
+	if !IsReadOnly(req.Op) && req.Client == "" {
+		r := *req
+		r.Client, r.Seq = c.id, c.seq.Add(1)
+		req = &r
+	}
 	var resp *MetaResponse
 	err := c.retry(ctx, fmt.Sprintf("meta op %d", req.Op), c.cfg.MetaTimeout, func(ctx context.Context) error {
 		var err error

@@ -74,6 +74,7 @@ type State struct {
 	garbage   map[[32]byte]struct{}
 	doomed    map[[32]byte]struct{}
 	placed    map[[32]byte]*stPlace // chunk → where its shards are (state_place.go)
+	replies   stReplies             // recent answers by client and sequence number
 	bytes     uint64                // sum of the sizes of regular files
 
 	requirePlaced bool // StateConfig.RequirePlaced
@@ -114,6 +115,7 @@ func NewState(cfg StateConfig) *State {
 		garbage:   make(map[[32]byte]struct{}),
 		doomed:    make(map[[32]byte]struct{}),
 		placed:    make(map[[32]byte]*stPlace),
+		replies:   stReplies{},
 
 		requirePlaced: cfg.RequirePlaced,
 	}
@@ -145,6 +147,11 @@ func IsReadOnly(op MetaOp) bool {
 // set (ENOENT, EEXIST, EINVAL for a malformed request, ENOSYS for an unknown
 // op...), and a failed request changes nothing. Read-only ops are answered as
 // Read answers them. Apply does not keep req or its slices.
+//
+// A request that names its client and sequence number (MetaRequest.Client,
+// Seq) is applied at most once: applied again (a retry after a lost
+// answer) it gets the first answer back and changes nothing
+// (state_replies.go).
 func (s *State) Apply(req *MetaRequest) *MetaResponse {
 	if req == nil {
 		return stErr(syscall.EINVAL, "nil request")
@@ -152,6 +159,19 @@ func (s *State) Apply(req *MetaRequest) *MetaResponse {
 	if IsReadOnly(req.Op) {
 		return s.Read(req)
 	}
+	if req.Client == "" {
+		return s.apply(req)
+	}
+	if resp, ok := s.replies.lookup(req); ok {
+		return resp
+	}
+	resp := s.apply(req)
+	s.replies.record(req, resp)
+	return resp
+}
+
+// apply performs a mutating request (see Apply).
+func (s *State) apply(req *MetaRequest) *MetaResponse {
 	switch req.Op {
 	case wire.OpSetAttr:
 		return s.setAttr(req)

@@ -60,6 +60,10 @@ func (g *stGen) chunk() [32]byte {
 func (g *stGen) req() MetaRequest {
 	g.now++
 	r := MetaRequest{Op: MetaOp(g.byte() % 34), Now: g.now}
+	if c := g.byte(); c < 64 {
+		// Named requests, often replayed: applied once.
+		r.Client, r.Seq = string(rune('a'+c%3)), uint64(c/3%8)
+	}
 	switch r.Op {
 	case wire.OpLookup, wire.OpUnlink, wire.OpRmdir, wire.OpGetXattr, wire.OpRemoveXattr:
 		r.Ino, r.Name = g.ino(), g.name()

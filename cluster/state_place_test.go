@@ -94,9 +94,9 @@ func TestStateLoadVersion1(t *testing.T) {
 	f := h.create(1, "f")
 	h.ok(MetaRequest{Op: wire.OpCommit, Ino: f, Size: 10, Blocks: []Block{{ID: stID(1), Len: 10}}})
 	img := stSave(t, h.s)
-	// Version 2 with no placements is version 1 with a zero count before
-	// the end marker.
-	v1 := append([]byte{}, img[:len(img)-len(stEnd)-1]...)
+	// Version 2 with no placements and no remembered answers is version 1
+	// with two zero counts before the end marker.
+	v1 := append([]byte{}, img[:len(img)-len(stEnd)-2]...)
 	v1 = append(v1, stEnd...)
 	v1[len(stMagic)] = 1
 	s, err := LoadState(bytes.NewReader(v1))
@@ -161,4 +161,39 @@ func TestStateSchemeXattr(t *testing.T) {
 	if !bytes.Equal(stSave(t, s), img) {
 		t.Fatal("placements do not survive a snapshot")
 	}
+}
+
+// TestStateAppliesOnce replays requests that name their client and
+// sequence number: the first answer comes back and nothing changes again;
+// answers are forgotten after wire.ReplyMemory and survive snapshots.
+func TestStateAppliesOnce(t *testing.T) {
+	h := newStH(t)
+	mk := MetaRequest{Op: wire.OpMkdir, Ino: 1, Name: "d", Mode: 0o755, Client: "c1", Seq: 1, Now: 10}
+	first := h.ok(mk)
+	again := h.apply(mk)
+	if again.Errno != 0 || again.Attr != first.Attr {
+		t.Fatalf("mkdir retried: errno %d attr %+v, want the first answer %+v", again.Errno, again.Attr, first.Attr)
+	}
+	// Another sequence number is another request.
+	h.fails(MetaRequest{Op: wire.OpMkdir, Ino: 1, Name: "d", Mode: 0o755, Client: "c1", Seq: 2, Now: 11}, syscall.EEXIST)
+	h.fails(MetaRequest{Op: wire.OpMkdir, Ino: 1, Name: "d", Mode: 0o755, Client: "c1", Seq: 2, Now: 12}, syscall.EEXIST)
+	un := MetaRequest{Op: wire.OpRmdir, Ino: 1, Name: "d", Client: "c2", Seq: 1, Now: 13}
+	h.ok(un)
+	if r := h.apply(un); r.Errno != 0 {
+		t.Fatalf("rmdir retried: errno %d, want the first answer (success)", r.Errno)
+	}
+	img := stSave(t, h.s)
+	s, err := LoadState(bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(stSave(t, s), img) {
+		t.Fatal("remembered answers do not survive a snapshot")
+	}
+	if r := s.Apply(&un); r.Errno != 0 {
+		t.Fatalf("rmdir retried after a snapshot: errno %d", r.Errno)
+	}
+	// Long after, the answer is forgotten: the retry is a new request.
+	h.ok(MetaRequest{Op: wire.OpMkdir, Ino: 1, Name: "e", Mode: 0o755, Client: "c2", Seq: 2, Now: 14 + wire.ReplyMemory})
+	h.fails(un, syscall.ENOENT)
 }

@@ -24,6 +24,8 @@ package cluster
 //	  id size k m wantk wantm at nshards, then per shard: holder (a node
 //	  id, "" if none); wantk+wantm is the scheme a directory asks for, 0+0
 //	  if none
+//	nclients, then per client in increasing order: client, nreplies, then
+//	  per reply in increasing seq order: seq now answer (JSON MetaResponse)
 //	"END"
 //
 // Reference counts, directory parents and the byte count are derived on
@@ -35,6 +37,7 @@ package cluster
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -51,6 +54,9 @@ var ErrStateFormat = errors.New("bad metadata state snapshot")
 
 // stMaxNodeID bounds a node id in a snapshot's placements.
 const stMaxNodeID = 1024
+
+// stMaxReply bounds one remembered answer in a snapshot.
+const stMaxReply = 64 << 20
 
 const (
 	stMagic   = "SHOALFSM"
@@ -155,6 +161,23 @@ func (s *State) Save(w io.Writer) error {
 			e.str(n)
 		}
 		e.flush(false)
+	}
+	clients := slices.Sorted(maps.Keys(s.replies))
+	e.uvarint(uint64(len(clients)))
+	for _, client := range clients {
+		m := s.replies[client]
+		e.str(client)
+		e.uvarint(uint64(len(m)))
+		for _, seq := range slices.Sorted(maps.Keys(m)) {
+			resp, err := json.Marshal(m[seq].resp)
+			if err != nil {
+				return fmt.Errorf("save metadata state: answer %s/%d: %w", client, seq, err)
+			}
+			e.uvarint(seq)
+			e.varint(m[seq].now)
+			e.bytes(resp)
+			e.flush(false)
+		}
 	}
 	e.buf = append(e.buf, stEnd...)
 	e.flush(true)
@@ -365,6 +388,39 @@ func LoadState(r io.Reader) (*State, error) {
 			}
 			if d.err == nil {
 				s.placed[p.ID] = &stPlace{size: p.Size, scheme: chunkstore.Scheme{Data: int(k), Parity: int(m)}, nodes: p.Nodes, at: at, want: want}
+			}
+		}
+	}
+	if version >= 2 {
+		nc := d.count()
+		lastClient := ""
+		for j := 0; j < nc && d.err == nil; j++ {
+			client := string(d.bytes(stMaxClientID))
+			if d.err == nil && (client == "" || (j > 0 && client <= lastClient)) {
+				d.fail("reply client %q out of order", client)
+			}
+			lastClient = client
+			nr := d.count()
+			m := map[uint64]stReply{}
+			var lastSeq uint64
+			for x := 0; x < nr && d.err == nil; x++ {
+				seq := d.uvarint()
+				now := d.varint()
+				raw := d.bytes(stMaxReply)
+				if d.err == nil && x > 0 && seq <= lastSeq {
+					d.fail("client %q: reply %d out of order", client, seq)
+				}
+				lastSeq = seq
+				var resp MetaResponse
+				if d.err == nil {
+					if err := json.Unmarshal(raw, &resp); err != nil {
+						d.fail("client %q: reply %d: %v", client, seq, err)
+					}
+				}
+				m[seq] = stReply{now: now, resp: &resp}
+			}
+			if d.err == nil && len(m) > 0 {
+				s.replies[client] = m
 			}
 		}
 	}

@@ -49,6 +49,10 @@ const (
 	OpRepair             // → Repaired: run one repair pass now; answered by the leader (peer service only)
 )
 
+// ReplyMemory is how long (by the requests' Now) the metadata remembers
+// the answer to a request that names its Client and Seq.
+const ReplyMemory = 10 * 60 * 1e9
+
 // MaxAllocInodes is the most inode numbers one OpAllocInodes reserves.
 const MaxAllocInodes = 1 << 16
 
@@ -189,6 +193,13 @@ type MetaRequest struct {
 	// Forwarded marks a request a node relays to the leader on the peer
 	// service; the leader answers it itself and never forwards it again.
 	Forwarded bool `json:"fwd,omitempty"`
+	// Client and Seq, if Client is set, name a mutating request uniquely:
+	// Client is random to each client (at most 64 bytes), Seq counts its
+	// requests. The metadata applies such a request once; the same pair
+	// again (a retry whose first answer was lost) gets the first answer.
+	// Answers are remembered for ReplyMemory after the request's Now.
+	Client string `json:"client,omitempty"`
+	Seq    uint64 `json:"seq,omitempty"`
 }
 
 // MetaResponse answers a MetaRequest. Errno is 0 on success, else the Linux
