@@ -37,8 +37,8 @@ package cluster
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
