@@ -369,3 +369,44 @@ func TestClusterReencodes(t *testing.T) {
 		t.Fatalf("read: %d bytes, %v", len(got), err)
 	}
 }
+
+// TestStrangerCannotTouchShards: the shard service, and the placement ops,
+// are for members only.
+func TestStrangerCannotTouchShards(t *testing.T) {
+	tc := startCluster(t, 1)
+	ctx := context.Background()
+	data := randomBytes(9, 1<<20)
+	id := chunkstore.Sum(data)
+	c := dialTestNode(t, tc.nodes[0])
+	if err := c.Put(ctx, id, data); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := placedOn(tc.nodes[0], id)
+	key := chunkstore.ShardKey(id, chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}, 0)
+	for _, secret := range [][]byte{[]byte("not the cluster secret at all"), nil} {
+		s := newClient(tc.nodes[0].Addr(), ClientConfig{Secret: secret, Shards: true, Pin: true, RetryFor: time.Second})
+		if _, err := s.Get(ctx, key); !errors.Is(err, ErrBadSecret) {
+			t.Errorf("get a shard with secret %q: got %v, want ErrBadSecret", secret, err)
+		}
+		if err := s.Put(ctx, chunkstore.ShardKey(id, chunkstore.Scheme{Data: 2, Parity: 1}, 1), []byte("forged")); !errors.Is(err, ErrBadSecret) {
+			t.Errorf("put a shard with secret %q: got %v, want ErrBadSecret", secret, err)
+		}
+		s.Close()
+	}
+	// On the meta service, the placement ops are refused.
+	for _, req := range []*MetaRequest{
+		{Op: wire.OpPlace, Places: []Placement{{ID: id, Size: 1, Data: 1, Nodes: []string{"x"}}}},
+		{Op: wire.OpDisplace, Places: []Placement{p}},
+		{Op: wire.OpLocate, Chunks: [][32]byte{id}},
+		{Op: wire.OpDropShards, Chunks: [][32]byte{id}},
+		{Op: wire.OpScrub},
+		{Op: wire.OpRepair},
+	} {
+		if _, err := c.Do(ctx, req); !errors.Is(err, syscall.EPERM) {
+			t.Errorf("op %d without the secret: got %v, want EPERM", req.Op, err)
+		}
+	}
+	if got, err := c.Get(ctx, id); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the chunk after the attempts: %d bytes, %v", len(got), err)
+	}
+}
