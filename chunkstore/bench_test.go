@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,5 +110,43 @@ func BenchmarkSplit(b *testing.B) {
 		if _, err := s.Split(data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkDiskPutParallel measures durable Puts of distinct chunks from
+// many goroutines at once, as a node storing the shards pushed to it in
+// parallel does. Every Put writes a new chunk file; the store grows by
+// b.N chunks.
+func BenchmarkDiskPutParallel(b *testing.B) {
+	for _, size := range []struct {
+		name string
+		n    int
+	}{{"4MiB", 4 << 20}, {"64KiB", 64 << 10}} {
+		b.Run(size.name, func(b *testing.B) {
+			d, err := chunkstore.OpenDisk(b.TempDir(), chunkstore.DiskOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { d.Close() })
+			// Put does not check that data hashes to id, so every Put can
+			// store the same random bytes under a new id without paying for
+			// a SHA-256 inside the timed loop.
+			data, _ := storetest.Chunk(1, size.n)
+			var next atomic.Uint64
+			b.SetBytes(int64(size.n))
+			b.SetParallelism(8) // 8 writers per CPU
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					// Spread the ids over fan-out directories and lock
+					// stripes as real ones are.
+					id := chunkstore.Sum(binary.LittleEndian.AppendUint64(nil, next.Add(1)))
+					if err := d.Put(context.Background(), id, data); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }

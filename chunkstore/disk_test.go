@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -398,4 +399,142 @@ func TestDiskLazyPutSurvivesReopen(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Fatalf("Get after reopen: got %d bytes, want the %d put", len(got), len(data))
 	}
+}
+
+// checkCounts checks that d's Stat counts the chunk files under its
+// directory, and that no temporary files are left.
+func checkCounts(t *testing.T, d *chunkstore.Disk) {
+	t.Helper()
+	var chunks, bytes int64
+	err := filepath.WalkDir(filepath.Join(d.Dir(), "chunks"), func(path string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		if _, err := chunkstore.ParseID(e.Name()); err != nil {
+			return nil
+		}
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		chunks, bytes = chunks+1, bytes+info.Size()
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk %s: %v", d.Dir(), err)
+	}
+	u, err := d.Stat(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Chunks != chunks || u.Bytes != bytes {
+		t.Errorf("Stat: got %d chunks, %d bytes; the directory holds %d, %d", u.Chunks, u.Bytes, chunks, bytes)
+	}
+	if tmps := tempFiles(t, d.Dir()); len(tmps) != 0 {
+		t.Errorf("got temp files %v, want none", tmps)
+	}
+}
+
+// TestDiskConcurrentPuts runs many durable Puts at once, of distinct chunks
+// and of one chunk, and checks that each is stored once, whole, and counted,
+// and survives reopening the store.
+func TestDiskConcurrentPuts(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	d, err := chunkstore.OpenDisk(dir, chunkstore.DiskOptions{Compress: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	const distinct, same = 48, 16
+	datas := make([][]byte, distinct+1)
+	for i := range distinct {
+		datas[i], _ = storetest.Chunk(uint64(200+i), 1+i*4093)
+		if i%3 == 0 { // some compress
+			datas[i] = bytes.Repeat([]byte{byte(i)}, 10000+i)
+		}
+	}
+	datas[distinct], _ = storetest.Chunk(300, 100<<10)
+	errs := make(chan error, distinct+same)
+	var wg sync.WaitGroup
+	for i := range distinct + same {
+		data := datas[min(i, distinct)]
+		wg.Go(func() {
+			if err := d.Put(ctx, chunkstore.Sum(data), data); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent Put: %v", err)
+	}
+	checkCounts(t, d)
+	if u, _ := d.Stat(ctx); u.Chunks != distinct+1 {
+		t.Errorf("Stat: got %d chunks, want %d", u.Chunks, distinct+1)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d2 := openDisk(t, dir, chunkstore.DiskOptions{})
+	checkCounts(t, d2)
+	for _, data := range datas {
+		id := chunkstore.Sum(data)
+		if got, err := d2.Get(ctx, id); err != nil || !bytes.Equal(got, data) {
+			t.Errorf("Get(%s) after reopen: got %d bytes, %v; want %d bytes", id, len(got), err, len(data))
+		}
+	}
+}
+
+// TestDiskPutRacesDelete races durable Puts, Touches and Deletes of a few
+// chunks and checks that the store's counts stay true and that a chunk
+// whose Put returned after the last Delete is there.
+func TestDiskPutRacesDelete(t *testing.T) {
+	ctx := context.Background()
+	d := openDisk(t, t.TempDir(), chunkstore.DiskOptions{})
+	var datas [][]byte
+	for i := range 4 {
+		data, _ := storetest.Chunk(uint64(400+i), 20<<10)
+		datas = append(datas, data)
+	}
+	cut := time.Now().Add(time.Hour)
+	errs := make(chan error, 1000)
+	var wg sync.WaitGroup
+	for g := range 12 {
+		wg.Go(func() {
+			for i := range 20 {
+				data := datas[(g+i)%len(datas)]
+				id := chunkstore.Sum(data)
+				var err error
+				switch g % 3 {
+				case 0:
+					err = d.Put(ctx, id, data)
+				case 1:
+					_, err = d.Delete(ctx, id, cut)
+				case 2:
+					_, err = d.Touch(ctx, id)
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("Put/Touch/Delete race: %v", err)
+	}
+	checkCounts(t, d)
+	for _, data := range datas {
+		id := chunkstore.Sum(data)
+		if err := d.Put(ctx, id, data); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := d.Get(ctx, id); err != nil || !bytes.Equal(got, data) {
+			t.Errorf("Get(%s) after the race: got %d bytes, %v; want %d bytes", id, len(got), err, len(data))
+		}
+	}
+	checkCounts(t, d)
 }
