@@ -148,7 +148,7 @@ func (n *Node) shardClient(id string) (*Client, error) {
 	if c := n.shardPeers[addr]; c != nil {
 		return c, nil
 	}
-	c := newClient(addr, ClientConfig{Secret: n.cfg.Secret, Logger: n.log, Shards: true, Pin: true, RetryFor: 2 * time.Second, OpTimeout: shardTimeout})
+	c := newClient(addr, ClientConfig{Secret: n.cfg.Secret, Logger: n.log, Shards: true, Pin: true, RetryFor: 500 * time.Millisecond, OpTimeout: shardTimeout})
 	if n.shardPeers == nil { // closed
 		c.Close()
 		return c, nil

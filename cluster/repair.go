@@ -63,7 +63,10 @@ func (n *Node) probe(ctx context.Context) {
 		if ok {
 			delete(l.downSince, id)
 			n.markUp(id)
-		} else if _, was := l.downSince[id]; !was {
+			continue
+		}
+		n.markDown(id)
+		if _, was := l.downSince[id]; !was {
 			l.downSince[id] = now
 		}
 	}
@@ -126,7 +129,8 @@ func (n *Node) Health() *wire.ChunkHealth {
 	return h
 }
 
-// repairLoop probes the members and, on the leader, runs a repair pass
+// repairLoop probes the members (every node does, so that it sends shards
+// to members that are up first) and, on the leader, runs a repair pass
 // every RepairInterval.
 func (n *Node) repairLoop() {
 	defer n.wg.Done()
@@ -139,9 +143,6 @@ func (n *Node) repairLoop() {
 			return
 		case <-probe.C:
 		}
-		if !n.ready.Load() {
-			continue
-		}
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
 			select {
@@ -151,7 +152,7 @@ func (n *Node) repairLoop() {
 			cancel()
 		}()
 		n.probe(ctx)
-		if n.cfg.RepairInterval > 0 && time.Since(last) >= n.cfg.RepairInterval {
+		if n.ready.Load() && n.cfg.RepairInterval > 0 && time.Since(last) >= n.cfg.RepairInterval {
 			last = time.Now()
 			if _, err := n.Repair(ctx); err != nil {
 				n.log.Warn("repair", "err", err)
