@@ -147,11 +147,14 @@ func (s *State) createAndCommit(req *MetaRequest) *MetaResponse {
 	if c.Now == 0 {
 		c.Now = req.Now // else the time the client created the file
 	}
-	if r := s.create(&c); r.Errno != 0 {
+	r := s.create(&c)
+	if r.Errno != 0 {
 		return r
 	}
 	// The new file is an empty regular file: the commit cannot fail now.
-	return s.applyCommit(s.inodes[req.Ino], req)
+	resp := s.applyCommit(s.inodes[req.Ino], req)
+	resp.Dir = r.Dir
+	return resp
 }
 
 // checkCommit returns a failure response if commit req cannot be applied

@@ -108,7 +108,7 @@ func (s *State) create(req *MetaRequest) *MetaResponse {
 		if req.Flags&wire.CreateExcl != 0 || req.NewIno != 0 || !old.isReg() {
 			return stErr(syscall.EEXIST, "name exists")
 		}
-		return &MetaResponse{Attr: old.attr}
+		return &MetaResponse{Attr: old.attr, Dir: stAttr(p)}
 	}
 	attr := Attr{Mode: mode, Nlink: 1, Uid: req.Uid, Gid: req.Gid, Atime: req.Now, Mtime: req.Now, Ctime: req.Now}
 	if t := mode & stIFMT; t == stIFCHR || t == stIFBLK {
@@ -123,7 +123,13 @@ func (s *State) create(req *MetaRequest) *MetaResponse {
 	}
 	p.entries[req.Name] = n.attr.Ino
 	stTouch(p, req.Now)
-	return &MetaResponse{Attr: n.attr}
+	return &MetaResponse{Attr: n.attr, Dir: stAttr(p)}
+}
+
+// stAttr returns a copy of n's attributes, for MetaResponse.Dir.
+func stAttr(n *stInode) *Attr {
+	a := n.attr
+	return &a
 }
 
 // checkNewIno returns 0 if a create may number its new inode of mode ino:
@@ -154,7 +160,7 @@ func (s *State) mkdir(req *MetaRequest) *MetaResponse {
 	p.entries[req.Name] = n.attr.Ino
 	p.attr.Nlink++
 	stTouch(p, req.Now)
-	return &MetaResponse{Attr: n.attr}
+	return &MetaResponse{Attr: n.attr, Dir: stAttr(p)}
 }
 
 func (s *State) symlink(req *MetaRequest) *MetaResponse {
@@ -176,7 +182,7 @@ func (s *State) symlink(req *MetaRequest) *MetaResponse {
 	n.target = req.Target
 	p.entries[req.Name] = n.attr.Ino
 	stTouch(p, req.Now)
-	return &MetaResponse{Attr: n.attr}
+	return &MetaResponse{Attr: n.attr, Dir: stAttr(p)}
 }
 
 func (s *State) link(req *MetaRequest) *MetaResponse {
@@ -204,7 +210,7 @@ func (s *State) link(req *MetaRequest) *MetaResponse {
 	n.attr.Nlink++
 	n.attr.Ctime = req.Now
 	stTouch(p, req.Now)
-	return &MetaResponse{Attr: n.attr}
+	return &MetaResponse{Attr: n.attr, Dir: stAttr(p)}
 }
 
 func (s *State) unlink(req *MetaRequest) *MetaResponse {
@@ -222,7 +228,7 @@ func (s *State) unlink(req *MetaRequest) *MetaResponse {
 	}
 	delete(p.entries, req.Name)
 	stTouch(p, req.Now)
-	return &MetaResponse{Removed: s.dropName(n, req.Now)}
+	return &MetaResponse{Removed: s.dropName(n, req.Now), Dir: stAttr(p)}
 }
 
 // dropName takes one name away from non-directory n.
@@ -252,7 +258,7 @@ func (s *State) rmdir(req *MetaRequest) *MetaResponse {
 	p.attr.Nlink--
 	stTouch(p, req.Now)
 	s.free(n)
-	return &MetaResponse{}
+	return &MetaResponse{Dir: stAttr(p)}
 }
 
 func (s *State) rename(req *MetaRequest) *MetaResponse {

@@ -24,6 +24,9 @@
 // directories (new entries take the directory's group; new directories
 // are setgid too). The kernel caches names and attributes for
 // Options.EntryTimeout and Options.AttrTimeout (one second by default).
+// A change to a directory makes the kernel ask for its attributes again;
+// the answer to the change carries them, so fs answers that Getattr itself
+// within AttrTimeout (dirattr.go).
 // Readdir fetches a directory's entries once per opendir. READDIRPLUS is
 // off: it would cost a lookup per entry even for a plain ls.
 //

@@ -161,6 +161,8 @@ type Root struct {
 
 	inoMu           sync.Mutex
 	inoNext, inoEnd uint64 // inode numbers reserved for new files (pending.go)
+
+	dirs sync.Map // inode number → *node of the directories the kernel knows (dirattr.go)
 }
 
 // New returns a file system over meta and chunks.
@@ -179,6 +181,7 @@ func New(meta Metadata, chunks Chunks, opts Options) *Root {
 	}
 	r.cache = newChunkCache(chunks, opts.CacheBytes, opts.Logger, r.bgContext)
 	r.node = &node{r: r}
+	r.dirs.Store(uint64(cluster.RootIno), r.node)
 	return r
 }
 
@@ -273,12 +276,15 @@ func (r *Root) do(ctx context.Context, req *cluster.MetaRequest) (*cluster.MetaR
 func (r *Root) send(ctx context.Context, req *cluster.MetaRequest) (*cluster.MetaResponse, error) {
 	resp, err := r.meta.Do(ctx, req)
 	if err != nil {
+		r.noteDirsFailed(req)
 		return nil, err
 	}
 	if err := cluster.ResponseError(req, resp); err != nil {
 		// Do should have said so already; be safe with a lax implementation.
+		r.noteDirsFailed(req)
 		return nil, err
 	}
+	r.noteDirs(req, resp)
 	return resp, nil
 }
 

@@ -27,6 +27,7 @@ type node struct {
 	capVal  []byte // cached security.capability value, nil if absent
 	capErr  syscall.Errno
 	capTill time.Time // capVal/capErr valid until then
+	fresh   time.Time // directories: attr was exact then (dirattr.go)
 }
 
 var (
@@ -105,6 +106,10 @@ func (n *node) child(ctx context.Context, a cluster.Attr, out *fuse.EntryOut) *g
 	c := n.NewInode(ctx, &node{r: n.r}, gofs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino})
 	if cn, ok := c.Operations().(*node); ok {
 		cn.remember(a)
+		if a.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+			n.r.dirs.Store(a.Ino, cn)
+			cn.rememberFresh(a)
+		}
 	}
 	n.fillAttr(a, &out.Attr)
 	return c
@@ -119,9 +124,15 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	return n.child(ctx, resp.Attr, out), 0
 }
 
-// Getattr implements fs.NodeGetattrer. A pending file (pending.go) is
-// answered from what this mount knows.
+// Getattr implements fs.NodeGetattrer. A pending file (pending.go), and a
+// directory whose attributes this mount learnt exactly less than
+// AttrTimeout ago (dirattr.go), are answered from what this mount knows.
 func (n *node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.register()
+	if a, ok := n.freshAttr(); ok {
+		n.fillAttr(a, &out.Attr)
+		return 0
+	}
 	if n.r.isPending(n.ino()) {
 		n.mu.Lock()
 		a := n.attr
@@ -221,6 +232,7 @@ func (n *node) owner(ctx context.Context, mode uint32) (uid, gid, m uint32, errn
 
 // Create implements fs.NodeCreater.
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	n.register()
 	uid, gid, mode, errno := n.owner(ctx, mode|syscall.S_IFREG)
 	if errno != 0 {
 		return nil, nil, 0, errno
@@ -292,6 +304,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 
 // Mknod implements fs.NodeMknoder.
 func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	n.register()
 	uid, gid, mode, errno := n.owner(ctx, mode)
 	if errno != 0 {
 		return nil, errno
@@ -305,6 +318,7 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 
 // Mkdir implements fs.NodeMkdirer.
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	n.register()
 	uid, gid, mode, errno := n.owner(ctx, mode&07777|syscall.S_IFDIR)
 	if errno != 0 {
 		return nil, errno
@@ -318,6 +332,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 
 // Symlink implements fs.NodeSymlinker.
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	n.register()
 	uid, gid, _, errno := n.owner(ctx, syscall.S_IFLNK)
 	if errno != 0 {
 		return nil, errno
@@ -340,6 +355,7 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 
 // Link implements fs.NodeLinker.
 func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	n.register()
 	ino := target.EmbeddedInode().StableAttr().Ino
 	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpLink, Ino: ino, NewParent: n.ino(), NewName: name})
 	if err != nil {
@@ -351,6 +367,7 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 // Unlink implements fs.NodeUnlinker. An open file that lost its last name
 // stays readable until its last handle is released.
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	n.register()
 	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpUnlink, Ino: n.ino(), Name: name})
 	if err != nil {
 		return n.errno("unlink", err)
@@ -361,6 +378,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 
 // Rmdir implements fs.NodeRmdirer.
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	n.register()
 	if c := n.GetChild(name); c != nil {
 		// Files pending in it make it not empty.
 		if err := n.r.materializeIn(ctx, c.StableAttr().Ino); err != nil {
@@ -374,6 +392,7 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 // Rename implements fs.NodeRenamer, with RENAME_NOREPLACE and
 // RENAME_EXCHANGE.
 func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	n.register()
 	req := &cluster.MetaRequest{Op: cluster.OpRename, Ino: n.ino(), Name: name, NewParent: newParent.EmbeddedInode().StableAttr().Ino, NewName: newName}
 	const noReplace, exchange = 1, 2 // RENAME_NOREPLACE, RENAME_EXCHANGE
 	if flags&^(noReplace|exchange) != 0 {
@@ -384,6 +403,17 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	}
 	if flags&exchange != 0 {
 		req.Flags |= cluster.RenameExchange
+	}
+	// Both directories change, the moved inode's ctime too, and, for a
+	// directory, its "..": none of them is known exactly any more.
+	defer n.stale()
+	if np, ok := newParent.EmbeddedInode().Operations().(*node); ok {
+		defer np.stale()
+	}
+	if c := n.GetChild(name); c != nil {
+		if cn, ok := c.Operations().(*node); ok {
+			defer cn.stale()
+		}
 	}
 	resp, err := n.r.do(ctx, req)
 	if err != nil {
@@ -527,6 +557,7 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 		req.Flags |= cluster.XattrReplace
 	}
 	n.forgetCap()
+	defer n.stale() // its ctime changes
 	_, err := n.r.do(ctx, req)
 	return n.errno("setxattr", err)
 }
@@ -555,6 +586,7 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 		return syscall.EOPNOTSUPP
 	}
 	n.forgetCap()
+	defer n.stale() // its ctime changes
 	_, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpRemoveXattr, Ino: n.ino(), Name: attr})
 	return n.errno("removexattr", err)
 }

@@ -225,6 +225,7 @@ type MetaResponse struct {
 	Leader      string       `json:"leader,omitempty"`   // OpMembers: the leader's node id, if known
 	Node        *NodeStatus  `json:"node,omitempty"`     // OpNodeStatus
 	FirstIno    uint64       `json:"firstino,omitempty"` // OpAllocInodes
+	Dir         *Attr        `json:"dir,omitempty"`      // the attributes of the directory the op changed, as it left them: Create, Mkdir, Symlink, Link (NewParent), Unlink, Rmdir, a Commit carrying a create
 	Places      []Placement  `json:"places,omitempty"`   // OpLocate; OpGCMark: the doomed chunks that were placed
 	Scrubbed    *ScrubReport `json:"scrubbed,omitempty"` // OpScrub
 	Repaired    int          `json:"repaired,omitempty"` // OpRepair: shards rebuilt
