@@ -151,3 +151,82 @@ func BenchmarkChunkGetBig(b *testing.B) {
 		}
 	})
 }
+
+var (
+	bench3Once sync.Once
+	bench3C    *Client
+	bench3Err  error
+)
+
+// bench3Client returns a client of the leader of a 3-node cluster of
+// in-process nodes (Raft between them on loopback), shared by the run.
+func bench3Client(b *testing.B) *Client {
+	bench3Once.Do(func() {
+		quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+		var nodes []*Node
+		for i := range 3 {
+			dir, err := os.MkdirTemp("", "shoal-bench-cluster-")
+			if err != nil {
+				bench3Err = err
+				return
+			}
+			cfg := NodeConfig{ID: fmt.Sprintf("b%d", i), DataDir: dir, Listen: "127.0.0.1:0", RaftListen: "127.0.0.1:0",
+				GCInterval: -1, RepairInterval: -1, Secret: []byte("bench secret"), Logger: quiet}
+			if i > 0 {
+				cfg.Join = nodes[0].Addr()
+			}
+			n, err := StartNode(cfg)
+			if err != nil {
+				bench3Err = err
+				return
+			}
+			nodes = append(nodes, n)
+			if i == 0 {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				bench3Err = n.WaitLeader(ctx)
+				cancel()
+				if bench3Err != nil {
+					return
+				}
+				for !n.ready.Load() {
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		}
+		bench3C, bench3Err = Dial(context.Background(), nodes[0].Addr(), ClientConfig{Logger: quiet, Pin: true})
+	})
+	if bench3Err != nil {
+		b.Fatal(bench3Err)
+	}
+	return bench3C
+}
+
+// BenchmarkClusterCreate measures creates on a 3-node cluster with 1, 4
+// and 16 creators at once; Raft batches concurrent proposals into one log
+// write, so more creators get more creates per second.
+func BenchmarkClusterCreate(b *testing.B) {
+	for _, creators := range []int{1, 4, 16} {
+		b.Run(fmt.Sprintf("creators=%d", creators), func(b *testing.B) {
+			c := bench3Client(b)
+			var seq atomic.Int64
+			seq.Store(time.Now().UnixNano())
+			start := time.Now()
+			var wg sync.WaitGroup
+			for w := range creators {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := w; i < b.N; i += creators {
+						name := fmt.Sprintf("f%d", seq.Add(1))
+						if _, err := c.Do(context.Background(), &MetaRequest{Op: wire.OpCreate, Ino: wire.RootIno, Name: name, Mode: 0o644}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "creates/s")
+		})
+	}
+}
