@@ -218,17 +218,24 @@ func (n *Node) storeChunk(ctx context.Context, id chunkstore.ID, data []byte) er
 
 // pushShards stores shards[i] for each slot i of p that is empty and
 // listed in slots (all empty slots if slots is nil), each on the next
-// node of order that holds nothing of the chunk yet, trying nodes that
-// failed lately last. It fills in p.Nodes for the shards stored; a shard
-// no node took leaves its slot empty. Only a canceled ctx is an error.
+// node of order that holds nothing of the chunk yet. It fills in p.Nodes
+// for the shards stored; a shard no node took leaves its slot empty. Only
+// a canceled ctx is an error.
+//
+// Nodes that failed a transfer lately (isDown) are tried only if the
+// others leave fewer than p.Data shards stored: a chunk on p.Data nodes
+// is readable (degraded, and repair completes it once the node is back),
+// whereas trying a node that is down costs every chunk the shard client's
+// retry budget on it.
 func (n *Node) pushShards(ctx context.Context, p *Placement, shards [][]byte, order []string, slots []int) error {
-	scheme := chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}
-	var cands []string
-	for _, down := range []bool{false, true} {
-		for _, id := range order {
-			if n.isDown(id) == down && !slices.Contains(p.Nodes, id) {
-				cands = append(cands, id)
-			}
+	var up, down []string
+	for _, id := range order {
+		switch {
+		case slices.Contains(p.Nodes, id):
+		case n.isDown(id):
+			down = append(down, id)
+		default:
+			up = append(up, id)
 		}
 	}
 	if slots == nil {
@@ -238,6 +245,25 @@ func (n *Node) pushShards(ctx context.Context, p *Placement, shards [][]byte, or
 			}
 		}
 	}
+	n.pushTo(ctx, p, shards, up, slots)
+	if holders(p.Nodes) < int(p.Data) {
+		var rest []int
+		for _, i := range slots {
+			if p.Nodes[i] == "" {
+				rest = append(rest, i)
+			}
+		}
+		n.pushTo(ctx, p, shards, down, rest)
+	}
+	return ctx.Err()
+}
+
+// pushTo stores shards[i] for each slot i in slots, concurrently, each on
+// the next of cands that has not been taken yet, and records the holders
+// in p.Nodes. A node that fails a push is marked down (unless it is only
+// full) and the shard moves on to the next candidate.
+func (n *Node) pushTo(ctx context.Context, p *Placement, shards [][]byte, cands []string, slots []int) {
+	scheme := chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}
 	var mu sync.Mutex
 	next := 0
 	take := func() string {
@@ -272,7 +298,6 @@ func (n *Node) pushShards(ctx context.Context, p *Placement, shards [][]byte, or
 		}()
 	}
 	wg.Wait()
-	return ctx.Err()
 }
 
 // recordPlacement records p through Raft (forwarded to the leader if need

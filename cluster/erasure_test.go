@@ -270,3 +270,47 @@ func TestClusterErasureCoding(t *testing.T) {
 		t.Error("placement lost a holder")
 	}
 }
+
+// TestClusterWritesDoNotWaitForADownNode stops one node of three and
+// times chunk writes through another: once a shard push to the stopped
+// node has failed, later chunks are stored degraded on the two nodes up
+// without trying it again, rather than each waiting out the shard
+// client's retry budget (2 s) on it.
+func TestClusterWritesDoNotWaitForADownNode(t *testing.T) {
+	tc := startCluster(t, 3)
+	leader := tc.waitLeader()
+	for _, nd := range tc.nodes {
+		waitUntil(t, "every node to know all three members", func() bool { return len(nd.shardNodes()) == 3 })
+	}
+	victim, through := (leader+1)%3, (leader+2)%3
+	ctx := context.Background()
+	c, err := Dial(ctx, tc.nodes[through].Addr(), ClientConfig{RetryFor: 10 * time.Second, Pin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	tc.stop(victim)
+	put := func(seed uint64) chunkstore.ID {
+		t.Helper()
+		data := randomBytes(seed, 256<<10+int(seed))
+		id := chunkstore.Sum(data)
+		if err := c.Put(ctx, id, data); err != nil {
+			t.Fatalf("put with a node down: %v", err)
+		}
+		return id
+	}
+	put(10) // finds the node down
+	const n = 5
+	start := time.Now()
+	for i := range n {
+		id := put(uint64(11 + i))
+		p, ok := placedOn(tc.nodes[leader], id)
+		if !ok || holders(p.Nodes) != 2 || slices.Contains(p.Nodes, tc.cfgs[victim].ID) {
+			t.Fatalf("chunk written with a node down: placement %+v, %v; want two holders, not the stopped node", p, ok)
+		}
+	}
+	// Each push that tried the stopped node took at least 2 s.
+	if took := time.Since(start); took > n*time.Second {
+		t.Errorf("%d chunk writes with a node down took %v, want well under the %v that waiting 2 s on it for each takes", n, took, n*2*time.Second)
+	}
+}
