@@ -362,7 +362,9 @@ func (n *Node) loadChunk(ctx context.Context, id chunkstore.ID) ([]byte, error) 
 // readPlaced reads the chunk p places: a copy from the first holder that
 // has one (this node first), or the data shards, with parity shards
 // standing in for the missing ones. Holders that answer that they lack
-// their shard are reported lost (OpDisplace), so repair rebuilds it.
+// their shard are reported lost (OpDisplace), so repair rebuilds it;
+// holders that cannot be reached are marked down, so that the next reads
+// go to the others first rather than wait for them again.
 func (n *Node) readPlaced(ctx context.Context, p Placement) ([]byte, error) {
 	id := chunkstore.ID(p.ID)
 	scheme := chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}
@@ -373,10 +375,18 @@ func (n *Node) readPlaced(ctx context.Context, p Placement) ([]byte, error) {
 		}
 	}()
 	if scheme.Data == 1 {
+		// This node's copy first, copies on nodes that failed lately last.
 		order := slices.Clone(p.Nodes)
-		if i := slices.Index(order, n.cfg.ID); i > 0 {
-			order[0], order[i] = order[i], order[0]
+		rank := func(node string) int {
+			switch {
+			case node == n.cfg.ID:
+				return 0
+			case n.isDown(node):
+				return 2
+			}
+			return 1
 		}
+		slices.SortStableFunc(order, func(a, b string) int { return rank(a) - rank(b) })
 		var errs []error
 		for _, node := range order {
 			if node == "" {
@@ -386,8 +396,11 @@ func (n *Node) readPlaced(ctx context.Context, p Placement) ([]byte, error) {
 			if err == nil && len(data) == int(p.Size) {
 				return data, nil
 			}
-			if err == nil || errors.Is(err, chunkstore.ErrNotFound) {
+			switch {
+			case err == nil || errors.Is(err, chunkstore.ErrNotFound):
 				lost.Nodes[slices.Index(p.Nodes, node)] = node
+			case node != n.cfg.ID && ctx.Err() == nil:
+				n.markDown(node)
 			}
 			errs = append(errs, err)
 		}
@@ -411,30 +424,42 @@ func (n *Node) readPlaced(ctx context.Context, p Placement) ([]byte, error) {
 					shards[i] = data
 				case err == nil || errors.Is(err, chunkstore.ErrNotFound):
 					lost.Nodes[i] = node
+				case node != n.cfg.ID && ctx.Err() == nil:
+					n.markDown(node) // read the others' shards first for a while
 				}
 			}()
 		}
 		wg.Wait()
 	}
-	var first, rest []int
+	// The data shards first; parity shards only for missing data shards;
+	// shards on nodes that failed lately only if that is not enough.
+	var first, parity, down []int
 	for i := range shards {
-		if i < scheme.Data && !n.isDown(p.Nodes[i]) {
+		switch {
+		case n.isDown(p.Nodes[i]):
+			down = append(down, i)
+		case i < scheme.Data:
 			first = append(first, i)
-		} else {
-			rest = append(rest, i)
+		default:
+			parity = append(parity, i)
 		}
+	}
+	count := func(shards [][]byte) int {
+		got := 0
+		for _, sh := range shards {
+			if sh != nil {
+				got++
+			}
+		}
+		return got
 	}
 	fetch(first)
-	got := 0
-	for _, sh := range shards[:scheme.Data] {
-		if sh != nil {
-			got++
+	for _, more := range [][]int{parity, down} {
+		if count(shards) < scheme.Data {
+			fetch(more)
 		}
 	}
-	rebuilt := got < scheme.Data
-	if rebuilt {
-		fetch(rest)
-	}
+	rebuilt := count(shards[:scheme.Data]) < scheme.Data
 	data, err := scheme.Join(shards, int(p.Size))
 	if err != nil {
 		return nil, fmt.Errorf("read chunk %s: %w: %w", id, err, chunkstore.ErrNotFound)

@@ -271,12 +271,13 @@ func TestClusterErasureCoding(t *testing.T) {
 	}
 }
 
-// TestClusterWritesDoNotWaitForADownNode stops one node of three and
-// times chunk writes through another: once a shard push to the stopped
-// node has failed, later chunks are stored degraded on the two nodes up
-// without trying it again, rather than each waiting out the shard
-// client's retry budget (2 s) on it.
-func TestClusterWritesDoNotWaitForADownNode(t *testing.T) {
+// TestClusterDoesNotWaitForADownNode stops one node of three and times
+// reads and writes through another: once a transfer to the stopped node
+// has failed, chunks with a data shard on it are rebuilt from parity
+// without asking it first, and new chunks are stored degraded on the two
+// nodes up without trying it, rather than each read and write waiting out
+// the shard client's retry budget (2 s) on it.
+func TestClusterDoesNotWaitForADownNode(t *testing.T) {
 	tc := startCluster(t, 3)
 	leader := tc.waitLeader()
 	for _, nd := range tc.nodes {
@@ -289,28 +290,60 @@ func TestClusterWritesDoNotWaitForADownNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	tc.stop(victim)
-	put := func(seed uint64) chunkstore.ID {
+	put := func(seed uint64) ([]byte, chunkstore.ID) {
 		t.Helper()
 		data := randomBytes(seed, 256<<10+int(seed))
 		id := chunkstore.Sum(data)
 		if err := c.Put(ctx, id, data); err != nil {
-			t.Fatalf("put with a node down: %v", err)
+			t.Fatalf("put: %v", err)
 		}
-		return id
+		return data, id
 	}
-	put(10) // finds the node down
 	const n = 5
+	// Chunks with a data shard on the node about to stop: one to find it
+	// down, n to time.
+	var stored [][]byte
+	for seed := uint64(1); len(stored) < n+1; seed++ {
+		if seed > 100 {
+			t.Fatalf("only %d of 100 chunks have a data shard on node %s", len(stored), tc.cfgs[victim].ID)
+		}
+		data, id := put(seed)
+		if p, _ := placedOn(tc.nodes[leader], id); slices.Contains(p.Nodes[:p.Data], tc.cfgs[victim].ID) {
+			stored = append(stored, data)
+		}
+	}
+	tc.stop(victim)
+	read := func(data []byte) {
+		t.Helper()
+		got, err := c.Get(ctx, chunkstore.Sum(data))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("read with a data shard's node down: got %d bytes, %v; want the %d bytes written", len(got), err, len(data))
+		}
+	}
+	read(stored[0])
 	start := time.Now()
+	for _, data := range stored[1:] {
+		read(data)
+	}
+	// Each read that asked the stopped node first took at least 2 s.
+	took := time.Since(start)
+	t.Logf("%d reads with a data shard's node down: %v", n, took)
+	if took > n*time.Second {
+		t.Errorf("%d reads with a data shard's node down took %v, want well under the %v that waiting 2 s on it for each takes", n, took, n*2*time.Second)
+	}
+
+	put(1000) // finds the node down, if the reads did not
+	start = time.Now()
 	for i := range n {
-		id := put(uint64(11 + i))
+		_, id := put(uint64(1001 + i))
 		p, ok := placedOn(tc.nodes[leader], id)
 		if !ok || holders(p.Nodes) != 2 || slices.Contains(p.Nodes, tc.cfgs[victim].ID) {
 			t.Fatalf("chunk written with a node down: placement %+v, %v; want two holders, not the stopped node", p, ok)
 		}
 	}
-	// Each push that tried the stopped node took at least 2 s.
-	if took := time.Since(start); took > n*time.Second {
+	took = time.Since(start)
+	t.Logf("%d writes with a node down: %v", n, took)
+	if took > n*time.Second {
 		t.Errorf("%d chunk writes with a node down took %v, want well under the %v that waiting 2 s on it for each takes", n, took, n*2*time.Second)
 	}
 }
