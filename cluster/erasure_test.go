@@ -347,3 +347,35 @@ func TestClusterDoesNotWaitForADownNode(t *testing.T) {
 		t.Errorf("%d chunk writes with a node down took %v, want well under the %v that waiting 2 s on it for each takes", n, took, n*2*time.Second)
 	}
 }
+
+// TestClusterHealthUnknownUntilProbed stops the leader of three and asks
+// the new leader for the chunk health as soon as it serves: until it has
+// probed the members it must not count the chunks whose shards sit on the
+// nodes it has not heard from yet as lost.
+func TestClusterHealthUnknownUntilProbed(t *testing.T) {
+	tc := startCluster(t, 3)
+	leader := tc.waitLeader()
+	for _, nd := range tc.nodes {
+		waitUntil(t, "every node to know all three members", func() bool { return len(nd.shardNodes()) == 3 })
+	}
+	ctx := context.Background()
+	c, err := Dial(ctx, tc.nodes[(leader+1)%3].Addr(), ClientConfig{RetryFor: 10 * time.Second, Pin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	data := randomBytes(1, 1<<20)
+	if err := c.Put(ctx, chunkstore.Sum(data), data); err != nil {
+		t.Fatal(err)
+	}
+	tc.stop(leader)
+	next := tc.waitLeader()
+	if h := tc.nodes[next].Health(); h != nil && (h.Lost != 0 || h.Protected+h.Degraded != 1) {
+		t.Fatalf("health from a new leader before its first probe: %+v, want nil (unknown) or the chunk readable", h)
+	}
+	var h *wire.ChunkHealth
+	waitUntil(t, "the new leader to count the chunks", func() bool { h = tc.nodes[next].Health(); return h != nil })
+	if want := (wire.ChunkHealth{Degraded: 1}); *h != want {
+		t.Errorf("health with the old leader down: got %+v, want %+v", *h, want)
+	}
+}

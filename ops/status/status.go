@@ -38,7 +38,8 @@ type Node struct {
 // answering nodes agree: the leader that says it leads in the highest
 // term), how many voters there are, and the health of the erasure-coded
 // chunks as the leader counts them (Health is nil when no leader answered,
-// or the leader has not counted yet: it only knows once it serves).
+// or the leader has not counted yet: it knows once it serves and has
+// probed the members, within seconds of its election).
 type Report struct {
 	AskedNode string               `json:"asked"`
 	Leader    string               `json:"leader"`
@@ -213,7 +214,7 @@ func (r *Report) healthLine() string {
 	case r.Leader == "":
 		return "chunks: unknown (no leader)"
 	default:
-		return fmt.Sprintf("chunks: unknown (leader %s is not serving yet)", r.Leader)
+		return fmt.Sprintf("chunks: unknown (leader %s has not probed the members yet)", r.Leader)
 	}
 }
 

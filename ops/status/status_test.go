@@ -62,7 +62,7 @@ func TestWriteTableHealthLine(t *testing.T) {
 		{"counts", threeUp(&cluster.ChunkHealth{Protected: 7, Degraded: 2, Lost: 1}), "chunks: 7 protected, 2 degraded, 1 lost"},
 		{"all protected", threeUp(&cluster.ChunkHealth{Protected: 5}), "chunks: 5 protected, 0 degraded, 0 lost"},
 		{"no leader", noLeader, "chunks: unknown (no leader)"},
-		{"leader not serving", threeUp(nil), "chunks: unknown (leader b is not serving yet)"},
+		{"leader not counted yet", threeUp(nil), "chunks: unknown (leader b has not probed the members yet)"},
 	} {
 		var buf bytes.Buffer
 		if err := tc.r.WriteTable(&buf); err != nil {
