@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -257,7 +256,8 @@ func copyFiles(dir string, names []string, sizes []int, midFile int, mid chan<- 
 //  2. the node comes back: status counts every chunk protected again
 //     (those written while it was down had a shard missing, so this takes
 //     the leader's repair), and everything reads back;
-//  3. one byte flipped near the end of every shard file of that node: every
+//  3. one byte flipped near the end of every shard file of that node (or
+//     another, if that one holds no parity shard of over 1 MiB): every
 //     file reads back byte-identical (the corrupt data shards are set aside
 //     as they are read and the chunks rebuilt from parity), "shoal node
 //     scrub" reports exactly the corrupt shards reads never touched (the
@@ -359,61 +359,75 @@ func TestFaultsKillDuringCopyAndCorruptShards(t *testing.T) {
 	}
 	readBack(t, all, "after "+victimID+" came back", want)
 
-	// 3. Damage every large shard file of the node that was down.
+	// 3. Damage every large shard file of one node: the one that was down,
+	// unless it holds no data or no parity shards of more than 1 MiB
+	// (which shard of a chunk lands where is up to the pushes).
 	keys := shardIndex(files)
-	var dataFlipped, parityFlipped int
-	q0 := quarantined(t, victim.data)
-	for _, path := range largeChunkFiles(t, victim.data) {
-		var key chunkstore.ID
-		if b, err := hex.DecodeString(filepath.Base(path)); err != nil || len(b) != len(key) {
-			t.Fatalf("chunk file %s: name is not an id", path)
-		} else {
-			copy(key[:], b)
+	shardFiles := func(dir string) (data, parity []string) {
+		for _, path := range largeChunkFiles(t, dir) {
+			key, err := chunkstore.ParseID(filepath.Base(path))
+			if err != nil {
+				t.Fatalf("chunk file %s: %v", path, err)
+			}
+			i, ok := keys[key]
+			switch {
+			case !ok:
+				t.Fatalf("chunk file %s of more than 1 MiB is no shard of the files written", path)
+			case i < 2:
+				data = append(data, path)
+			default:
+				parity = append(parity, path)
+			}
 		}
-		i, ok := keys[key]
-		if !ok {
-			t.Fatalf("chunk file %s of more than 1 MiB is no shard of the files written", path)
+		return data, parity
+	}
+	var badID string
+	var dataFiles, parityFiles []string
+	for _, id := range []string{victimID, "a", "b", "c"} {
+		if dataFiles, parityFiles = shardFiles(nodes[id].data); len(dataFiles) > 0 && len(parityFiles) > 0 {
+			badID = id
+			break
 		}
+	}
+	if badID == "" {
+		t.Fatal("no node holds both data and parity shards of more than 1 MiB")
+	}
+	bad := nodes[badID]
+	q0 := quarantined(t, bad.data)
+	for _, path := range append(dataFiles, parityFiles...) {
 		flipNearEnd(t, path)
-		if i < 2 {
-			dataFlipped++
-		} else {
-			parityFlipped++
-		}
 	}
-	t.Logf("flipped a byte in %d data shards and %d parity shards on %s", dataFlipped, parityFlipped, victimID)
-	if dataFlipped == 0 || parityFlipped == 0 {
-		t.Fatalf("node %s holds %d data and %d parity shards of more than 1 MiB, want some of each", victimID, dataFlipped, parityFlipped)
-	}
-	readBack(t, all, "with corrupt shards on "+victimID, want)
+	dataFlipped, parityFlipped := len(dataFiles), len(parityFiles)
+	t.Logf("flipped a byte in %d data shards and %d parity shards on %s", dataFlipped, parityFlipped, badID)
+	readBack(t, all, "with corrupt shards on "+badID, want)
 	// Reads fetch the data shards, and set aside each corrupt one they
 	// find; the parity shards were not needed.
-	if got := quarantined(t, victim.data) - q0; got != dataFlipped {
+	if got := quarantined(t, bad.data) - q0; got != dataFlipped {
 		t.Errorf("corrupt shard files set aside by reads: got %d, want the %d data shards damaged", got, dataFlipped)
 	}
 
-	rep := scrubNode(t, victim.addr, secret)
-	t.Logf("scrub of %s: %+v", victimID, rep)
-	if rep.Node != victimID || rep.Checked == 0 {
-		t.Errorf("scrub: node %q checked %d shards, want node %s and shards checked", rep.Node, rep.Checked, victimID)
+	rep := scrubNode(t, bad.addr, secret)
+	t.Logf("scrub of %s: %+v", badID, rep)
+	if rep.Node != badID || rep.Checked == 0 {
+		t.Errorf("scrub: node %q checked %d shards, want node %s and shards checked", rep.Node, rep.Checked, badID)
 	}
 	// The data shards reads found corrupt are no longer placed on the node
 	// (or were rewritten by repair already, or are missing until their
 	// loss is recorded); the parity shards are found now.
 	if rep.Corrupt != parityFlipped || rep.Missing > dataFlipped {
 		t.Errorf("scrub of %s: %d corrupt, %d missing; want the %d damaged parity shards corrupt and at most %d missing",
-			victimID, rep.Corrupt, rep.Missing, parityFlipped, dataFlipped)
+			badID, rep.Corrupt, rep.Missing, parityFlipped, dataFlipped)
 	}
-	if got := quarantined(t, victim.data) - q0; got != dataFlipped+parityFlipped {
+	if got := quarantined(t, bad.data) - q0; got != dataFlipped+parityFlipped {
 		t.Errorf("corrupt shard files set aside after the scrub: got %d, want all %d damaged", got, dataFlipped+parityFlipped)
 	}
 	r = waitStatusWithin(t, 2*time.Minute, all, "every chunk protected again after the scrub, on every node", healedAndCaughtUp)
 	t.Logf("status after repair of the corrupt shards: %+v", *r.Health)
-	if rep := scrubNode(t, victim.addr, secret); rep.Corrupt != 0 || rep.Missing != 0 || rep.Checked < dataFlipped+parityFlipped {
-		t.Errorf("second scrub of %s: %+v; want nothing corrupt or missing, and every rewritten shard checked (%d)", victimID, rep, dataFlipped+parityFlipped)
+	if rep := scrubNode(t, bad.addr, secret); rep.Corrupt != 0 || rep.Missing != 0 || rep.Checked < dataFlipped+parityFlipped {
+		t.Errorf("second scrub of %s: %+v; want nothing corrupt or missing, and every rewritten shard checked (%d)", badID, rep, dataFlipped+parityFlipped)
 	}
-	if out, err := shoalOutput(t, "node", "scrub", "--node", victim.addr, "--secret-file", secret); err != nil ||
-		!strings.Contains(out, "scrubbed node "+victimID+" ("+victim.addr+"): ") || !strings.Contains(out, " 0 missing, 0 corrupt\n") {
+	if out, err := shoalOutput(t, "node", "scrub", "--node", bad.addr, "--secret-file", secret); err != nil ||
+		!strings.Contains(out, "scrubbed node "+badID+" ("+bad.addr+"): ") || !strings.Contains(out, " 0 missing, 0 corrupt\n") {
 		t.Errorf("shoal node scrub: printed %q, %v; want a line naming the node and 0 missing, 0 corrupt", out, err)
 	}
 	readBack(t, all, "after the corrupt shards were rewritten", want)

@@ -27,10 +27,10 @@ func (f *maintFlags) register(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&f.run, "run-timeout", 30*time.Minute, "how long the operation itself may run before the command gives up")
 }
 
-// dial connects with the cluster secret and timeouts long enough for the
-// operation: one attempt may take --run-timeout (a shorter one would be
+// dialLong connects with the cluster secret and timeouts long enough for
+// the operation: one attempt may take --run-timeout (a shorter one would be
 // abandoned and tried again while the node still works on the first).
-func (f *maintFlags) dial(ctx context.Context, pin bool) (*cluster.Client, error) {
+func (f *maintFlags) dialLong(ctx context.Context, pin bool) (*cluster.Client, error) {
 	return f.dialConfig(ctx, cluster.ClientConfig{RetryFor: f.timeout, OpTimeout: f.run, MetaTimeout: f.run, Pin: pin})
 }
 
@@ -64,7 +64,7 @@ command needs the cluster secret (--secret-file).`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout+f.run)
 			defer cancel()
-			c, err := f.dial(ctx, true)
+			c, err := f.dialLong(ctx, true)
 			if err != nil {
 				return err
 			}
@@ -115,7 +115,7 @@ command needs the cluster secret (--secret-file).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout+f.run)
 			defer cancel()
-			c, err := f.dial(ctx, false)
+			c, err := f.dialLong(ctx, false)
 			if err != nil {
 				return err
 			}
