@@ -78,3 +78,31 @@ func (c *Client) RemoveNode(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// Scrub asks the node the client talks to to verify every shard it should
+// hold now (OpScrub, never forwarded: dial that node alone, with Pin), and
+// returns what it found; the missing and corrupt shards are already
+// reported lost, so that repair rewrites them. The client needs the cluster
+// secret. A scrub reads every shard: give the client an OpTimeout and
+// MetaTimeout long enough for that.
+func (c *Client) Scrub(ctx context.Context) (*ScrubReport, error) {
+	resp, err := c.Do(ctx, &MetaRequest{Op: wire.OpScrub})
+	if err != nil {
+		return nil, fmt.Errorf("scrub node %s: %w", c.node(), err)
+	}
+	if resp.Scrubbed == nil {
+		return nil, fmt.Errorf("scrub node %s: empty answer", c.node())
+	}
+	return resp.Scrubbed, nil
+}
+
+// Repair asks the leader (through the node the client talks to) to run one
+// repair pass now (OpRepair), and returns how many shards it rebuilt. The
+// client needs the cluster secret.
+func (c *Client) Repair(ctx context.Context) (int, error) {
+	resp, err := c.Do(ctx, &MetaRequest{Op: wire.OpRepair})
+	if err != nil {
+		return 0, fmt.Errorf("repair through node %s: %w", c.node(), err)
+	}
+	return resp.Repaired, nil
+}

@@ -250,18 +250,25 @@ func (n *Node) storeChunk(ctx context.Context, id chunkstore.ID, data []byte) er
 
 // pushShards stores shards[i] for each slot i of p that is empty and
 // listed in slots (all empty slots if slots is nil), each on the next
-// node of order that holds nothing of the chunk yet, trying nodes that
-// failed lately last. It fills in p.Nodes for the shards stored; a shard
-// no node took leaves its slot empty. It returns the failures met on the
-// way (nil if there were none), and an error only if ctx ended.
+// node of order that holds nothing of the chunk yet. It fills in p.Nodes
+// for the shards stored; a shard no node took leaves its slot empty. It
+// returns the failures met on the way (nil if there were none), and an
+// error only if ctx ended.
+//
+// Nodes that failed a transfer lately (isDown) are tried only if the
+// others leave fewer than p.Data shards stored: a chunk on p.Data nodes
+// is readable (degraded, and repair completes it once the node is back),
+// whereas trying a node that is down costs every chunk the shard client's
+// retry budget on it.
 func (n *Node) pushShards(ctx context.Context, p *Placement, shards [][]byte, order []string, slots []int) (failed, err error) {
-	scheme := chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}
-	var cands []string
-	for _, down := range []bool{false, true} {
-		for _, id := range order {
-			if n.isDown(id) == down && !slices.Contains(p.Nodes, id) {
-				cands = append(cands, id)
-			}
+	var up, down []string
+	for _, id := range order {
+		switch {
+		case slices.Contains(p.Nodes, id):
+		case n.isDown(id):
+			down = append(down, id)
+		default:
+			up = append(up, id)
 		}
 	}
 	if slots == nil {
@@ -271,9 +278,29 @@ func (n *Node) pushShards(ctx context.Context, p *Placement, shards [][]byte, or
 			}
 		}
 	}
+	errs := n.pushTo(ctx, p, shards, up, slots)
+	if holders(p.Nodes) < int(p.Data) {
+		var rest []int
+		for _, i := range slots {
+			if p.Nodes[i] == "" {
+				rest = append(rest, i)
+			}
+		}
+		errs = append(errs, n.pushTo(ctx, p, shards, down, rest)...)
+	}
+	return errors.Join(errs...), ctx.Err()
+}
+
+// pushTo stores shards[i] for each slot i in slots, concurrently, and
+// records the holders in p.Nodes: the k-th slot goes to cands[k] (the
+// rendezvous order), and a shard whose node fails moves on to the next
+// candidate no slot has taken yet. A node that fails a push is marked down
+// (unless it is only full). It returns the failures.
+func (n *Node) pushTo(ctx context.Context, p *Placement, shards [][]byte, cands []string, slots []int) []error {
+	scheme := chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}
 	var mu sync.Mutex
 	var errs []error
-	next := 0
+	next := min(len(slots), len(cands)) // cands from next on are spares
 	take := func() string {
 		mu.Lock()
 		defer mu.Unlock()
@@ -284,12 +311,18 @@ func (n *Node) pushShards(ctx context.Context, p *Placement, shards [][]byte, or
 		return cands[next-1]
 	}
 	var wg sync.WaitGroup
-	for _, i := range slots {
+	for k, i := range slots {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			key := chunkstore.ShardKey(chunkstore.ID(p.ID), scheme, i)
-			for node := take(); node != "" && ctx.Err() == nil; node = take() {
+			first := ""
+			if k < len(cands) {
+				first = cands[k]
+			} else {
+				first = take()
+			}
+			for node := first; node != "" && ctx.Err() == nil; node = take() {
 				if err := n.putShard(ctx, node, key, shards[i]); err != nil {
 					n.log.Warn("shard not stored, trying the next node", "chunk", chunkstore.ID(p.ID).String(), "shard", i, "node", node, "err", err)
 					mu.Lock()
@@ -309,7 +342,7 @@ func (n *Node) pushShards(ctx context.Context, p *Placement, shards [][]byte, or
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...), ctx.Err()
+	return errs
 }
 
 // recordPlacement records p through Raft (forwarded to the leader if need
@@ -374,7 +407,9 @@ func (n *Node) loadChunk(ctx context.Context, id chunkstore.ID) ([]byte, error) 
 // readPlaced reads the chunk p places: a copy from the first holder that
 // has one (this node first), or the data shards, with parity shards
 // standing in for the missing ones. Holders that answer that they lack
-// their shard are reported lost (OpDisplace), so repair rebuilds it.
+// their shard are reported lost (OpDisplace), so repair rebuilds it;
+// holders that cannot be reached are marked down, so that the next reads
+// go to the others first rather than wait for them again.
 func (n *Node) readPlaced(ctx context.Context, p Placement) ([]byte, error) {
 	id := chunkstore.ID(p.ID)
 	scheme := chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}
@@ -385,10 +420,18 @@ func (n *Node) readPlaced(ctx context.Context, p Placement) ([]byte, error) {
 		}
 	}()
 	if scheme.Data == 1 {
+		// This node's copy first, copies on nodes that failed lately last.
 		order := slices.Clone(p.Nodes)
-		if i := slices.Index(order, n.cfg.ID); i > 0 {
-			order[0], order[i] = order[i], order[0]
+		rank := func(node string) int {
+			switch {
+			case node == n.cfg.ID:
+				return 0
+			case n.isDown(node):
+				return 2
+			}
+			return 1
 		}
+		slices.SortStableFunc(order, func(a, b string) int { return rank(a) - rank(b) })
 		var errs []error
 		for _, node := range order {
 			if node == "" {
@@ -398,8 +441,11 @@ func (n *Node) readPlaced(ctx context.Context, p Placement) ([]byte, error) {
 			if err == nil && len(data) == int(p.Size) {
 				return data, nil
 			}
-			if err == nil || errors.Is(err, chunkstore.ErrNotFound) {
+			switch {
+			case err == nil || errors.Is(err, chunkstore.ErrNotFound):
 				lost.Nodes[slices.Index(p.Nodes, node)] = node
+			case node != n.cfg.ID && ctx.Err() == nil:
+				n.markDown(node)
 			}
 			errs = append(errs, err)
 		}
@@ -423,30 +469,42 @@ func (n *Node) readPlaced(ctx context.Context, p Placement) ([]byte, error) {
 					shards[i] = data
 				case err == nil || errors.Is(err, chunkstore.ErrNotFound):
 					lost.Nodes[i] = node
+				case node != n.cfg.ID && ctx.Err() == nil:
+					n.markDown(node) // read the others' shards first for a while
 				}
 			}()
 		}
 		wg.Wait()
 	}
-	var first, rest []int
+	// The data shards first; parity shards only for missing data shards;
+	// shards on nodes that failed lately only if that is not enough.
+	var first, parity, down []int
 	for i := range shards {
-		if i < scheme.Data && !n.isDown(p.Nodes[i]) {
+		switch {
+		case n.isDown(p.Nodes[i]):
+			down = append(down, i)
+		case i < scheme.Data:
 			first = append(first, i)
-		} else {
-			rest = append(rest, i)
+		default:
+			parity = append(parity, i)
 		}
+	}
+	count := func(shards [][]byte) int {
+		got := 0
+		for _, sh := range shards {
+			if sh != nil {
+				got++
+			}
+		}
+		return got
 	}
 	fetch(first)
-	got := 0
-	for _, sh := range shards[:scheme.Data] {
-		if sh != nil {
-			got++
+	for _, more := range [][]int{parity, down} {
+		if count(shards) < scheme.Data {
+			fetch(more)
 		}
 	}
-	rebuilt := got < scheme.Data
-	if rebuilt {
-		fetch(rest)
-	}
+	rebuilt := count(shards[:scheme.Data]) < scheme.Data
 	data, err := scheme.Join(shards, int(p.Size))
 	if err != nil {
 		return nil, fmt.Errorf("read chunk %s: %w: %w", id, err, chunkstore.ErrNotFound)

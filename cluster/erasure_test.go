@@ -410,3 +410,112 @@ func TestStrangerCannotTouchShards(t *testing.T) {
 		t.Fatalf("the chunk after the attempts: %d bytes, %v", len(got), err)
 	}
 }
+
+// TestClusterDoesNotWaitForADownNode stops one node of three and times
+// reads and writes through another: once a transfer to the stopped node
+// has failed, chunks with a data shard on it are rebuilt from parity
+// without asking it first, and new chunks are stored degraded on the two
+// nodes up without trying it, rather than each read and write waiting out
+// the shard client's retry budget (2 s) on it.
+func TestClusterDoesNotWaitForADownNode(t *testing.T) {
+	tc := startCluster(t, 3)
+	leader := tc.waitLeader()
+	for _, nd := range tc.nodes {
+		waitUntil(t, "every node to know all three members", func() bool { return len(nd.shardNodes()) == 3 })
+	}
+	victim, through := (leader+1)%3, (leader+2)%3
+	ctx := context.Background()
+	c, err := Dial(ctx, tc.nodes[through].Addr(), ClientConfig{RetryFor: 10 * time.Second, Pin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	put := func(seed uint64) ([]byte, chunkstore.ID) {
+		t.Helper()
+		data := randomBytes(seed, 256<<10+int(seed))
+		id := chunkstore.Sum(data)
+		if err := c.Put(ctx, id, data); err != nil {
+			t.Fatalf("put: %v", err)
+		}
+		return data, id
+	}
+	const n = 5
+	// Chunks with a data shard on the node about to stop: one to find it
+	// down, n to time.
+	var stored [][]byte
+	for seed := uint64(1); len(stored) < n+1; seed++ {
+		if seed > 100 {
+			t.Fatalf("only %d of 100 chunks have a data shard on node %s", len(stored), tc.cfgs[victim].ID)
+		}
+		data, id := put(seed)
+		if p, _ := placedOn(tc.nodes[leader], id); slices.Contains(p.Nodes[:p.Data], tc.cfgs[victim].ID) {
+			stored = append(stored, data)
+		}
+	}
+	tc.stop(victim)
+	read := func(data []byte) {
+		t.Helper()
+		got, err := c.Get(ctx, chunkstore.Sum(data))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("read with a data shard's node down: got %d bytes, %v; want the %d bytes written", len(got), err, len(data))
+		}
+	}
+	read(stored[0])
+	start := time.Now()
+	for _, data := range stored[1:] {
+		read(data)
+	}
+	// Each read that asked the stopped node first took at least 2 s.
+	took := time.Since(start)
+	t.Logf("%d reads with a data shard's node down: %v", n, took)
+	if took > n*time.Second {
+		t.Errorf("%d reads with a data shard's node down took %v, want well under the %v that waiting 2 s on it for each takes", n, took, n*2*time.Second)
+	}
+
+	put(1000) // finds the node down, if the reads did not
+	start = time.Now()
+	for i := range n {
+		_, id := put(uint64(1001 + i))
+		p, ok := placedOn(tc.nodes[leader], id)
+		if !ok || holders(p.Nodes) != 2 || slices.Contains(p.Nodes, tc.cfgs[victim].ID) {
+			t.Fatalf("chunk written with a node down: placement %+v, %v; want two holders, not the stopped node", p, ok)
+		}
+	}
+	took = time.Since(start)
+	t.Logf("%d writes with a node down: %v", n, took)
+	if took > n*time.Second {
+		t.Errorf("%d chunk writes with a node down took %v, want well under the %v that waiting 2 s on it for each takes", n, took, n*2*time.Second)
+	}
+}
+
+// TestClusterHealthUnknownUntilProbed stops the leader of three and asks
+// the new leader for the chunk health as soon as it serves: until it has
+// probed the members it must not count the chunks whose shards sit on the
+// nodes it has not heard from yet as lost.
+func TestClusterHealthUnknownUntilProbed(t *testing.T) {
+	tc := startCluster(t, 3)
+	leader := tc.waitLeader()
+	for _, nd := range tc.nodes {
+		waitUntil(t, "every node to know all three members", func() bool { return len(nd.shardNodes()) == 3 })
+	}
+	ctx := context.Background()
+	c, err := Dial(ctx, tc.nodes[(leader+1)%3].Addr(), ClientConfig{RetryFor: 10 * time.Second, Pin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	data := randomBytes(1, 1<<20)
+	if err := c.Put(ctx, chunkstore.Sum(data), data); err != nil {
+		t.Fatal(err)
+	}
+	tc.stop(leader)
+	next := tc.waitLeader()
+	if h := tc.nodes[next].Health(); h != nil && (h.Lost != 0 || h.Protected+h.Degraded != 1) {
+		t.Fatalf("health from a new leader before its first probe: %+v, want nil (unknown) or the chunk readable", h)
+	}
+	var h *wire.ChunkHealth
+	waitUntil(t, "the new leader to count the chunks", func() bool { h = tc.nodes[next].Health(); return h != nil })
+	if want := (wire.ChunkHealth{Degraded: 1}); *h != want {
+		t.Errorf("health with the old leader down: got %+v, want %+v", *h, want)
+	}
+}

@@ -19,10 +19,12 @@ import (
 	"shoal/wire"
 )
 
-// NodeInfo and NodeStatus describe cluster members (see wire/members.go).
+// NodeInfo, NodeStatus and ChunkHealth describe cluster members (see
+// wire/members.go).
 type (
-	NodeInfo   = wire.NodeInfo
-	NodeStatus = wire.NodeStatus
+	NodeInfo    = wire.NodeInfo
+	NodeStatus  = wire.NodeStatus
+	ChunkHealth = wire.ChunkHealth
 )
 
 // members is the set of node records, keyed by node id. Like State, it is

@@ -21,6 +21,7 @@ type (
 	Layout       = wire.Layout
 	Removed      = wire.Removed
 	Statfs       = wire.Statfs
+	ScrubReport  = wire.ScrubReport
 )
 
 // Metadata answers metadata requests. The remote Client, the in-process

@@ -274,6 +274,7 @@ func (n *Node) watchLeadership() {
 		case leader := <-n.raft.LeaderCh():
 			if !leader {
 				n.ready.Store(false)
+				n.live.forget()
 				continue
 			}
 			if err := n.await(n.raft.Barrier(proposeTimeout)); err != nil {

@@ -96,10 +96,27 @@ func (n *Node) upNodes() (up map[string]bool, gone map[string]bool) {
 	return up, gone
 }
 
+// forget drops what the probes found: a leader that loses leadership
+// stops probing, and what it knew would be stale if it led again.
+func (l *liveness) forget() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.up, l.downSince = nil, nil
+}
+
+// probed reports whether a probe has completed since leadership was
+// gained.
+func (l *liveness) probed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.up != nil
+}
+
 // Health counts the placed chunks by how many of their shards sit on
-// members the last probe found up. Only a leader that probes knows.
+// members the last probe found up. Only a leader that has probed the
+// members since it became leader knows; it returns nil before.
 func (n *Node) Health() *wire.ChunkHealth {
-	if !n.ready.Load() {
+	if !n.ready.Load() || !n.live.probed() {
 		return nil
 	}
 	up, _ := n.upNodes()

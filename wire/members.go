@@ -34,7 +34,8 @@ type NodeStatus struct {
 	Capacity  uint64 `json:"capacity"`
 	Available uint64 `json:"available"`
 	// Health counts the erasure-coded chunks by how well protected they
-	// are; only the leader, which tracks which nodes are up, fills it in.
+	// are; only the leader, which tracks which nodes are up, fills it in,
+	// once it has probed them since its election.
 	Health *ChunkHealth `json:"health,omitempty"`
 }
 

@@ -35,8 +35,14 @@ func clusterStatus(t *testing.T, addr string) *status.Report {
 // waitStatus polls "shoal status" until cond holds for its report.
 func waitStatus(t *testing.T, addr, what string, cond func(r *status.Report) bool) *status.Report {
 	t.Helper()
+	return waitStatusWithin(t, 30*time.Second, addr, what, cond)
+}
+
+// waitStatusWithin is waitStatus with a deadline of its own.
+func waitStatusWithin(t *testing.T, within time.Duration, addr, what string, cond func(r *status.Report) bool) *status.Report {
+	t.Helper()
 	var r *status.Report
-	waitFor(t, what, func() bool {
+	waitForWithin(t, within, what, func() bool {
 		r = clusterStatus(t, addr)
 		return r != nil && cond(r)
 	}, nil)
@@ -55,15 +61,15 @@ func leaders(r *status.Report) int {
 }
 
 // startThree starts node a, which bootstraps, and b and c, which join
-// (c through b, a follower or the leader), and waits until "shoal status"
-// shows all three up with a leader.
-func startThree(t *testing.T, base string) (map[string]*node, *status.Report) {
+// (c through b, a follower or the leader), each with the extra flags, and
+// waits until "shoal status" shows all three up with a leader.
+func startThree(t *testing.T, base string, extra ...string) (map[string]*node, *status.Report) {
 	t.Helper()
-	a := startNode(t, filepath.Join(base, "a"), "--id", "a")
+	a := startNode(t, filepath.Join(base, "a"), append([]string{"--id", "a"}, extra...)...)
 	secret := filepath.Join(a.data, "cluster-secret")
 	waitFor(t, "node a's cluster secret", func() bool { _, err := os.Stat(secret); return err == nil }, a.proc)
-	b := startNode(t, filepath.Join(base, "b"), "--id", "b", "--join", a.addr, "--secret-file", secret)
-	c := startNode(t, filepath.Join(base, "c"), "--id", "c", "--join", b.addr, "--secret-file", secret)
+	b := startNode(t, filepath.Join(base, "b"), append([]string{"--id", "b", "--join", a.addr, "--secret-file", secret}, extra...)...)
+	c := startNode(t, filepath.Join(base, "c"), append([]string{"--id", "c", "--join", b.addr, "--secret-file", secret}, extra...)...)
 	r := waitStatus(t, c.addr, "3 nodes up with a leader", func(r *status.Report) bool {
 		return len(r.Nodes) == 3 && r.Up == 3 && r.Leader != ""
 	})

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"shoal/ops/status"
 )
@@ -120,8 +121,11 @@ func nodeByID(r *status.Report, id string) *status.Node {
 // TestComposeCluster brings up docker-compose.yml's three nodes, mounts
 // them from the host through the published loopback ports (the nodes
 // advertise service names the host cannot resolve), writes and reads,
-// stops one container, checks that reads and writes go on with two of
-// three, starts it again and checks that it catches up.
+// stops the container of the node the mount talks to, checks that reads
+// and writes go on with two of three (chunks are erasure-coded over the
+// three nodes), starts it again and checks that it catches up and that
+// the leader's repair completes the chunks written meanwhile: status
+// counts none degraded and none lost.
 func TestComposeCluster(t *testing.T) {
 	p := newComposeProject(t)
 	p.run("up", "--build", "-d")
@@ -136,8 +140,7 @@ func TestComposeCluster(t *testing.T) {
 		}
 	}
 
-	// The mount names node1 first, so it talks to node1 and stores its
-	// chunks there.
+	// The mount names node1 first, so it talks to node1.
 	mnt := filepath.Join(t.TempDir(), "mnt")
 	startMount(t, addrs, mnt)
 	want := map[string][32]byte{}
@@ -149,39 +152,48 @@ func TestComposeCluster(t *testing.T) {
 		want[name] = sha256.Sum256(data)
 	}
 	checkSums(t, mnt, want)
+	r = waitStatus(t, addrs, "every chunk protected after the writes", healed)
+	t.Logf("before the stop: %+v", *r.Health)
 
-	// Stop node3, not node1: chunks bigger than the inline limit are not
-	// replicated yet, so they live only on the node the mount wrote them
-	// to, and stopping that one would make them unreadable (a limit of
-	// shoal today, not of this setup). node3 holds only small, replicated
-	// chunks; check that premise, so that a failure below is not mistaken.
-	r = waitStatus(t, addrs, "status after the writes", func(r *status.Report) bool { return r.Up == 3 })
-	if n3 := nodeByID(r, "node3"); n3 == nil || n3.Status == nil || n3.Status.Bytes > 1<<20 {
-		t.Fatalf("node3 before the stop: got %+v, want it up and holding no large chunks (the mount's node is node1)", n3)
-	}
-	p.run("stop", "node3")
-	r = waitStatus(t, addrs, "node3 down, 2 up with a leader", func(r *status.Report) bool {
-		n3 := nodeByID(r, "node3")
-		return r.Up == 2 && leaders(r) == 1 && n3 != nil && !n3.Up
+	// Stop node1, the node the mount talks to: the mount moves to another,
+	// and the big file's chunks are rebuilt from their other shards.
+	p.run("stop", "node1")
+	stopped := time.Now()
+	others := p.wire["node2"] + "," + p.wire["node3"]
+	r = waitStatus(t, others, "node1 down, 2 up with a leader", func(r *status.Report) bool {
+		n1 := nodeByID(r, "node1")
+		return r.Up == 2 && leaders(r) == 1 && n1 != nil && !n1.Up
 	})
 
 	// Reads and writes go on with two of three.
 	checkSums(t, mnt, want)
 	if err := os.Mkdir(filepath.Join(mnt, "dir"), 0o755); err != nil {
-		t.Fatalf("mkdir with node3 stopped: got %v, want success", err)
+		t.Fatalf("mkdir with node1 stopped: got %v, want success", err)
 	}
 	after := randomBytes(8, 3<<20)
 	writeFile(t, filepath.Join(mnt, "dir", "after"), after)
 	want["dir/after"] = sha256.Sum256(after)
 	checkSums(t, mnt, want)
-	r = waitStatus(t, addrs, "status with node3 stopped", func(r *status.Report) bool { return leaders(r) == 1 })
-	leaderApplied := nodeByID(r, r.Leader).Status.Applied
-
-	// node3 comes back and catches up with what it missed.
-	p.run("start", "node3")
-	r = waitStatus(t, addrs, "node3 up again and caught up with the leader", func(r *status.Report) bool {
-		return converged(r) && nodeByID(r, "node3").Status.Applied >= leaderApplied
+	readBack(t, others, "with node1 stopped", want)
+	// The file written meanwhile has a shard missing.
+	r = waitStatus(t, others, "degraded chunks with node1 stopped", func(r *status.Report) bool {
+		return leaders(r) == 1 && r.Health != nil && r.Health.Degraded > 0
 	})
-	t.Logf("all 3 up, applied index %d (the leader was at %d while node3 was stopped)", r.Nodes[0].Status.Applied, leaderApplied)
+	if r.Health.Lost != 0 {
+		t.Errorf("status with one node of three stopped: %d chunks lost, want 0", r.Health.Lost)
+	}
+	leaderApplied := nodeByID(r, r.Leader).Status.Applied
+	t.Logf("with node1 stopped: %+v, leader %s at applied index %d", *r.Health, r.Leader, leaderApplied)
+
+	// node1 comes back, catches up with what it missed, and the leader's
+	// repair (every 10 s) gives it the shards written meanwhile.
+	p.run("start", "node1")
+	started := time.Now()
+	t.Logf("node1 started again %v after it was stopped", started.Sub(stopped).Round(time.Second))
+	r = waitStatusWithin(t, 3*time.Minute, addrs, "node1 caught up and every chunk protected", func(r *status.Report) bool {
+		return converged(r) && nodeByID(r, "node1").Status.Applied >= leaderApplied && healed(r)
+	})
+	t.Logf("all 3 up, applied index %d, %+v, %v after node1 started", r.Nodes[0].Status.Applied, *r.Health, time.Since(started).Round(time.Second))
 	checkSums(t, mnt, want)
+	readBack(t, addrs, "after node1 came back", want)
 }

@@ -186,7 +186,13 @@ func detach(dir string) {
 // waitFor polls cond for up to 30 s, failing early if p exits.
 func waitFor(t *testing.T, what string, cond func() bool, p *proc) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	waitForWithin(t, 30*time.Second, what, cond, p)
+}
+
+// waitForWithin is waitFor with a deadline of its own.
+func waitForWithin(t *testing.T, within time.Duration, what string, cond func() bool, p *proc) {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	for !cond() {
 		if p != nil {
 			select {

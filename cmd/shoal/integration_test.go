@@ -69,7 +69,8 @@ func checkSums(t *testing.T, dir string, want map[string][32]byte) {
 }
 
 func TestHelpOnEveryCommand(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"up", "--help"}, {"node", "--help"}, {"mount", "--help"}, {"bench", "--help"}, {"status", "--help"}, {"node", "add", "--help"}, {"node", "remove", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"up", "--help"}, {"node", "--help"}, {"mount", "--help"}, {"bench", "--help"}, {"status", "--help"},
+		{"node", "add", "--help"}, {"node", "remove", "--help"}, {"node", "scrub", "--help"}, {"node", "repair", "--help"}} {
 		out, err := exec.Command(shoalBinary(t), args...).CombinedOutput()
 		if err != nil {
 			t.Errorf("shoal %v: %v\n%s", args, err, out)
@@ -95,6 +96,10 @@ func TestBadFlagsSayWhatIsWrong(t *testing.T) {
 		{[]string{"node", "--data", tmp, "--block-size", "12"}, "--block-size"},
 		{[]string{"node", "--data", tmp, "--listen", "not-an-address"}, "listen"},
 		{[]string{"mount"}, "accepts 1 arg"},
+		{[]string{"node", "scrub", "--node", "127.0.0.1:1,127.0.0.1:2", "--secret-file", file}, "name the one node to scrub"},
+		{[]string{"node", "scrub", "--node", freeAddr(t), "--secret-file", ""}, "--secret-file"},
+		{[]string{"node", "repair", "--node", freeAddr(t), "--secret-file", ""}, "--secret-file"},
+		{[]string{"node", "repair", "--node", freeAddr(t), "--secret-file", filepath.Join(tmp, "missing")}, "no such file"},
 		{[]string{"frobnicate"}, "unknown command"},
 	} {
 		out, err := exec.Command(shoalBinary(t), tc.args...).CombinedOutput()

@@ -3,6 +3,7 @@
 //	shoal up MOUNTPOINT          run a one-node cluster and mount it
 //	shoal node --data DIR        run a node (--join ADDR: join a cluster)
 //	shoal node add|remove        change a cluster's members
+//	shoal node scrub|repair      verify a node's shards, rebuild lost ones now
 //	shoal status --node ADDR     show a cluster's nodes
 //	shoal mount --node ADDR DIR  mount a cluster
 //	shoal bench DIR...           compare file-system speed

@@ -134,7 +134,7 @@ A three-node cluster on one machine:
 		},
 	}
 	f.register(cmd)
-	cmd.AddCommand(nodeAddCmd(), nodeRemoveCmd())
+	cmd.AddCommand(nodeAddCmd(), nodeRemoveCmd(), nodeScrubCmd(), nodeRepairCmd())
 	return cmd
 }
 

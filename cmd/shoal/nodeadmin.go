@@ -27,6 +27,12 @@ func (f *adminFlags) register(cmd *cobra.Command) {
 
 // dial connects with the cluster secret, so that membership ops are allowed.
 func (f *adminFlags) dial(ctx context.Context) (*cluster.Client, error) {
+	return f.dialConfig(ctx, cluster.ClientConfig{RetryFor: f.timeout})
+}
+
+// dialConfig connects to --node with cfg, its Secret read from
+// --secret-file and its Logger the default one.
+func (f *adminFlags) dialConfig(ctx context.Context, cfg cluster.ClientConfig) (*cluster.Client, error) {
 	if f.secretFile == "" {
 		return nil, fmt.Errorf("--secret-file: %w", cluster.ErrNoSecret)
 	}
@@ -34,7 +40,8 @@ func (f *adminFlags) dial(ctx context.Context) (*cluster.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := cluster.Dial(ctx, f.node, cluster.ClientConfig{Secret: secret, RetryFor: f.timeout, Logger: slog.Default()})
+	cfg.Secret, cfg.Logger = secret, slog.Default()
+	c, err := cluster.Dial(ctx, f.node, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", f.node, err)
 	}

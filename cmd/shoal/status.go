@@ -21,7 +21,13 @@ func statusCmd() *cobra.Command {
 wire and Raft addresses, whether it answers (up/down), its Raft role, term
 and last applied log index, and its chunk store's chunk count, use and
 capacity; then the leader and the number of voters. Each member is asked
-directly, so a node that is down shows as down. Needs no cluster secret.`,
+directly, so a node that is down shows as down.
+
+Under the table, the chunk health as the leader counts it (from which
+members its probes find up): chunks protected (every shard on a node that
+is up), degraded (some shard missing or on a node that is down, but enough
+to read; repair is due) and lost (too few shards up to read until nodes
+come back). Without a leader it is unknown. Needs no cluster secret.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := status.Gather(cmd.Context(), node, timeout, slog.Default())

@@ -36,14 +36,18 @@ type Node struct {
 
 // Report is the cluster's status: its members, the leader (by id, as the
 // answering nodes agree: the leader that says it leads in the highest
-// term), and how many voters there are.
+// term), how many voters there are, and the health of the erasure-coded
+// chunks as the leader counts them (Health is nil when no leader answered,
+// or the leader has not counted yet: it knows once it serves and has
+// probed the members, within seconds of its election).
 type Report struct {
-	AskedNode string `json:"asked"`
-	Leader    string `json:"leader"`
-	Term      uint64 `json:"term"`
-	Voters    int    `json:"voters"`
-	Up        int    `json:"up"`
-	Nodes     []Node `json:"nodes"`
+	AskedNode string               `json:"asked"`
+	Leader    string               `json:"leader"`
+	Term      uint64               `json:"term"`
+	Voters    int                  `json:"voters"`
+	Up        int                  `json:"up"`
+	Health    *cluster.ChunkHealth `json:"health"`
+	Nodes     []Node               `json:"nodes"`
 }
 
 // Gather asks the node at addr (or the first that answers of several,
@@ -94,7 +98,7 @@ func Gather(ctx context.Context, addr string, timeout time.Duration, log *slog.L
 		}
 		r.Up++
 		if n.Status.Role == "leader" && n.Status.Term >= r.Term {
-			r.Leader, r.Term = n.ID, n.Status.Term
+			r.Leader, r.Term, r.Health = n.ID, n.Status.Term, n.Status.Health
 		}
 	}
 	return r, nil
@@ -193,12 +197,25 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	fmt.Fprintf(w, "\n%s\n", r.healthLine())
 	for _, n := range r.Nodes {
 		if n.Err != "" {
 			fmt.Fprintf(w, "%s: %s\n", n.ID, strings.TrimSpace(n.Err))
 		}
 	}
 	return nil
+}
+
+// healthLine says how the chunks are doing, or why that is not known.
+func (r *Report) healthLine() string {
+	switch h := r.Health; {
+	case h != nil:
+		return fmt.Sprintf("chunks: %d protected, %d degraded, %d lost", h.Protected, h.Degraded, h.Lost)
+	case r.Leader == "":
+		return "chunks: unknown (no leader)"
+	default:
+		return fmt.Sprintf("chunks: unknown (leader %s has not probed the members yet)", r.Leader)
+	}
 }
 
 // bytesString renders n bytes in binary units.
