@@ -96,16 +96,17 @@ func (n *Node) upNodes() (up map[string]bool, gone map[string]bool) {
 	return up, gone
 }
 
-// forget drops what the probes found: a leader that loses leadership
-// stops probing, and what it knew would be stale if it led again.
+// forget drops what the probes found, when a node loses leadership: its
+// next probe (every node probes every 2 s) starts afresh, so that health
+// is never computed from results older than that.
 func (l *liveness) forget() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.up, l.downSince = nil, nil
 }
 
-// probed reports whether a probe has completed since leadership was
-// gained.
+// probed reports whether a probe has completed since leadership was last
+// lost (or the node started).
 func (l *liveness) probed() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
