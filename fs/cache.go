@@ -131,8 +131,10 @@ func (c *chunkCache) get(ctx context.Context, id chunkstore.ID) ([]byte, error) 
 	if e, ok := c.entries[id]; ok {
 		c.lru.MoveToFront(e)
 		c.mu.Unlock()
+		cacheLookups.WithLabelValues("hit").Inc()
 		return e.Value.(*cacheEntry).data, nil
 	}
+	cacheLookups.WithLabelValues("miss").Inc()
 	f := c.startLocked(id, 0)
 	c.mu.Unlock()
 	select {
@@ -147,6 +149,7 @@ func (c *chunkCache) run(id chunkstore.ID, f *fetch) {
 	ctx, cancel := c.bg()
 	data, err := c.store.Get(ctx, id)
 	cancel()
+	chunkBytes.WithLabelValues("down").Add(float64(len(data)))
 	if err == nil && !c.trusted && chunkstore.Sum(data) != id {
 		err = fmt.Errorf("read chunk %s: contents do not match id: %w", id, chunkstore.ErrCorrupt)
 	}

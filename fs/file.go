@@ -361,6 +361,9 @@ func (f *file) upload(idx uint64, wb *wblock) {
 	id := chunkstore.Sum(wb.data)
 	ctx, cancel := r.bgContext()
 	err := r.chunks.Put(ctx, id, wb.data)
+	if err == nil {
+		chunkBytes.WithLabelValues("up").Add(float64(len(wb.data)))
+	}
 	cancel()
 	<-r.uploads
 

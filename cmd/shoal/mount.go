@@ -21,6 +21,7 @@ type mountFlags struct {
 	attrTimeout time.Duration
 	retryFor    time.Duration
 	debug       bool
+	metrics     string
 }
 
 func (f *mountFlags) register(cmd *cobra.Command) {
@@ -29,6 +30,12 @@ func (f *mountFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.attrTimeout, "attr-timeout", time.Second, "how long the kernel may cache attributes and names (0: not at all)")
 	fl.DurationVar(&f.retryFor, "retry-for", 30*time.Second, "how long to retry when the cluster cannot be reached before failing with EIO")
 	fl.BoolVar(&f.debug, "fuse-debug", false, "log every FUSE request")
+}
+
+// registerMetrics adds --metrics, for the mount command alone (up serves
+// the node's and the mount's metrics from its node flag).
+func (f *mountFlags) registerMetrics(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.metrics, "metrics", "", "address to serve Prometheus metrics on, e.g. 127.0.0.1:9430 (off if empty)")
 }
 
 // mount mounts the cluster at addr on dir and serves it until ctx ends,
@@ -96,10 +103,16 @@ node goes away or has no leader, moves to another, retrying operations for
 --retry-for before failing with EIO.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			stopMetrics, err := serveMetrics(f.metrics)
+			if err != nil {
+				return err
+			}
+			defer stopMetrics()
 			return f.mount(cmd.Context(), node, args[0])
 		},
 	}
 	cmd.Flags().StringVar(&node, "node", "127.0.0.1:7420", "address of a node of the cluster, or several, comma-separated (the mount learns the others and fails over)")
 	f.register(cmd)
+	f.registerMetrics(cmd)
 	return cmd
 }

@@ -1,0 +1,36 @@
+package fs
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Mount metrics, in the Prometheus default registry (shoal mount
+// --metrics serves them).
+var (
+	metaSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "shoal_mount_meta_request_seconds",
+		Help:    "Metadata requests the mount sent, by operation number and outcome (ok or error), and how long each took.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+	}, []string{"op", "outcome"})
+	cacheLookups = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "shoal_mount_chunk_cache_lookups_total",
+		Help: "Reads of a chunk from the mount's chunk cache, by result: hit, or miss (fetched from the cluster).",
+	}, []string{"result"})
+	chunkBytes = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "shoal_mount_chunk_bytes_total",
+		Help: "Chunk bytes the mount uploaded (up) and fetched (down).",
+	}, []string{"dir"})
+)
+
+// observeMeta records one metadata request of op that started at start.
+func observeMeta(op uint8, start time.Time, err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	metaSeconds.WithLabelValues(strconv.Itoa(int(op)), outcome).Observe(time.Since(start).Seconds())
+}
