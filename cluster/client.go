@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -84,8 +83,10 @@ type Client struct {
 	closed bool
 	slots  chan struct{} // bounds concurrent metadata requests
 
-	id  string        // names this client in mutating requests (MetaRequest.Client)
-	seq atomic.Uint64 // numbers them
+	id      string // names this client in mutating requests (MetaRequest.Client)
+	seqMu   sync.Mutex
+	seq     uint64              // numbers them
+	waiting map[uint64]struct{} // the numbers still awaiting an answer
 }
 
 var (
@@ -291,7 +292,9 @@ func (c *Client) retry(ctx context.Context, what string, timeout time.Duration, 
 func (c *Client) Do(ctx context.Context, req *MetaRequest) (*MetaResponse, error) {
 	if !IsReadOnly(req.Op) && req.Client == "" {
 		r := *req
-		r.Client, r.Seq = c.id, c.seq.Add(1)
+		r.Client = c.id
+		r.Seq, r.Acked = c.number()
+		defer c.answered(r.Seq)
 		req = &r
 	}
 	var resp *MetaResponse
@@ -307,6 +310,30 @@ func (c *Client) Do(ctx context.Context, req *MetaRequest) (*MetaResponse, error
 		return nil, err
 	}
 	return resp, nil
+}
+
+// number gives a new mutating request its sequence number, and returns
+// with it the lowest number still awaiting an answer (MetaRequest.Acked).
+func (c *Client) number() (seq, acked uint64) {
+	c.seqMu.Lock()
+	defer c.seqMu.Unlock()
+	c.seq++
+	seq, acked = c.seq, c.seq
+	if c.waiting == nil {
+		c.waiting = map[uint64]struct{}{}
+	}
+	for s := range c.waiting {
+		acked = min(acked, s)
+	}
+	c.waiting[seq] = struct{}{}
+	return seq, acked
+}
+
+// answered records that request seq will not be sent again.
+func (c *Client) answered(seq uint64) {
+	c.seqMu.Lock()
+	delete(c.waiting, seq)
+	c.seqMu.Unlock()
 }
 
 func (c *Client) doOnce(ctx context.Context, req *MetaRequest) (*MetaResponse, error) {

@@ -56,3 +56,24 @@ func TestClientReusesChunkStreams(t *testing.T) {
 		t.Fatalf("after a get on a new stream: got %d idle chunk streams, want 1", got)
 	}
 }
+
+// TestClientAcknowledgesLowestWaiting checks the Acked a client sends: the
+// lowest sequence number still awaiting an answer, its own included.
+func TestClientAcknowledgesLowestWaiting(t *testing.T) {
+	var c Client
+	check := func(wantSeq, wantAcked uint64) uint64 {
+		t.Helper()
+		seq, acked := c.number()
+		if seq != wantSeq || acked != wantAcked {
+			t.Fatalf("number() = %d, %d; want %d, %d", seq, acked, wantSeq, wantAcked)
+		}
+		return seq
+	}
+	one := check(1, 1)
+	two := check(2, 1)
+	c.answered(one)
+	check(3, 2)
+	c.answered(two)
+	c.answered(3)
+	check(4, 4)
+}

@@ -95,9 +95,11 @@ func (n *Node) do(ctx context.Context, req *MetaRequest, peer bool) (*MetaRespon
 		}
 		// Stored here first so that a full disk fails the commit; each
 		// replica (this one again) stores them when it applies the entry.
+		start := time.Now()
 		if err := storeInline(ctx, n.store.PutLazy, req.Blocks); err != nil {
 			return nil, err
 		}
+		inlineSeconds.Observe(time.Since(start).Seconds())
 	}
 	if req.Now == 0 {
 		req.Now = time.Now().UnixNano()
@@ -120,8 +122,11 @@ func (n *Node) propose(ctx context.Context, req *MetaRequest) (*MetaResponse, er
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
+	start := time.Now()
 	f := n.raft.Apply(data, timeout)
-	if err := n.await(f); err != nil {
+	err = n.await(f)
+	proposeSeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
 			return nil, fmt.Errorf("propose op %d: %w", req.Op, ErrNotLeader)
 		}

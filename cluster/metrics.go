@@ -29,6 +29,16 @@ var (
 		Name: "shoal_node_shards_repaired_total",
 		Help: "Shards the leader rebuilt and stored on another node (repair).",
 	})
+	proposeSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "shoal_node_propose_seconds",
+		Help:    "How long a request this node proposed to Raft took to be committed and applied.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+	})
+	inlineSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "shoal_node_inline_store_seconds",
+		Help:    "How long storing a commit's inline chunks took before the commit was proposed.",
+		Buckets: prometheus.ExponentialBuckets(0.00001, 2, 16),
+	})
 	forwarded = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "shoal_node_forwarded_requests_total",
 		Help: "Metadata requests a follower forwarded to the leader and got an answer for.",

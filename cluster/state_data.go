@@ -177,7 +177,7 @@ func (s *State) checkCommit(req *MetaRequest) *MetaResponse {
 		}
 	}
 	for _, b := range req.Blocks {
-		if _, doomed := s.doomed[b.ID]; doomed {
+		if _, doomed := s.doomed[b.ID]; doomed && b.Data == nil {
 			return stErr(syscall.EAGAIN, "commit: chunk is being collected")
 		}
 		if s.requirePlaced && b.Data == nil && b.ID != ([32]byte{}) && s.placed[b.ID] == nil {
@@ -191,6 +191,9 @@ func (s *State) checkCommit(req *MetaRequest) *MetaResponse {
 func (s *State) applyCommit(n *stInode, req *MetaRequest) *MetaResponse {
 	s.wantSchemes(req)
 	for _, b := range req.Blocks {
+		if _, doomed := s.doomed[b.ID]; doomed && b.Data != nil {
+			s.revive(b.ID)
+		}
 		s.setBlock(n, stBlock{idx: b.Index, id: b.ID, len: b.Len})
 	}
 	// Blocks kept from before end by the old size and new ones by the new
@@ -253,6 +256,17 @@ func (s *State) gcMark(req *MetaRequest) *MetaResponse {
 		}
 	}
 	return resp
+}
+
+// revive takes doomed chunk id back from the collector because a commit
+// carries it inline. Every replica stores the commit's inline chunks as it
+// applies it, after the collector's deletion of older copies or with a
+// newer write time that the deletion spares (chunkstore.Disk.Delete), so
+// the chunk is kept as an inline chunk; its placement, whose shards the
+// collector may be deleting, is forgotten.
+func (s *State) revive(id [32]byte) {
+	delete(s.doomed, id)
+	delete(s.placed, id)
 }
 
 // gcDone forgets the doomed chunks named, and their placements: they are

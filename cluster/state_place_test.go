@@ -197,3 +197,39 @@ func TestStateAppliesOnce(t *testing.T) {
 	h.ok(MetaRequest{Op: wire.OpMkdir, Ino: 1, Name: "e", Mode: 0o755, Client: "c2", Seq: 2, Now: 14 + wire.ReplyMemory})
 	h.fails(un, syscall.ENOENT)
 }
+
+// TestStateForgetsAcknowledgedAnswers checks that answers below a
+// request's Acked are forgotten (a replay is applied afresh), that those
+// at or above it are kept even when they arrived out of order, and that a
+// snapshot keeps exactly the remembered ones.
+func TestStateForgetsAcknowledgedAnswers(t *testing.T) {
+	h := newStH(t)
+	mk := func(name string, seq, acked uint64) MetaRequest {
+		return MetaRequest{Op: wire.OpMkdir, Ino: 1, Name: name, Mode: 0o755, Client: "c", Seq: seq, Acked: acked, Now: int64(seq)}
+	}
+	h.ok(mk("a", 1, 1))
+	h.ok(mk("c", 3, 1)) // 2 is still in flight
+	h.ok(mk("b", 2, 1))
+	if got := len(h.s.replies["c"].bySeq); got != 3 {
+		t.Fatalf("remembered %d answers, want 3", got)
+	}
+	// The client now has the answers to 1 and 2.
+	h.ok(mk("d", 4, 3))
+	if r := h.apply(mk("c", 3, 3)); r.Errno != 0 {
+		t.Fatalf("replay of unacknowledged seq 3: errno %d, want its first answer", r.Errno)
+	}
+	if r := h.apply(mk("a", 1, 3)); r.Errno != uint32(syscall.EEXIST) {
+		t.Fatalf("replay of acknowledged seq 1: errno %d, want EEXIST (applied afresh)", r.Errno)
+	}
+	img := stSave(t, h.s)
+	s, err := LoadState(bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.replies["c"].seqs[s.replies["c"].head:], []uint64{3, 4}; !slices.Equal(got, want) {
+		t.Fatalf("after a snapshot: remembered seqs %v, want %v", got, want)
+	}
+	if !bytes.Equal(stSave(t, s), img) {
+		t.Fatal("remembered answers do not survive a snapshot")
+	}
+}

@@ -165,18 +165,22 @@ func (s *State) Save(w io.Writer) error {
 	clients := slices.Sorted(maps.Keys(s.replies))
 	e.uvarint(uint64(len(clients)))
 	for _, client := range clients {
-		m := s.replies[client]
+		c := s.replies[client]
 		e.str(client)
-		e.uvarint(uint64(len(m)))
-		for _, seq := range slices.Sorted(maps.Keys(m)) {
-			resp, err := json.Marshal(m[seq].resp)
+		e.uvarint(uint64(len(c.bySeq)))
+		err := c.each(func(seq uint64, rep stReply) error {
+			resp, err := json.Marshal(rep.resp)
 			if err != nil {
 				return fmt.Errorf("save metadata state: answer %s/%d: %w", client, seq, err)
 			}
 			e.uvarint(seq)
-			e.varint(m[seq].now)
+			e.varint(rep.now)
 			e.bytes(resp)
 			e.flush(false)
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	e.buf = append(e.buf, stEnd...)
@@ -401,7 +405,6 @@ func LoadState(r io.Reader) (*State, error) {
 			}
 			lastClient = client
 			nr := d.count()
-			m := map[uint64]stReply{}
 			var lastSeq uint64
 			for x := 0; x < nr && d.err == nil; x++ {
 				seq := d.uvarint()
@@ -417,10 +420,9 @@ func LoadState(r io.Reader) (*State, error) {
 						d.fail("client %q: reply %d: %v", client, seq, err)
 					}
 				}
-				m[seq] = stReply{now: now, resp: &resp}
-			}
-			if d.err == nil && len(m) > 0 {
-				s.replies[client] = m
+				if d.err == nil {
+					s.replies.add(client, seq, stReply{now: now, resp: &resp})
+				}
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"testing"
 
+	"shoal/chunkstore"
 	"shoal/wire"
 )
 
@@ -977,5 +978,38 @@ func TestStateClientNumberedCreate(t *testing.T) {
 	}
 	if h.s.refs[stID(9)] != 1 {
 		t.Errorf("refs of the committed chunk: got %d, want 1", h.s.refs[stID(9)])
+	}
+}
+
+// TestStateInlineCommitRevivesDoomedChunk checks that a commit carrying a
+// doomed chunk inline succeeds (every replica stores it again as it
+// applies the commit), takes the chunk back from the collector, and that
+// the collector's OpGCDone then leaves it referenced.
+func TestStateInlineCommitRevivesDoomedChunk(t *testing.T) {
+	h := newStH(t)
+	f := h.create(1, "f")
+	data := []byte("small file contents")
+	id := [32]byte(chunkstore.Sum(data))
+	inline := []Block{{ID: id, Len: uint32(len(data)), Data: data}}
+	h.ok(MetaRequest{Op: wire.OpCommit, Ino: f, Size: uint64(len(data)), Blocks: inline})
+	h.ok(MetaRequest{Op: wire.OpUnlink, Ino: 1, Name: "f"})
+	h.ok(MetaRequest{Op: wire.OpDrop, Ino: f})
+	if resp := h.ok(MetaRequest{Op: wire.OpGCMark, Chunks: [][32]byte{id}}); len(resp.Chunks) != 1 {
+		t.Fatalf("mark: got %d doomed, want 1", len(resp.Chunks))
+	}
+	g := h.create(1, "g")
+	// By reference the chunk is being collected; inline it is welcome.
+	h.fails(MetaRequest{Op: wire.OpCommit, Ino: g, Size: uint64(len(data)), Blocks: []Block{{ID: id, Len: uint32(len(data))}}}, syscall.EAGAIN)
+	h.ok(MetaRequest{Op: wire.OpCommit, Ino: g, Size: uint64(len(data)), Blocks: inline})
+	h.ok(MetaRequest{Op: wire.OpGCDone, Chunks: [][32]byte{id}})
+	if h.s.refs[id] != 1 {
+		t.Fatalf("refs after done: %d, want 1", h.s.refs[id])
+	}
+	if g := h.s.Garbage(0); len(g) != 0 {
+		t.Fatalf("garbage after done: %d chunks, want none", len(g))
+	}
+	l := h.ok(MetaRequest{Op: wire.OpLayout, Ino: g}).Layout
+	if len(l.Blocks) != 1 || l.Blocks[0].ID != id {
+		t.Fatalf("layout: %+v, want the revived chunk", l.Blocks)
 	}
 }

@@ -480,16 +480,31 @@ func cmpUint64(a, b uint64) int {
 	return 0
 }
 
-// commit sends req; if metadata answers EAGAIN (a chunk was being garbage
-// collected), it stores the chunks again and retries.
+// commitAttempts bounds how often a commit answered EAGAIN is retried;
+// with the back-off between them (from 10 ms, doubling to at most 1 s)
+// that spans about 20 s, long enough for a garbage collection to finish.
+const commitAttempts = 24
+
+// commit sends req; if metadata answers EAGAIN (a chunk it names is being
+// garbage collected, or was collected), it stores the chunks again and
+// retries after a back-off, which gives the collection time to finish.
 func (f *file) commit(ctx context.Context, req *cluster.MetaRequest) error {
-	for attempt := 0; ; attempt++ {
+	backoff := 10 * time.Millisecond
+	for attempt := 1; ; attempt++ {
 		_, err := f.r.do(ctx, req)
 		if err == nil {
 			return nil
 		}
-		if !errors.Is(err, syscall.EAGAIN) || attempt >= 3 {
+		if !errors.Is(err, syscall.EAGAIN) || attempt >= commitAttempts {
 			return fmt.Errorf("commit inode %d: %w", f.ino, err)
+		}
+		if attempt > 1 {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("commit inode %d: %w", f.ino, err)
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, time.Second)
 		}
 		for _, b := range req.Blocks {
 			if b.Data != nil {

@@ -197,9 +197,14 @@ type MetaRequest struct {
 	// Client is random to each client (at most 64 bytes), Seq counts its
 	// requests. The metadata applies such a request once; the same pair
 	// again (a retry whose first answer was lost) gets the first answer.
-	// Answers are remembered for ReplyMemory after the request's Now.
+	// Answers are remembered for ReplyMemory after the request's Now, or
+	// until the client acknowledges them (Acked).
 	Client string `json:"client,omitempty"`
 	Seq    uint64 `json:"seq,omitempty"`
+	// Acked, with Client, says that the client has every answer to its
+	// requests with Seq below Acked and will not retry them, so the
+	// metadata may forget those answers.
+	Acked uint64 `json:"acked,omitempty"`
 }
 
 // MetaResponse answers a MetaRequest. Errno is 0 on success, else the Linux
