@@ -76,6 +76,7 @@ const (
 	CreateExcl      = wire.CreateExcl
 	RenameNoReplace = wire.RenameNoReplace
 	RenameExchange  = wire.RenameExchange
+	DropUnopened    = wire.DropUnopened
 	XattrCreate     = wire.XattrCreate
 	XattrReplace    = wire.XattrReplace
 

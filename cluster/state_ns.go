@@ -228,7 +228,19 @@ func (s *State) unlink(req *MetaRequest) *MetaResponse {
 	}
 	delete(p.entries, req.Name)
 	stTouch(p, req.Now)
-	return &MetaResponse{Removed: s.dropName(n, req.Now), Dir: stAttr(p)}
+	rm := s.dropName(n, req.Now)
+	s.freeUnopened(req, n, &rm)
+	return &MetaResponse{Removed: rm, Dir: stAttr(p)}
+}
+
+// freeUnopened frees n, which lost a name to req as rm says, if that was
+// its last name and req says (DropUnopened, NewIno) that its client does
+// not hold n open: the OpDrop the client would send next is done at once.
+func (s *State) freeUnopened(req *MetaRequest, n *stInode, rm *Removed) {
+	if rm.Orphaned && req.Flags&wire.DropUnopened != 0 && req.NewIno == rm.Ino {
+		s.free(n)
+		rm.Orphaned = false
+	}
 }
 
 // dropName takes one name away from non-directory n.
@@ -262,11 +274,12 @@ func (s *State) rmdir(req *MetaRequest) *MetaResponse {
 }
 
 func (s *State) rename(req *MetaRequest) *MetaResponse {
-	const known = wire.RenameNoReplace | wire.RenameExchange
+	const known = wire.RenameNoReplace | wire.RenameExchange | wire.DropUnopened
+	const both = wire.RenameNoReplace | wire.RenameExchange
 	switch {
 	case req.Flags&^known != 0:
 		return stErr(syscall.EINVAL, "unknown rename flags")
-	case req.Flags == known:
+	case req.Flags&both == both:
 		return stErr(syscall.EINVAL, "rename: both noreplace and exchange")
 	}
 	exchange := req.Flags&wire.RenameExchange != 0
@@ -339,6 +352,7 @@ func (s *State) rename(req *MetaRequest) *MetaResponse {
 				s.free(dst)
 			} else {
 				resp.Removed = s.dropName(dst, now)
+				s.freeUnopened(req, dst, &resp.Removed)
 			}
 		}
 		delete(op.entries, req.Name)

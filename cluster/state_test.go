@@ -1013,3 +1013,48 @@ func TestStateInlineCommitRevivesDoomedChunk(t *testing.T) {
 		t.Fatalf("layout: %+v, want the revived chunk", l.Blocks)
 	}
 }
+
+// TestStateDropUnopened checks that an unlink or rename flagged
+// DropUnopened frees the inode that lost its last name at once, only if it
+// is the inode the client named, and that a linked inode survives.
+func TestStateDropUnopened(t *testing.T) {
+	h := newStH(t)
+	f := h.create(1, "f")
+	h.ok(MetaRequest{Op: wire.OpCommit, Ino: f, Size: 10, Blocks: []Block{{ID: stID(1), Len: 10}}})
+	// A stale expectation (another inode) keeps the old two-step way.
+	g := h.create(1, "g")
+	rm := h.ok(MetaRequest{Op: wire.OpUnlink, Ino: 1, Name: "g", Flags: wire.DropUnopened, NewIno: f}).Removed
+	if rm != (Removed{Ino: g, Orphaned: true}) {
+		t.Fatalf("unlink with another inode named: got %+v, want orphaned %d", rm, g)
+	}
+	h.wantNlink(g, 0)
+	// A second name keeps the inode.
+	h.ok(MetaRequest{Op: wire.OpLink, Ino: f, NewParent: 1, NewName: "f2"})
+	rm = h.ok(MetaRequest{Op: wire.OpUnlink, Ino: 1, Name: "f2", Flags: wire.DropUnopened, NewIno: f}).Removed
+	if rm != (Removed{Ino: f}) {
+		t.Fatalf("unlink of one of two names: got %+v", rm)
+	}
+	h.wantNlink(f, 1)
+	// The last name: freed at once, its chunk becomes garbage.
+	rm = h.ok(MetaRequest{Op: wire.OpUnlink, Ino: 1, Name: "f", Flags: wire.DropUnopened, NewIno: f}).Removed
+	if rm != (Removed{Ino: f}) {
+		t.Fatalf("unlink of the last name: got %+v, want freed (not orphaned)", rm)
+	}
+	if _, ok := h.s.inodes[f]; ok {
+		t.Fatal("inode still there after a DropUnopened unlink of its last name")
+	}
+	if gb := h.s.Garbage(0); len(gb) != 1 || gb[0] != stID(1) {
+		t.Fatalf("garbage: %d chunks, want chunk 1", len(gb))
+	}
+	// Rename over a file.
+	a, b := h.create(1, "a"), h.create(1, "b")
+	rm = h.ok(MetaRequest{Op: wire.OpRename, Ino: 1, Name: "a", NewParent: 1, NewName: "b", Flags: wire.DropUnopened, NewIno: b}).Removed
+	if rm != (Removed{Ino: b}) {
+		t.Fatalf("rename over: got %+v, want %d freed", rm, b)
+	}
+	if _, ok := h.s.inodes[b]; ok {
+		t.Fatal("renamed-over inode still there")
+	}
+	h.wantNlink(a, 1)
+	h.fails(MetaRequest{Op: wire.OpRename, Ino: 1, Name: "b", NewParent: 1, NewName: "c", Flags: wire.RenameNoReplace | wire.RenameExchange | wire.DropUnopened}, syscall.EINVAL)
+}

@@ -395,6 +395,27 @@ func (r *Root) release(f *file) {
 	}
 }
 
+// dropUnopened lets unlink or rename req free the inode it takes a name
+// from in the same step (cluster.DropUnopened) if the kernel knows that
+// inode as c and no handle of this mount holds it open; otherwise an
+// inode left without names is dropped by removed, now or at its last
+// release. The kernel holds the directory locked across the request, so
+// the name cannot be opened meanwhile.
+func (r *Root) dropUnopened(req *cluster.MetaRequest, c *gofs.Inode) {
+	if c == nil || c.IsDir() {
+		return
+	}
+	ino := c.StableAttr().Ino
+	r.mu.Lock()
+	f := r.files[ino]
+	open := f != nil && f.opens > 0
+	r.mu.Unlock()
+	if !open {
+		req.Flags |= cluster.DropUnopened
+		req.NewIno = ino
+	}
+}
+
 // removed handles what an unlink or rename answered: an inode that lost
 // its last name is dropped now, or at its last release if it is open.
 func (r *Root) removed(ctx context.Context, rm cluster.Removed) {

@@ -368,7 +368,9 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 // stays readable until its last handle is released.
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	n.register()
-	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpUnlink, Ino: n.ino(), Name: name})
+	req := &cluster.MetaRequest{Op: cluster.OpUnlink, Ino: n.ino(), Name: name}
+	n.r.dropUnopened(req, n.GetChild(name))
+	resp, err := n.r.do(ctx, req)
 	if err != nil {
 		return n.errno("unlink", err)
 	}
@@ -414,6 +416,9 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 		if cn, ok := c.Operations().(*node); ok {
 			defer cn.stale()
 		}
+	}
+	if req.Flags&cluster.RenameExchange == 0 {
+		n.r.dropUnopened(req, newParent.EmbeddedInode().GetChild(newName))
 	}
 	resp, err := n.r.do(ctx, req)
 	if err != nil {

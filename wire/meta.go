@@ -61,6 +61,7 @@ const (
 	CreateExcl      = 1 << 0 // OpCreate: fail with EEXIST if the name exists
 	RenameNoReplace = 1 << 0 // OpRename: fail with EEXIST if the target exists (RENAME_NOREPLACE)
 	RenameExchange  = 1 << 1 // OpRename: swap the two names (RENAME_EXCHANGE)
+	DropUnopened    = 1 << 2 // OpUnlink, OpRename: if the inode the op takes a name from is NewIno and that was its last name, free it at once (the client does not hold it open), so no OpDrop follows
 	XattrCreate     = 1 << 0 // OpSetXattr: fail with EEXIST if set (XATTR_CREATE)
 	XattrReplace    = 1 << 1 // OpSetXattr: fail with ENODATA if unset (XATTR_REPLACE)
 	PlaceReplace    = 1 << 0 // OpPlace: replace a placement of another scheme (the chunk was re-encoded)
@@ -179,7 +180,9 @@ type MetaRequest struct {
 	Now       int64      `json:"now,omitempty"`
 	// NewIno, on OpCreate of a regular file, is the new inode's number,
 	// chosen by the client from a range OpAllocInodes reserved for it; the
-	// name must not exist (EEXIST). Zero lets the state pick.
+	// name must not exist (EEXIST). Zero lets the state pick. On OpUnlink
+	// and OpRename with DropUnopened, it is the inode the client expects
+	// the op to take a name from.
 	NewIno uint64 `json:"newino,omitempty"`
 	// Create, on OpCommit, is an OpCreate (with NewIno equal to the
 	// commit's Ino) applied first, atomically with the commit: a client
