@@ -26,16 +26,18 @@ type casyncBackend struct {
 	put func(ctx context.Context, id chunkstore.ID, data []byte) error
 	// verify says pushed bytes must hash to their id.
 	verify bool
+	// gate admits the reads of REQUESTs, those with HIGH_PRIORITY first.
+	gate *readGate
 }
 
 // chunkBackend serves whole chunks to mounts and other clients.
 func (n *Node) chunkBackend() *casyncBackend {
-	return &casyncBackend{what: "chunk", get: n.loadChunk, has: n.chunkPlaced, put: n.storeChunk, verify: true}
+	return &casyncBackend{what: "chunk", get: n.loadChunk, has: n.chunkPlaced, put: n.storeChunk, verify: true, gate: n.chunkGate}
 }
 
 // shardBackend serves this node's shards to its peers.
 func (n *Node) shardBackend() *casyncBackend {
-	return &casyncBackend{what: "shard", get: n.store.Get, has: n.store.Touch, put: n.store.Put}
+	return &casyncBackend{what: "shard", get: n.store.Get, has: n.store.Touch, put: n.store.Put, gate: n.shardGate}
 }
 
 // serveShards authenticates a shard stream as servePeer does, then serves
@@ -89,8 +91,20 @@ func (n *Node) serveCasync(st *wire.Stream, remote string, b *casyncBackend) {
 		}
 		switch m := m.(type) {
 		case *wire.Request:
+			// Without HIGH_PRIORITY no user waits on the read: it queues
+			// behind those that have it, here and on the nodes it reads
+			// shards from.
+			bg := m.Flags&wire.CasyncRequestHighPrio == 0
+			rctx := ctx
+			if bg {
+				rctx = chunkstore.Background(ctx)
+			}
 			for _, id := range m.IDs {
-				data, err := b.get(ctx, chunkstore.ID(id))
+				if err := b.gate.acquire(rctx, bg); err != nil {
+					return
+				}
+				data, err := b.get(rctx, chunkstore.ID(id))
+				b.gate.release()
 				switch {
 				case err == nil:
 					chunkOps.WithLabelValues("served").Inc()

@@ -474,6 +474,22 @@ func (c *Client) putChunkStream(s *wire.Session, st *wire.Stream) {
 
 // readChunkReply reads one message answering a chunk operation, turning
 // ABORT and stream failures into errors.
+// awaitGoodbye reads the GOODBYE that ends a push on st and puts the
+// stream back for reuse; anything else closes it.
+func (c *Client) awaitGoodbye(s *wire.Session, st *wire.Stream, what string) error {
+	m, err := c.readChunkReply(st, what)
+	if err != nil {
+		st.Close()
+		return err
+	}
+	if _, ok := m.(*wire.Goodbye); !ok {
+		st.Close()
+		return fmt.Errorf("%s: node %s answered %T: %w", what, c.node(), m, syscall.EPROTO)
+	}
+	c.putChunkStream(s, st)
+	return nil
+}
+
 func (c *Client) readChunkReply(st *wire.Stream, what string) (wire.CasyncMessage, error) {
 	m, err := wire.ReadCasync(st)
 	if err != nil {
@@ -521,16 +537,7 @@ func (c *Client) Put(ctx context.Context, id chunkstore.ID, data []byte) error {
 				return fmt.Errorf("%s to %s: %w: %w", what, c.node(), err, ErrUnavailable)
 			}
 		}
-		if m, err = c.readChunkReply(st, what); err != nil {
-			st.Close()
-			return err
-		}
-		if _, ok := m.(*wire.Goodbye); !ok {
-			st.Close()
-			return fmt.Errorf("%s: node %s answered %T: %w", what, c.node(), m, syscall.EPROTO)
-		}
-		c.putChunkStream(s, st)
-		return nil
+		return c.awaitGoodbye(s, st, what)
 	})
 }
 
@@ -563,8 +570,9 @@ func (c *Client) offerChunk(ctx context.Context, what string, id chunkstore.ID, 
 // 1 (PROTOCOL.md); its CHUNK message still carries zero bytes.
 func indexSize(n int) uint64 { return uint64(max(n, 1)) }
 
-// Get implements chunkstore.Store: a high-priority REQUEST answered by
-// CHUNK (verified against id) or MISSING.
+// Get implements chunkstore.Store: a REQUEST answered by CHUNK (verified
+// against id) or MISSING. The REQUEST has casync's HIGH_PRIORITY flag
+// unless ctx is marked chunkstore.Background.
 func (c *Client) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 	what := "get chunk " + id.String()
 	var data []byte
@@ -573,7 +581,11 @@ func (c *Client) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 		if err != nil {
 			return err
 		}
-		if err := wire.WriteCasync(st, &wire.Request{Flags: wire.CasyncRequestHighPrio, IDs: [][32]byte{id}}); err != nil {
+		req := &wire.Request{Flags: wire.CasyncRequestHighPrio, IDs: [][32]byte{id}}
+		if chunkstore.IsBackground(ctx) {
+			req.Flags = 0
+		}
+		if err := wire.WriteCasync(st, req); err != nil {
 			st.Close()
 			return fmt.Errorf("%s to %s: %w: %w", what, c.node(), err, ErrUnavailable)
 		}
@@ -645,16 +657,7 @@ func (c *Client) Has(ctx context.Context, id chunkstore.ID) (bool, error) {
 				return fmt.Errorf("%s to %s: %w: %w", what, c.node(), err, ErrUnavailable)
 			}
 		}
-		if m, err = c.readChunkReply(st, what); err != nil {
-			st.Close()
-			return err
-		}
-		if _, ok := m.(*wire.Goodbye); !ok {
-			st.Close()
-			return fmt.Errorf("%s: node %s answered %T: %w", what, c.node(), m, syscall.EPROTO)
-		}
-		c.putChunkStream(s, st)
-		return nil
+		return c.awaitGoodbye(s, st, what)
 	})
 	return has, err
 }

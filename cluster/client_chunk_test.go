@@ -5,6 +5,7 @@ import (
 	"errors"
 	"syscall"
 	"testing"
+	"time"
 
 	"shoal/chunkstore"
 )
@@ -76,4 +77,77 @@ func TestClientAcknowledgesLowestWaiting(t *testing.T) {
 	c.answered(two)
 	c.answered(3)
 	check(4, 4)
+}
+
+// TestNodeServesUserReadsFirst fills a node's chunk read slots, then asks
+// for a chunk in the background (no HIGH_PRIORITY) and, after it, as a
+// user read: the user read must be admitted first, which shows that the
+// flag crosses the wire and the node's gate honours it.
+func TestNodeServesUserReadsFirst(t *testing.T) {
+	n := startTestNode(t, t.TempDir())
+	bgClient, userClient := dialTestNode(t, n), dialTestNode(t, n)
+	ctx := context.Background()
+	data := []byte("wanted by two readers")
+	id := chunkstore.Sum(data)
+	if err := userClient.Put(ctx, id, data); err != nil {
+		t.Fatal(err)
+	}
+	g := n.chunkGate
+	for range readsAtOnce {
+		if err := g.acquire(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitQueued := func(high, low int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			g.mu.Lock()
+			h, l := len(g.high), len(g.low)
+			g.mu.Unlock()
+			if h == high && l == low {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("queued: %d user and %d background reads, want %d and %d", h, l, high, low)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	answered := make(chan string, 2)
+	get := func(c *Client, ctx context.Context, who string) {
+		if got, err := c.Get(ctx, id); err != nil || string(got) != string(data) {
+			t.Errorf("%s get: %q, %v", who, got, err)
+		}
+		answered <- who
+	}
+	go get(bgClient, chunkstore.Background(ctx), "background")
+	waitQueued(0, 1)
+	go get(userClient, ctx, "user")
+	waitQueued(1, 1)
+	// The test queues a user read of its own behind the client's, to
+	// take the slot back when that read is done.
+	held := make(chan struct{})
+	go func() {
+		if g.acquire(ctx, false) == nil {
+			close(held)
+		}
+	}()
+	waitQueued(2, 1)
+	g.release()
+	if first := <-answered; first != "user" {
+		t.Fatalf("first answered: %s, want the user read", first)
+	}
+	<-held
+	select {
+	case who := <-answered:
+		t.Fatalf("%s read answered while every slot is taken", who)
+	default:
+	}
+	waitQueued(0, 1)
+	for range readsAtOnce {
+		g.release()
+	}
+	if second := <-answered; second != "background" {
+		t.Fatalf("second answered: %s", second)
+	}
 }

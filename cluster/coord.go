@@ -394,14 +394,22 @@ func (n *Node) loadChunk(ctx context.Context, id chunkstore.ID) ([]byte, error) 
 	if err == nil || (!errors.Is(err, chunkstore.ErrNotFound) && !errors.Is(err, chunkstore.ErrCorrupt)) {
 		return data, err
 	}
-	local := err
+	if data, ok := n.fetchCopy(ctx, id); ok {
+		return data, nil
+	}
+	return nil, err
+}
+
+// fetchCopy reads a whole copy of chunk id from another member (an inline
+// chunk, or a copy kept under the chunk's own id), verified against id.
+func (n *Node) fetchCopy(ctx context.Context, id chunkstore.ID) ([]byte, bool) {
 	for _, node := range n.shardNodes()[1:] {
 		data, err := n.getShard(ctx, node, id)
 		if err == nil && chunkstore.Sum(data) == id {
-			return data, nil
+			return data, true
 		}
 	}
-	return nil, local
+	return nil, false
 }
 
 // readPlaced reads the chunk p places: a copy from the first holder that

@@ -11,12 +11,19 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"shoal/wire"
 )
 
 // forwardTimeout bounds one forwarded request; a leader that does not
 // answer in time (stopped, or cut off) gets the request answered
 // "unavailable", and the client retries, by then through a new leader.
 const forwardTimeout = 10 * time.Second
+
+// repairForwardTimeout bounds a forwarded OpRepair, which answers only
+// when the leader's repair pass is done ("shoal node repair" sent to a
+// follower).
+const repairForwardTimeout = 30 * time.Minute
 
 // forward sends req to the leader and returns its answer. Failures to
 // reach it wrap ErrNotLeader: they are transient.
@@ -36,7 +43,11 @@ func (n *Node) forward(ctx context.Context, req *MetaRequest) (*MetaResponse, er
 		return nil, fmt.Errorf("meta op %d: cannot forward to leader %s without a cluster secret: %w", req.Op, leader, ErrNotLeader)
 	}
 	pc := n.peerClient(addr)
-	ctx, cancel := context.WithTimeout(ctx, forwardTimeout)
+	timeout := forwardTimeout
+	if req.Op == wire.OpRepair {
+		timeout = repairForwardTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	fwd := *req
 	fwd.Forwarded = true

@@ -30,6 +30,11 @@ type fsm struct {
 	log    *slog.Logger
 	cfg    StateConfig
 
+	// restored, if set, is signalled (without blocking) after a snapshot
+	// is restored: this replica did not apply the commits the snapshot
+	// covers, so it may lack their inline chunks.
+	restored chan<- struct{}
+
 	mu      sync.RWMutex
 	state   *State
 	members members // node records (members.go)
@@ -110,6 +115,12 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	f.state, f.members = s, m
 	f.mu.Unlock()
+	if f.restored != nil {
+		select {
+		case f.restored <- struct{}{}:
+		default:
+		}
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +21,9 @@ type testCluster struct {
 	t     *testing.T
 	cfgs  []NodeConfig
 	nodes []*Node // nil while stopped
+	// snapshotEvery, if set, makes nodes added later snapshot after that
+	// many log entries, checked every 50 ms.
+	snapshotEvery uint64
 }
 
 // startCluster starts n nodes: the first bootstraps, the others join it.
@@ -49,6 +53,9 @@ func (tc *testCluster) add() *Node {
 	}
 	if i > 0 {
 		cfg.Join = tc.nodes[0].Addr()
+	}
+	if tc.snapshotEvery > 0 {
+		cfg.SnapshotThreshold, cfg.SnapshotInterval = tc.snapshotEvery, 50*time.Millisecond
 	}
 	nd, err := StartNode(cfg)
 	if err != nil {
@@ -376,5 +383,65 @@ func TestClusterInlineChunksOnEveryNode(t *testing.T) {
 	_, err = c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: ino + 1, Size: 0, Create: &MetaRequest{Op: wire.OpCreate, Ino: RootIno, Name: "small", Mode: syscall.S_IFREG | 0o644, NewIno: ino + 1}})
 	if !errors.Is(err, syscall.EEXIST) {
 		t.Errorf("second create of the name: got %v, want EEXIST", err)
+	}
+}
+
+// TestNodeCopiesInlineChunksItLacks checks that a node that got its state
+// from a snapshot, and so never applied the commits that carried inline
+// chunks, copies those chunks from another node on its own; and that a
+// scrub copies again an inline chunk lost or corrupted on disk.
+func TestNodeCopiesInlineChunksItLacks(t *testing.T) {
+	tc := &testCluster{t: t, snapshotEvery: 16}
+	first := tc.add()
+	c := dialTestNode(t, first)
+	ctx := context.Background()
+	alloc, err := c.Do(ctx, &MetaRequest{Op: wire.OpAllocInodes, Size: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []chunkstore.ID
+	for i := range 40 {
+		ino := alloc.FirstIno + uint64(i)
+		data := fmt.Appendf(nil, "small file %d", i)
+		id := chunkstore.Sum(data)
+		ids = append(ids, id)
+		create := &MetaRequest{Op: wire.OpCreate, Ino: RootIno, Name: fmt.Sprintf("f%d", i), Mode: syscall.S_IFREG | 0o644, NewIno: ino}
+		if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: ino, Size: uint64(len(data)), Create: create,
+			Blocks: []Block{{ID: id, Len: uint32(len(data)), Data: data}}}); err != nil {
+			t.Fatalf("commit %d: %v", i, err)
+		}
+	}
+	waitUntil(t, "a snapshot that lets the early log go", func() bool {
+		first, err := first.boltdb.FirstIndex()
+		return err == nil && first > 1
+	})
+	second := tc.add()
+	waitUntil(t, "the new node to hold every inline chunk", func() bool {
+		for _, id := range ids {
+			if ok, err := second.Store().Has(ctx, id); err != nil || !ok {
+				return false
+			}
+		}
+		return true
+	})
+	// Lose one chunk file and corrupt another on the new node: a scrub
+	// finds both and copies them again.
+	if err := os.Remove(second.Store().Path(ids[0])); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(second.Store().Path(ids[1]), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := second.Scrub(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := resp.Scrubbed; rep.Missing != 1 || rep.Corrupt != 1 || rep.Refetched != 2 {
+		t.Fatalf("scrub: %+v, want 1 missing, 1 corrupt, 2 copied again", rep)
+	}
+	for _, id := range ids[:2] {
+		if got, err := second.Store().Get(ctx, id); err != nil || chunkstore.Sum(got) != id {
+			t.Fatalf("chunk %s after the scrub: %v", id, err)
+		}
 	}
 }

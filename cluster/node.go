@@ -108,6 +108,9 @@ type Node struct {
 	down       sync.Map           // node id → time.Time until which it counts as down (coord.go)
 	live       liveness           // the leader's probes of the members (repair.go)
 	repairMu   sync.Mutex         // one repair pass at a time
+	restored   chan struct{}      // signalled when Raft restores a snapshot (maintainLoop checks inline chunks)
+	chunkGate  *readGate          // chunk reads served at once, user reads first
+	shardGate  *readGate          // shard reads served at once, user reads first
 
 	// ready is true while this node leads and has applied every entry of
 	// earlier terms, so its state answers reads correctly.
@@ -160,7 +163,8 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("start node: create data directory: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), sessions: map[*wire.Session]struct{}{}, peers: map[string]*Client{}, shardPeers: map[string]*Client{}}
+	n := &Node{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), sessions: map[*wire.Session]struct{}{}, peers: map[string]*Client{}, shardPeers: map[string]*Client{},
+		chunkGate: newReadGate(readsAtOnce), shardGate: newReadGate(readsAtOnce), restored: make(chan struct{}, 1)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -245,6 +249,7 @@ func (n *Node) startRaft() error {
 	}
 	n.existing = existing
 	n.fsm = newFSM(StateConfig{BlockSize: cfg.BlockSize, RequirePlaced: true}, n.store, n.log)
+	n.fsm.restored = n.restored
 	r, err := raft.NewRaft(rc, n.fsm, bolt, bolt, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)

@@ -198,6 +198,7 @@ func (n *Node) Repair(ctx context.Context) (int, error) {
 	}
 	n.repairMu.Lock()
 	defer n.repairMu.Unlock()
+	ctx = chunkstore.Background(ctx) // its reads queue behind users' reads
 	n.probe(ctx)
 	up, gone := n.upNodes()
 	members := n.shardNodes()
@@ -372,7 +373,11 @@ func (n *Node) Scrub(ctx context.Context) (*MetaResponse, error) {
 		scheme := chunkstore.Scheme{Data: int(m.p.Data), Parity: int(m.p.Parity)}
 		key := chunkstore.ShardKey(chunkstore.ID(m.p.ID), scheme, m.i)
 		rep.Checked++
+		if err := n.shardGate.acquire(ctx, true); err != nil {
+			return nil, err
+		}
 		data, err := n.store.Get(ctx, key)
+		n.shardGate.release()
 		want := int(m.p.Size)
 		if scheme.Data > 1 {
 			want = scheme.ShardSize(want)
@@ -394,13 +399,65 @@ func (n *Node) Scrub(ctx context.Context) (*MetaResponse, error) {
 		l.Nodes[m.i] = n.cfg.ID
 		lost = append(lost, l)
 	}
+	if err := n.checkInline(ctx, rep, true); err != nil {
+		return nil, err
+	}
 	if len(lost) > 0 {
 		if _, err := n.do(ctx, &MetaRequest{Op: wire.OpDisplace, Places: lost}, true); err != nil {
 			return &MetaResponse{Scrubbed: rep}, err
 		}
 	}
-	n.log.Info("scrub done", "checked", rep.Checked, "missing", rep.Missing, "corrupt", rep.Corrupt)
+	n.log.Info("scrub done", "checked", rep.Checked, "missing", rep.Missing, "corrupt", rep.Corrupt, "refetched", rep.Refetched)
 	return &MetaResponse{Scrubbed: rep}, nil
+}
+
+// checkInline makes sure this node holds a good copy of every inline
+// chunk (a chunk that travelled in a commit; every node keeps one). A node
+// that got its state from a snapshot (a new node, or one far behind) never
+// applied those commits, so it copies what it lacks from another node. With
+// read it reads and verifies each copy (scrub), else it only checks that
+// the file is there. Counts go to rep.
+func (n *Node) checkInline(ctx context.Context, rep *wire.ScrubReport, read bool) error {
+	var ids [][32]byte
+	n.fsm.read(func(s *State) { ids = s.InlineChunks() })
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rep.Checked++
+		var err error
+		if read {
+			if err = n.shardGate.acquire(ctx, true); err != nil {
+				return err
+			}
+			_, err = n.store.Get(ctx, id)
+			n.shardGate.release()
+		} else if ok, herr := n.store.Has(ctx, id); herr != nil {
+			err = herr
+		} else if !ok {
+			err = chunkstore.ErrNotFound
+		}
+		switch {
+		case err == nil:
+			continue
+		case errors.Is(err, chunkstore.ErrCorrupt):
+			rep.Corrupt++
+		case errors.Is(err, chunkstore.ErrNotFound):
+			rep.Missing++
+		default:
+			return err
+		}
+		data, ok := n.fetchCopy(ctx, id)
+		if !ok {
+			n.log.Error("inline chunk missing here and on every other node reached", "chunk", chunkstore.ID(id).String(), "err", err)
+			continue
+		}
+		if err := n.store.Put(ctx, id, data); err != nil {
+			return fmt.Errorf("store inline chunk %s fetched from a peer: %w", chunkstore.ID(id), err)
+		}
+		rep.Refetched++
+	}
+	return nil
 }
 
 // Sweep deletes the files of this node's store that no placement names
@@ -487,6 +544,13 @@ func (n *Node) maintainLoop() {
 		case <-sweep:
 			if _, err := n.Sweep(ctx, n.cfg.PlaceGrace); err != nil {
 				n.log.Warn("sweep", "err", err)
+			}
+		case <-n.restored:
+			rep := &wire.ScrubReport{}
+			if err := n.checkInline(ctx, rep, false); err != nil {
+				n.log.Warn("copy inline chunks after a snapshot", "err", err)
+			} else if rep.Refetched > 0 || rep.Missing > 0 {
+				n.log.Info("copied inline chunks after a snapshot", "checked", rep.Checked, "missing", rep.Missing, "copied", rep.Refetched)
 			}
 		}
 	}

@@ -200,6 +200,26 @@ func (s *State) EachPlaced(fn func(p Placement, doomed bool) bool) {
 	}
 }
 
+// InlineChunks returns the chunks files reference that are not placed and
+// not being collected: those that travelled inline in commits, of which
+// every node keeps a copy.
+func (s *State) InlineChunks() [][32]byte {
+	var ids [][32]byte
+	for id := range s.refs {
+		if id == ([32]byte{}) {
+			continue
+		}
+		if _, placed := s.placed[id]; placed {
+			continue
+		}
+		if _, doomed := s.doomed[id]; doomed {
+			continue
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
 // IsReferenced reports whether a block of a file (orphans included) names
 // chunk id, or the collector has it doomed and not yet collected: its
 // copies must be kept.

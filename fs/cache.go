@@ -69,14 +69,17 @@ func (c *chunkCache) lookup(id chunkstore.ID) ([]byte, bool) {
 
 // start begins fetching id in the background unless it is cached or being
 // fetched, or (if limit > 0) limit fetches are already running. It is how
-// read-ahead and multi-block reads overlap their fetches.
-func (c *chunkCache) start(id chunkstore.ID, limit int) {
+// read-ahead and multi-block reads overlap their fetches. A speculative
+// fetch (read-ahead: no reader asked for the chunk yet) is made with a
+// chunkstore.Background context, so the nodes serve it after the reads
+// someone waits on.
+func (c *chunkCache) start(id chunkstore.ID, limit int, speculative bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.startLocked(id, limit)
+	c.startLocked(id, limit, speculative)
 }
 
-func (c *chunkCache) startLocked(id chunkstore.ID, limit int) *fetch {
+func (c *chunkCache) startLocked(id chunkstore.ID, limit int, speculative bool) *fetch {
 	if _, ok := c.entries[id]; ok {
 		return nil
 	}
@@ -88,7 +91,7 @@ func (c *chunkCache) startLocked(id chunkstore.ID, limit int) *fetch {
 	}
 	f := &fetch{done: make(chan struct{})}
 	c.inflight[id] = f
-	go c.run(id, f)
+	go c.run(id, f, speculative)
 	return f
 }
 
@@ -135,7 +138,7 @@ func (c *chunkCache) get(ctx context.Context, id chunkstore.ID) ([]byte, error) 
 		return e.Value.(*cacheEntry).data, nil
 	}
 	cacheLookups.WithLabelValues("miss").Inc()
-	f := c.startLocked(id, 0)
+	f := c.startLocked(id, 0, false)
 	c.mu.Unlock()
 	select {
 	case <-f.done:
@@ -145,8 +148,11 @@ func (c *chunkCache) get(ctx context.Context, id chunkstore.ID) ([]byte, error) 
 	}
 }
 
-func (c *chunkCache) run(id chunkstore.ID, f *fetch) {
+func (c *chunkCache) run(id chunkstore.ID, f *fetch, speculative bool) {
 	ctx, cancel := c.bg()
+	if speculative {
+		ctx = chunkstore.Background(ctx)
+	}
 	data, err := c.store.Get(ctx, id)
 	cancel()
 	chunkBytes.WithLabelValues("down").Add(float64(len(data)))

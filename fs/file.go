@@ -596,10 +596,10 @@ func (f *file) read(ctx context.Context, dest []byte, off uint64) (int, error) {
 	f.mu.Unlock()
 
 	for _, p := range pieces[min(1, len(pieces)):] {
-		f.r.cache.start(chunkstore.ID(p.b.ID), 0)
+		f.r.cache.start(chunkstore.ID(p.b.ID), 0, false)
 	}
 	for _, id := range ahead {
-		f.r.cache.start(id, 2*f.r.opts.ReadAhead)
+		f.r.cache.start(id, 2*f.r.opts.ReadAhead, true)
 	}
 	for _, p := range pieces {
 		data, err := f.r.cache.get(ctx, chunkstore.ID(p.b.ID))

@@ -266,4 +266,7 @@ type ScrubReport struct {
 	Checked int `json:"checked"`
 	Missing int `json:"missing,omitempty"`
 	Corrupt int `json:"corrupt,omitempty"`
+	// Refetched counts the inline chunks (a copy on every node) that were
+	// missing or corrupt here and were copied again from another node.
+	Refetched int `json:"refetched,omitempty"`
 }

@@ -83,7 +83,10 @@ command needs the cluster secret (--secret-file).`,
 				return enc.Encode(scrubResult{Node: st.ID, Addr: f.node, ScrubReport: *rep})
 			}
 			fmt.Printf("scrubbed node %s (%s): %d shards checked, %d missing, %d corrupt\n", st.ID, f.node, rep.Checked, rep.Missing, rep.Corrupt)
-			if rep.Missing+rep.Corrupt > 0 {
+			if rep.Refetched > 0 {
+				fmt.Printf("%d inline chunks were copied again from other nodes\n", rep.Refetched)
+			}
+			if rep.Missing+rep.Corrupt > rep.Refetched {
 				fmt.Println("the missing and corrupt shards are reported lost: the leader's next repair pass rebuilds them")
 			}
 			return nil
