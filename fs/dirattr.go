@@ -94,11 +94,13 @@ func (r *Root) noteDirsFailed(req *cluster.MetaRequest) {
 	for _, ino := range []uint64{req.Ino, req.NewParent} {
 		if d := r.dir(ino); d != nil {
 			d.stale()
+			d.forgetNames()
 		}
 	}
 	if req.Create != nil {
 		if d := r.dir(req.Create.Ino); d != nil {
 			d.stale()
+			d.forgetNames()
 		}
 	}
 }

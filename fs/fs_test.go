@@ -830,3 +830,83 @@ func TestNoPosixACLs(t *testing.T) {
 		t.Errorf("listxattr: got %d bytes, %v; want none", n, err)
 	}
 }
+
+// TestKnownNamesSkipLookups checks that creates in a directory the mount
+// made, or listed, do not ask metadata whether the name exists; that
+// names made, renamed and removed through the mount are found or not as
+// they should be; and that a name another mount creates shows up once
+// AttrTimeout has passed.
+func TestKnownNamesSkipLookups(t *testing.T) {
+	w := newWorld()
+	cm := &countMeta{Metadata: w.meta}
+	w.meta = cm
+	dir, _ := w.mount(t, fs.Options{AttrTimeout: 300 * time.Millisecond})
+	other, _ := w.mount(t, fs.Options{AttrTimeout: 300 * time.Millisecond})
+	d := filepath.Join(dir, "d")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	before := cm.count(cluster.OpLookup)
+	for _, name := range []string{"a", "b", "c"} {
+		if err := os.WriteFile(filepath.Join(d, name), []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(d, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(d, "absent")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stat of an absent name: %v, want ENOENT", err)
+	}
+	if got := cm.count(cluster.OpLookup) - before; got != 0 {
+		t.Errorf("lookups sent while creating in a new directory: %d, want 0", got)
+	}
+	if err := os.Rename(filepath.Join(d, "a"), filepath.Join(d, "sub", "a2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(d, "b")); err != nil {
+		t.Fatal(err)
+	}
+	wantFile(t, filepath.Join(d, "sub", "a2"), []byte("a"))
+	wantFile(t, filepath.Join(d, "c"), []byte("c"))
+	for _, gone := range []string{"a", "b"} {
+		if _, err := os.Stat(filepath.Join(d, gone)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("stat of %s after it went: %v, want ENOENT", gone, err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(d, "b"), []byte("again"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantFile(t, filepath.Join(d, "b"), []byte("again"))
+
+	// Another mount's create shows up within AttrTimeout.
+	if err := os.WriteFile(filepath.Join(other, "d", "x"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(d, "x")); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("another mount's file still not seen: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	wantFile(t, filepath.Join(d, "x"), []byte("x"))
+
+	// A listing is known complete too.
+	ents, err := os.ReadDir(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 4 { // b c sub x
+		t.Errorf("listing: %d entries, want 4", len(ents))
+	}
+	before = cm.count(cluster.OpLookup)
+	if _, err := os.Stat(filepath.Join(d, "never")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stat of an absent name after a listing: %v", err)
+	}
+	if got := cm.count(cluster.OpLookup) - before; got != 0 {
+		t.Errorf("lookups sent for an absent name of a listed directory: %d, want 0", got)
+	}
+}

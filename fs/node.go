@@ -26,8 +26,10 @@ type node struct {
 	hasAttr bool
 	capVal  []byte // cached security.capability value, nil if absent
 	capErr  syscall.Errno
-	capTill time.Time // capVal/capErr valid until then
-	fresh   time.Time // directories: attr was exact then (dirattr.go)
+	capTill time.Time           // capVal/capErr valid until then
+	fresh   time.Time           // directories: attr was exact then (dirattr.go)
+	names   map[string]struct{} // directories: every name, if known (dirnames.go)
+	namesAt time.Time           // when names were known complete
 }
 
 var (
@@ -117,6 +119,9 @@ func (n *node) child(ctx context.Context, a cluster.Attr, out *fuse.EntryOut) *g
 
 // Lookup implements fs.NodeLookuper.
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if n.knownAbsent(name) {
+		return nil, syscall.ENOENT
+	}
 	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpLookup, Ino: n.ino(), Name: name})
 	if err != nil {
 		return nil, n.errno("lookup", err)
@@ -245,6 +250,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		now := time.Now().UnixNano()
 		a := cluster.Attr{Ino: ino, Mode: mode, Nlink: 1, Uid: uid, Gid: gid, Atime: now, Mtime: now, Ctime: now}
 		if f, ok := n.r.createDeferred(n.ino(), name, a); ok {
+			n.addName(name)
 			c := n.child(ctx, a, out)
 			return c, &handle{n: c.Operations().(*node), f: f}, 0, 0
 		}
@@ -257,6 +263,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if err != nil {
 		return nil, nil, 0, n.errno("create", err)
 	}
+	n.addName(name)
 	a := resp.Attr
 	var fresh *cluster.Layout
 	if a.Size == 0 {
@@ -313,6 +320,7 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 	if err != nil {
 		return nil, n.errno("mknod", err)
 	}
+	n.addName(name)
 	return n.child(ctx, resp.Attr, out), 0
 }
 
@@ -327,7 +335,12 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if err != nil {
 		return nil, n.errno("mkdir", err)
 	}
-	return n.child(ctx, resp.Attr, out), 0
+	n.addName(name)
+	c := n.child(ctx, resp.Attr, out)
+	if cn, ok := c.Operations().(*node); ok {
+		cn.knowNames(map[string]struct{}{}) // new, so empty
+	}
+	return c, 0
 }
 
 // Symlink implements fs.NodeSymlinker.
@@ -341,6 +354,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if err != nil {
 		return nil, n.errno("symlink", err)
 	}
+	n.addName(name)
 	return n.child(ctx, resp.Attr, out), 0
 }
 
@@ -361,6 +375,7 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 	if err != nil {
 		return nil, n.errno("link", err)
 	}
+	n.addName(name)
 	return n.child(ctx, resp.Attr, out), 0
 }
 
@@ -374,6 +389,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if err != nil {
 		return n.errno("unlink", err)
 	}
+	n.dropName(name)
 	n.r.removed(ctx, resp.Removed)
 	return 0
 }
@@ -388,6 +404,9 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 		}
 	}
 	_, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpRmdir, Ino: n.ino(), Name: name})
+	if err == nil {
+		n.dropName(name)
+	}
 	return n.errno("rmdir", err)
 }
 
@@ -424,6 +443,12 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if err != nil {
 		return n.errno("rename", err)
 	}
+	if req.Flags&cluster.RenameExchange == 0 {
+		n.dropName(name)
+		if np, ok := newParent.EmbeddedInode().Operations().(*node); ok {
+			np.addName(newName)
+		}
+	}
 	n.r.removed(ctx, resp.Removed)
 	return 0
 }
@@ -442,9 +467,12 @@ func (n *node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	list = append(list,
 		fuse.DirEntry{Name: ".", Ino: n.ino(), Mode: syscall.S_IFDIR},
 		fuse.DirEntry{Name: "..", Ino: parent, Mode: syscall.S_IFDIR})
+	names := make(map[string]struct{}, len(resp.Entries))
 	for _, e := range resp.Entries {
 		list = append(list, fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: e.Mode})
+		names[e.Name] = struct{}{}
 	}
+	n.knowNames(names)
 	return gofs.NewListDirStream(list), 0
 }
 
