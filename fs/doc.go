@@ -26,7 +26,10 @@
 // Options.EntryTimeout and Options.AttrTimeout (one second by default).
 // A change to a directory makes the kernel ask for its attributes again;
 // the answer to the change carries them, so fs answers that Getattr itself
-// within AttrTimeout (dirattr.go).
+// within AttrTimeout (dirattr.go). Likewise the lookup the kernel sends
+// before every create is answered ENOENT by fs itself when the directory
+// was made or listed by this mount less than AttrTimeout ago and the name
+// is not among those it knows (dirnames.go).
 // Readdir fetches a directory's entries once per opendir. READDIRPLUS is
 // off: it would cost a lookup per entry even for a plain ls.
 //
