@@ -374,6 +374,11 @@ func TestClusterInlineChunksOnEveryNode(t *testing.T) {
 	}
 	for i, nd := range tc.nodes {
 		waitUntil(t, fmt.Sprintf("node %d to apply the commit", i+1), func() bool { return lookup(nd, "small") })
+		// The chunk is stored just after the commit is applied.
+		waitUntil(t, fmt.Sprintf("node %d to store the inline chunk", i+1), func() bool {
+			ok, err := nd.Store().Has(ctx, id)
+			return err == nil && ok
+		})
 		got, err := nd.Store().Get(ctx, id)
 		if err != nil || string(got) != string(data) {
 			t.Errorf("node %d store: got %q, %v; want %q", i+1, got, err, data)
