@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // These tests run the real binary: node and mount processes talking TCP on
@@ -62,6 +64,9 @@ type proc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
+	// fuseConn, for a mount, names its FUSE connection in fusectl
+	// (/sys/fs/fuse/connections), so that kill can abort it.
+	fuseConn uint32
 }
 
 func startProc(t *testing.T, name string, args ...string) *proc {
@@ -91,7 +96,12 @@ func startProc(t *testing.T, name string, args ...string) *proc {
 	return p
 }
 
-// kill sends SIGKILL and waits for the process to exit.
+// kill sends SIGKILL and waits for the process to exit. A FUSE server
+// killed while one of its own threads waits on a request it has already
+// read cannot exit (the kernel waits for the answer uninterruptibly, and
+// the connection lives until every thread is gone), so a mount still
+// there after killWait has its FUSE connection aborted, as an
+// administrator would.
 func (p *proc) kill() {
 	select {
 	case <-p.done:
@@ -99,7 +109,35 @@ func (p *proc) kill() {
 	default:
 	}
 	p.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-p.done:
+		return
+	case <-time.After(killWait):
+	}
+	if p.fuseConn != 0 {
+		p.t.Logf("%s did not exit %s after SIGKILL: aborting FUSE connection %d", p.name, killWait, p.fuseConn)
+		if err := abortFuse(p.fuseConn); err != nil {
+			p.t.Logf("abort FUSE connection %d: %v", p.fuseConn, err)
+		}
+	}
 	<-p.done
+}
+
+// killWait is how long kill waits for a killed process before aborting
+// its FUSE connection.
+const killWait = 15 * time.Second
+
+// abortFuse aborts FUSE connection conn through fusectl, mounting fusectl
+// first if it is not.
+func abortFuse(conn uint32) error {
+	const ctl = "/sys/fs/fuse/connections"
+	abort := filepath.Join(ctl, fmt.Sprint(conn), "abort")
+	if _, err := os.Stat(abort); err != nil {
+		if err := syscall.Mount("fusectl", ctl, "fusectl", 0, ""); err != nil && err != syscall.EBUSY {
+			return fmt.Errorf("mount fusectl: %w", err)
+		}
+	}
+	return os.WriteFile(abort, []byte("1"), 0)
 }
 
 // stop sends SIGTERM and waits for a clean exit.
@@ -151,6 +189,10 @@ func startMount(t *testing.T, addr, dir string, extra ...string) *proc {
 	args := append([]string{"mount", "--node", addr}, extra...)
 	p := startProc(t, "mount", append(args, dir)...)
 	waitMounted(t, dir, p)
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err == nil {
+		p.fuseConn = unix.Minor(st.Dev)
+	}
 	t.Cleanup(func() { detach(dir) })
 	return p
 }
