@@ -472,8 +472,6 @@ func (c *Client) putChunkStream(s *wire.Session, st *wire.Stream) {
 	c.chunks = append(c.chunks, st)
 }
 
-// readChunkReply reads one message answering a chunk operation, turning
-// ABORT and stream failures into errors.
 // awaitGoodbye reads the GOODBYE that ends a push on st and puts the
 // stream back for reuse; anything else closes it.
 func (c *Client) awaitGoodbye(s *wire.Session, st *wire.Stream, what string) error {
@@ -490,6 +488,8 @@ func (c *Client) awaitGoodbye(s *wire.Session, st *wire.Stream, what string) err
 	return nil
 }
 
+// readChunkReply reads one message answering a chunk operation, turning
+// ABORT and stream failures into errors.
 func (c *Client) readChunkReply(st *wire.Stream, what string) (wire.CasyncMessage, error) {
 	m, err := wire.ReadCasync(st)
 	if err != nil {

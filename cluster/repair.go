@@ -373,11 +373,10 @@ func (n *Node) Scrub(ctx context.Context) (*MetaResponse, error) {
 		scheme := chunkstore.Scheme{Data: int(m.p.Data), Parity: int(m.p.Parity)}
 		key := chunkstore.ShardKey(chunkstore.ID(m.p.ID), scheme, m.i)
 		rep.Checked++
-		if err := n.shardGate.acquire(ctx, true); err != nil {
-			return nil, err
+		data, err := n.scrubRead(ctx, key)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
-		data, err := n.store.Get(ctx, key)
-		n.shardGate.release()
 		want := int(m.p.Size)
 		if scheme.Data > 1 {
 			want = scheme.ShardSize(want)
@@ -411,6 +410,16 @@ func (n *Node) Scrub(ctx context.Context) (*MetaResponse, error) {
 	return &MetaResponse{Scrubbed: rep}, nil
 }
 
+// scrubRead reads file key of this node's store for a scrub, as a
+// background read that waits behind the shard reads users wait on.
+func (n *Node) scrubRead(ctx context.Context, key chunkstore.ID) ([]byte, error) {
+	if err := n.shardGate.acquire(ctx, true); err != nil {
+		return nil, err
+	}
+	defer n.shardGate.release()
+	return n.store.Get(ctx, key)
+}
+
 // checkInline makes sure this node holds a good copy of every inline
 // chunk (a chunk that travelled in a commit; every node keeps one). A node
 // that got its state from a snapshot (a new node, or one far behind) never
@@ -427,11 +436,9 @@ func (n *Node) checkInline(ctx context.Context, rep *wire.ScrubReport, read bool
 		rep.Checked++
 		var err error
 		if read {
-			if err = n.shardGate.acquire(ctx, true); err != nil {
-				return err
+			if _, err = n.scrubRead(ctx, id); ctx.Err() != nil {
+				return ctx.Err()
 			}
-			_, err = n.store.Get(ctx, id)
-			n.shardGate.release()
 		} else if ok, herr := n.store.Has(ctx, id); herr != nil {
 			err = herr
 		} else if !ok {
