@@ -500,8 +500,14 @@ func (c *Client) readChunkReply(st *wire.Stream, what string) (wire.CasyncMessag
 		if a.Errno == 0 {
 			err = syscall.EIO
 		}
-		if err == syscall.ENOSPC {
+		switch err {
+		case syscall.ENOSPC:
 			return nil, fmt.Errorf("%s: node %s: %s: %w", what, c.node(), a.Reason, chunkstore.ErrNoSpace)
+		case syscall.EAGAIN:
+			// The node could not record the chunk's placement yet: no
+			// leader ready (an election), or the chunk is being
+			// collected. Both pass: the operation is retried.
+			return nil, fmt.Errorf("%s: node %s: %s: %w: %w", what, c.node(), a.Reason, err, ErrNotLeader)
 		}
 		return nil, fmt.Errorf("%s: node %s: %s: %w", what, c.node(), a.Reason, err)
 	}

@@ -58,6 +58,38 @@ func TestClientReusesChunkStreams(t *testing.T) {
 	}
 }
 
+// TestClientRetriesPushTheNodeCannotPlaceYet pushes a chunk while the
+// node leads but has not caught up with earlier terms (the Raft barrier
+// after an election): the node takes the bytes but cannot record their
+// placement, and aborts with EAGAIN. The client must retry rather than
+// fail the write; once the node serves, the push goes through.
+func TestClientRetriesPushTheNodeCannotPlaceYet(t *testing.T) {
+	n := startTestNode(t, t.TempDir())
+	c := dialTestNode(t, n)
+	ctx := context.Background()
+	data := []byte("pushed during an election")
+	id := chunkstore.Sum(data)
+	n.ready.Store(false)
+	done := make(chan error, 1)
+	go func() { done <- c.Put(ctx, id, data) }()
+	select {
+	case err := <-done:
+		n.ready.Store(true)
+		t.Fatalf("put to a node not serving yet returned %v at once; want it retried", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	n.ready.Store(true)
+	if err := <-done; err != nil {
+		t.Fatalf("put once the node serves: %v", err)
+	}
+	if _, ok := placedOn(n, id); !ok {
+		t.Fatal("the chunk is not placed after the retried push")
+	}
+	if got, err := c.Get(ctx, id); err != nil || string(got) != string(data) {
+		t.Fatalf("get: %q, %v", got, err)
+	}
+}
+
 // TestClientAcknowledgesLowestWaiting checks the Acked a client sends: the
 // lowest sequence number still awaiting an answer, its own included.
 func TestClientAcknowledgesLowestWaiting(t *testing.T) {
