@@ -245,6 +245,20 @@ func (d *Disk) Path(id ID) string {
 	return filepath.Join(d.dir, chunksDir, s[:2], s)
 }
 
+// lockLive takes id's stripe lock for operation op, unless ctx is done or
+// the store closed, and returns its unlock.
+func (d *Disk) lockLive(ctx context.Context, op string, id ID) (func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("disk %s %s: %w", op, id, err)
+	}
+	if d.closed.Load() {
+		return nil, fmt.Errorf("disk %s %s: %w", op, id, fs.ErrClosed)
+	}
+	mu := d.lockID(id)
+	mu.Lock()
+	return mu.Unlock, nil
+}
+
 func (d *Disk) lockID(id ID) *sync.Mutex {
 	return &d.stripe[(int(id[0])<<8|int(id[1]))%lockStripes]
 }
@@ -272,18 +286,14 @@ func (d *Disk) PutLazy(ctx context.Context, id ID, data []byte) error {
 
 // put stores a chunk, durably or lazily.
 func (d *Disk) put(ctx context.Context, id ID, data []byte, durable bool) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("disk put %s: %w", id, err)
-	}
 	if len(data) > MaxChunkSize {
 		return fmt.Errorf("disk put %s: %d bytes: %w", id, len(data), ErrTooLarge)
 	}
-	if d.closed.Load() {
-		return fmt.Errorf("disk put %s: %w", id, fs.ErrClosed)
+	unlock, err := d.lockLive(ctx, "put", id)
+	if err != nil {
+		return err
 	}
-	mu := d.lockID(id)
-	mu.Lock()
-	defer mu.Unlock()
+	defer unlock()
 	path := d.Path(id)
 	if err := d.touch(id, path, durable); err == nil {
 		return nil
@@ -313,16 +323,12 @@ func (d *Disk) put(ctx context.Context, id ID, data []byte, durable bool) error 
 // Touch implements Toucher. Like a Put of a present chunk, it sets the
 // chunk file's mtime to now and fsyncs the file.
 func (d *Disk) Touch(ctx context.Context, id ID) (bool, error) {
-	if err := ctx.Err(); err != nil {
-		return false, fmt.Errorf("disk touch %s: %w", id, err)
+	unlock, err := d.lockLive(ctx, "touch", id)
+	if err != nil {
+		return false, err
 	}
-	if d.closed.Load() {
-		return false, fmt.Errorf("disk touch %s: %w", id, fs.ErrClosed)
-	}
-	mu := d.lockID(id)
-	mu.Lock()
-	defer mu.Unlock()
-	err := d.touch(id, d.Path(id), true)
+	defer unlock()
+	err = d.touch(id, d.Path(id), true)
 	switch {
 	case err == nil:
 		return true, nil
@@ -578,15 +584,11 @@ func (d *Disk) Has(ctx context.Context, id ID) (bool, error) {
 
 // Delete implements Deleter.
 func (d *Disk) Delete(ctx context.Context, id ID, before time.Time) (bool, error) {
-	if err := ctx.Err(); err != nil {
-		return false, fmt.Errorf("disk delete %s: %w", id, err)
+	unlock, err := d.lockLive(ctx, "delete", id)
+	if err != nil {
+		return false, err
 	}
-	if d.closed.Load() {
-		return false, fmt.Errorf("disk delete %s: %w", id, fs.ErrClosed)
-	}
-	mu := d.lockID(id)
-	mu.Lock()
-	defer mu.Unlock()
+	defer unlock()
 	path := d.Path(id)
 	info, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
