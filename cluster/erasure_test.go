@@ -370,6 +370,82 @@ func TestClusterReencodes(t *testing.T) {
 	}
 }
 
+// TestClusterEncodesForDirectoryAfterCommit: a chunk pushed for a file in
+// a directory that asks for three copies (SchemeXattr) is stored with the
+// cluster's 2+1 first (the push does not say which file it is for) and
+// re-encoded by the leader right after the commit names it, long before
+// the next repair pass (an hour away here). A file in the root, which
+// asks for nothing, keeps 2+1.
+func TestClusterEncodesForDirectoryAfterCommit(t *testing.T) {
+	tc := &testCluster{t: t, repairEvery: time.Hour}
+	for range 3 {
+		tc.add()
+	}
+	leader := tc.waitLeader()
+	ctx := context.Background()
+	c, err := Dial(ctx, tc.nodes[leader].Addr(), ClientConfig{RetryFor: 10 * time.Second, Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	mk, err := c.Do(ctx, &MetaRequest{Op: wire.OpMkdir, Ino: RootIno, Name: "copies", Mode: 0o755})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpSetXattr, Ino: mk.Attr.Ino, Name: SchemeXattr, Value: []byte("1+2")}); err != nil {
+		t.Fatalf("set %s: %v", SchemeXattr, err)
+	}
+	commit := func(name string, dir uint64, data []byte) chunkstore.ID {
+		t.Helper()
+		id := chunkstore.Sum(data)
+		if err := c.Put(ctx, id, data); err != nil {
+			t.Fatalf("put: %v", err)
+		}
+		if p, _ := placedOn(tc.nodes[leader], id); p.Data != 2 || p.Parity != 1 {
+			t.Fatalf("pushed chunk placed %d+%d, want the cluster's 2+1", p.Data, p.Parity)
+		}
+		alloc, err := c.Do(ctx, &MetaRequest{Op: wire.OpAllocInodes, Size: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		create := &MetaRequest{Op: wire.OpCreate, Ino: dir, Name: name, Mode: syscall.S_IFREG | 0o644, NewIno: alloc.FirstIno}
+		if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: alloc.FirstIno, Create: create, Size: uint64(len(data)),
+			Blocks: []Block{{ID: id, Len: uint32(len(data))}}}); err != nil {
+			t.Fatalf("commit %s: %v", name, err)
+		}
+		return id
+	}
+	// The leader re-encodes only with every member known to be up.
+	waitUntil(t, "the leader's probes", func() bool {
+		_, live, _ := tc.nodes[leader].liveMembers()
+		return len(live) == 3
+	})
+	data := randomBytes(21, 1<<20)
+	id := commit("three-copies", mk.Attr.Ino, data)
+	plain := randomBytes(22, 1<<20)
+	plainID := commit("plain", RootIno, plain)
+
+	waitUntil(t, "three copies of the chunk", func() bool {
+		p, _ := placedOn(tc.nodes[leader], id)
+		return p.Data == 1 && p.Parity == 2 && holders(p.Nodes) == 3
+	})
+	p, _ := placedOn(tc.nodes[leader], id)
+	if n := tc.checkShards(p); n != 3 {
+		t.Fatalf("copies on disk: %d, want 3", n)
+	}
+	for i := range tc.nodes {
+		if ok, _ := tc.nodes[i].Store().Has(ctx, id); !ok {
+			t.Errorf("node %d has no copy of the chunk", i+1)
+		}
+	}
+	if got, err := c.Get(ctx, id); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read the re-encoded chunk: %d bytes, %v", len(got), err)
+	}
+	if p, _ := placedOn(tc.nodes[leader], plainID); p.Data != 2 || p.Parity != 1 {
+		t.Errorf("chunk of a file in the root re-encoded to %d+%d, want 2+1 kept", p.Data, p.Parity)
+	}
+}
+
 // TestStrangerCannotTouchShards: the shard service, and the placement ops,
 // are for members only.
 func TestStrangerCannotTouchShards(t *testing.T) {

@@ -34,6 +34,10 @@ type fsm struct {
 	// is restored: this replica did not apply the commits the snapshot
 	// covers, so it may lack their inline chunks.
 	restored chan<- struct{}
+	// recode, if set, gets the chunks an applied commit names that are
+	// not in the scheme their directory asks for (State.Recodable). It
+	// must not block.
+	recode func(ids [][32]byte)
 
 	mu      sync.RWMutex
 	state   *State
@@ -63,7 +67,14 @@ func (f *fsm) Apply(l *raft.Log) any {
 		return f.members.apply(&req)
 	}
 	resp := f.state.Apply(&req)
+	var recode [][32]byte
+	if req.Op == wire.OpCommit && resp.Errno == 0 && f.recode != nil {
+		recode = f.state.Recodable(req.Blocks)
+	}
 	f.mu.Unlock()
+	if len(recode) > 0 {
+		f.recode(recode)
+	}
 	if req.Op == wire.OpCommit && resp.Errno == 0 {
 		if err := storeInline(context.Background(), f.chunks.PutLazy, req.Blocks); err != nil {
 			// The entry is committed and the chunk stays in the log; the

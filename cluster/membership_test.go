@@ -24,6 +24,9 @@ type testCluster struct {
 	// snapshotEvery, if set, makes nodes added later snapshot after that
 	// many log entries, checked every 50 ms.
 	snapshotEvery uint64
+	// repairEvery, if set, is the RepairInterval of nodes added later
+	// (else repair runs only when a test calls it).
+	repairEvery time.Duration
 }
 
 // startCluster starts n nodes: the first bootstraps, the others join it.
@@ -37,7 +40,7 @@ func startCluster(t *testing.T, n int) *testCluster {
 }
 
 // add starts one more node; all but the first join the first. Repair runs
-// only when a test calls it.
+// only when a test calls it, unless repairEvery is set.
 func (tc *testCluster) add() *Node {
 	t := tc.t
 	t.Helper()
@@ -53,6 +56,9 @@ func (tc *testCluster) add() *Node {
 	}
 	if i > 0 {
 		cfg.Join = tc.nodes[0].Addr()
+	}
+	if tc.repairEvery > 0 {
+		cfg.RepairInterval = tc.repairEvery
 	}
 	if tc.snapshotEvery > 0 {
 		cfg.SnapshotThreshold, cfg.SnapshotInterval = tc.snapshotEvery, 50*time.Millisecond

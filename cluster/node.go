@@ -57,7 +57,9 @@ type NodeConfig struct {
 	// takes stray shards no newer than that.
 	PlaceGrace time.Duration
 	// RepairInterval is how often the leader looks for degraded chunks and
-	// rebuilds their shards (default 30s; negative: never on its own).
+	// rebuilds their shards (default 30s; negative: never on its own, and
+	// no re-encoding of committed chunks for their directory's scheme
+	// either, which otherwise follows each commit: recodeLoop).
 	RepairInterval time.Duration
 	// RepairDelay is how long a member must be down before the leader
 	// moves the shards it holds to other nodes (default 5m); shards that
@@ -109,6 +111,7 @@ type Node struct {
 	live       liveness           // the leader's probes of the members (repair.go)
 	repairMu   sync.Mutex         // one repair pass at a time
 	restored   chan struct{}      // signalled when Raft restores a snapshot (maintainLoop checks inline chunks)
+	recodeQ    chan [][32]byte    // chunks committed in a directory that asks for another scheme (recodeLoop)
 	chunkGate  *readGate          // chunk reads served at once, user reads first
 	shardGate  *readGate          // shard reads served at once, user reads first
 
@@ -164,7 +167,8 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 		return nil, fmt.Errorf("start node: create data directory: %w", err)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), sessions: map[*wire.Session]struct{}{}, peers: map[string]*Client{}, shardPeers: map[string]*Client{},
-		chunkGate: newReadGate(readsAtOnce), shardGate: newReadGate(readsAtOnce), restored: make(chan struct{}, 1)}
+		chunkGate: newReadGate(readsAtOnce), shardGate: newReadGate(readsAtOnce), restored: make(chan struct{}, 1),
+		recodeQ: make(chan [][32]byte, 256)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -202,6 +206,10 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	n.wg.Add(2)
 	go n.repairLoop()
 	go n.maintainLoop()
+	if cfg.RepairInterval > 0 {
+		n.wg.Add(1)
+		go n.recodeLoop()
+	}
 	ok = true
 	n.log.Info("node started", "id", n.cfg.ID, "listen", ln.Addr().String(), "raft", cfg.RaftListen, "data", cfg.DataDir)
 	return n, nil
@@ -250,6 +258,9 @@ func (n *Node) startRaft() error {
 	n.existing = existing
 	n.fsm = newFSM(StateConfig{BlockSize: cfg.BlockSize, RequirePlaced: true}, n.store, n.log)
 	n.fsm.restored = n.restored
+	if cfg.RepairInterval > 0 {
+		n.fsm.recode = n.queueRecode
+	}
 	r, err := raft.NewRaft(rc, n.fsm, bolt, bolt, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)

@@ -200,14 +200,7 @@ func (n *Node) Repair(ctx context.Context) (int, error) {
 	defer n.repairMu.Unlock()
 	ctx = chunkstore.Background(ctx) // its reads queue behind users' reads
 	n.probe(ctx)
-	up, gone := n.upNodes()
-	members := n.shardNodes()
-	var live []string
-	for _, id := range members {
-		if up[id] {
-			live = append(live, id)
-		}
-	}
+	members, live, gone := n.liveMembers()
 	base := n.clusterScheme(len(members))
 	var todo, recode []Placement
 	n.fsm.read(func(s *State) {
@@ -215,7 +208,7 @@ func (n *Node) Repair(ctx context.Context) (int, error) {
 			if doomed {
 				return true
 			}
-			if d := desiredScheme(&p, base); (d != chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}) && d.Shards() <= len(live) {
+			if _, now := recodeTarget(&p, base, len(live)); now {
 				p.Nodes = slices.Clone(p.Nodes)
 				recode = append(recode, p)
 				return len(todo)+len(recode) < maxRepairPass
@@ -257,6 +250,134 @@ func (n *Node) Repair(ctx context.Context) (int, error) {
 	}
 	shardsRepaired.Add(float64(repaired))
 	return repaired, errors.Join(errs...)
+}
+
+// liveMembers returns the members, those of them up by the last probes
+// (this node always), and those down for longer than RepairDelay.
+func (n *Node) liveMembers() (members, live []string, gone map[string]bool) {
+	up, gone := n.upNodes()
+	members = n.shardNodes()
+	for _, id := range members {
+		if up[id] {
+			live = append(live, id)
+		}
+	}
+	return members, live, gone
+}
+
+// recodeTarget returns the scheme the chunk p places should have (its
+// directory's SchemeXattr, else base) and whether to re-encode it to that
+// now: it has another scheme, and live members are enough to hold every
+// new shard.
+func recodeTarget(p *Placement, base chunkstore.Scheme, live int) (chunkstore.Scheme, bool) {
+	d := desiredScheme(p, base)
+	return d, d != (chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}) && d.Shards() <= live
+}
+
+// recodeBatchWait is how long the leader gathers more chunks to re-encode
+// for their directory's scheme after a commit names the first ones.
+const recodeBatchWait = 200 * time.Millisecond
+
+// queueRecode hands chunks that a commit named to recodeLoop, on the
+// leader, without blocking; if the queue is full, the next repair pass
+// re-encodes them instead.
+func (n *Node) queueRecode(ids [][32]byte) {
+	if !n.ready.Load() {
+		return
+	}
+	select {
+	case n.recodeQ <- ids:
+	default:
+	}
+}
+
+// recodeLoop re-encodes, on the leader, the chunks that commits name in a
+// directory whose SchemeXattr asks for another scheme than the one they
+// were stored with. The node that takes a push does not know which file
+// the chunk is for, so it stores it with the cluster's scheme; this brings
+// it to its directory's right after the commit rather than at the next
+// repair pass.
+func (n *Node) recodeLoop() {
+	defer n.wg.Done()
+	ctx, cancel := context.WithCancel(chunkstore.Background(context.Background()))
+	defer cancel()
+	go func() { // a pass under way stops with the node
+		select {
+		case <-n.stop:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	for {
+		var ids [][32]byte
+		select {
+		case <-n.stop:
+			return
+		case ids = <-n.recodeQ:
+		}
+		gather := time.After(recodeBatchWait)
+	more:
+		for {
+			select {
+			case <-n.stop:
+				return
+			case next := <-n.recodeQ:
+				ids = append(ids, next...)
+			case <-gather:
+				break more
+			}
+		}
+		if n.ready.Load() {
+			n.recodeChunks(ctx, ids)
+		}
+	}
+}
+
+// recodeChunks re-encodes each of ids (once) that recodeTarget says to.
+func (n *Node) recodeChunks(ctx context.Context, ids [][32]byte) {
+	n.repairMu.Lock()
+	defer n.repairMu.Unlock()
+	members, live, _ := n.liveMembers()
+	base := n.clusterScheme(len(members))
+	seen := make(map[[32]byte]bool, len(ids))
+	chunks, stored := 0, 0
+	probed := false
+	var errs []error
+	for _, id := range ids {
+		if seen[id] || ctx.Err() != nil {
+			continue
+		}
+		seen[id] = true
+		var p Placement
+		var ok bool
+		n.fsm.read(func(s *State) { p, ok = s.Placed(id) })
+		if !ok {
+			continue
+		}
+		d, now := recodeTarget(&p, base, len(live))
+		has := chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}
+		if !now && !probed && d != has && d.Shards() <= len(members) {
+			// A new leader may not have heard from every member yet.
+			n.probe(ctx)
+			members, live, _ = n.liveMembers()
+			probed = true
+			d, now = recodeTarget(&p, base, len(live))
+		}
+		if !now {
+			continue
+		}
+		c, err := n.recodeChunk(ctx, p, d, live)
+		stored += c
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			chunks++
+		}
+	}
+	if chunks > 0 || len(errs) > 0 {
+		n.log.Info("re-encoded chunks for their directory's scheme", "chunks", chunks, "shards_stored", stored, "failed", len(errs), "err", errors.Join(errs...))
+	}
+	shardsRepaired.Add(float64(stored))
 }
 
 // repairChunk rebuilds the missing shards of the chunk p places onto live

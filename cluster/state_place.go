@@ -77,6 +77,23 @@ func (s *State) wantSchemes(req *MetaRequest) {
 	}
 }
 
+// Recodable returns the chunks among blocks (those pushed, not inline)
+// whose placement has another scheme than the one their directory asks
+// for (SchemeXattr): those a commit leaves for the leader to re-encode.
+func (s *State) Recodable(blocks []Block) [][32]byte {
+	var ids [][32]byte
+	for _, b := range blocks {
+		p := s.placed[b.ID]
+		if p == nil || b.Data != nil || p.want.Data == 0 {
+			continue
+		}
+		if fitScheme(p.want, int(p.size)) != p.scheme && !slices.Contains(ids, b.ID) {
+			ids = append(ids, b.ID)
+		}
+	}
+	return ids
+}
+
 // placement returns p as a wire.Placement for chunk id.
 func (p *stPlace) placement(id [32]byte) Placement {
 	return Placement{ID: id, Size: p.size, Data: uint8(p.scheme.Data), Parity: uint8(p.scheme.Parity), Nodes: slices.Clone(p.nodes),

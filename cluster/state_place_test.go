@@ -140,9 +140,18 @@ func TestStateSchemeXattr(t *testing.T) {
 	if p, _ := h.s.Placed(stID(1)); p.WantData != 4 || p.WantParity != 2 {
 		t.Fatalf("wanted scheme after commit in sub: %d+%d, want 4+2", p.WantData, p.WantParity)
 	}
+	// ...and the chunks it leaves to re-encode: not an unplaced one, not
+	// an inline one, each once.
+	blocks := []Block{{ID: stID(1), Len: 10}, {Index: 1, ID: stID(1), Len: 10}, {Index: 2, ID: stID(2), Len: 10}, {Index: 3, ID: sumOf("x"), Data: []byte("x"), Len: 1}}
+	if got := h.s.Recodable(blocks); len(got) != 1 || got[0] != stID(1) {
+		t.Fatalf("recodable after commit in sub: %x, want only the 2+1 chunk", got)
+	}
 	h.ok(MetaRequest{Op: wire.OpCommit, Ino: f, Size: 10, Blocks: []Block{{ID: stID(1), Len: 10}}})
 	if p, _ := h.s.Placed(stID(1)); p.WantData != 0 {
 		t.Fatalf("a commit naming no directory keeps %d+%d", p.WantData, p.WantParity)
+	}
+	if got := h.s.Recodable(blocks); len(got) != 0 {
+		t.Fatalf("recodable with no directory scheme: %x, want none (repair sees to the cluster's)", got)
 	}
 	// Re-encoding replaces the placement only when asked to.
 	h.ok(MetaRequest{Op: wire.OpPlace, Places: []Placement{{ID: stID(1), Size: 1 << 20, Data: 4, Parity: 2, Nodes: []string{"a", "b", "c", "d", "e", "f"}}}})

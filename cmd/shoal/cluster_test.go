@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"shoal/cluster"
 	"shoal/ops/status"
@@ -91,11 +94,14 @@ func converged(r *status.Report) bool {
 }
 
 // TestThreeNodeClusterSurvivesLeaderKill joins three real node processes
-// into a cluster, mounts it, kills the leader with SIGKILL and checks that
-// a new leader is elected and the mount keeps working.
+// into a cluster, mounts it, checks that a directory's user.shoal.ec takes
+// effect, kills the leader with SIGKILL and checks that a new leader is
+// elected and the mount keeps working.
 func TestThreeNodeClusterSurvivesLeaderKill(t *testing.T) {
 	base := t.TempDir()
-	nodes, r := startThree(t, base)
+	// No repair pass during the test: only the re-encoding that follows a
+	// commit can give the chunk below its three copies.
+	nodes, r := startThree(t, base, "--repair-interval", "1h")
 	if r.Voters != 3 || leaders(r) != 1 {
 		t.Fatalf("status: got %d voters and %d leaders, want 3 and 1: %+v", r.Voters, leaders(r), r)
 	}
@@ -122,6 +128,30 @@ func TestThreeNodeClusterSurvivesLeaderKill(t *testing.T) {
 	before := randomBytes(1, 3<<20)
 	writeFile(t, filepath.Join(mnt, "before"), before)
 	want["before"] = sha256.Sum256(before)
+
+	// A directory asking for three whole copies (user.shoal.ec): its
+	// file's chunk is re-encoded from the cluster's 2+1 to a full copy on
+	// every node right after the close, long before a repair pass.
+	precious := filepath.Join(mnt, "precious")
+	if err := os.Mkdir(precious, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(precious, cluster.SchemeXattr, []byte("1+2"), 0); err != nil {
+		t.Fatalf("setxattr %s: %v", cluster.SchemeXattr, err)
+	}
+	copies := randomBytes(3, 1<<20) // one block: the chunk is the whole file
+	writeFile(t, filepath.Join(precious, "copies"), copies)
+	sum := sha256.Sum256(copies)
+	want["precious/copies"] = sum
+	id := hex.EncodeToString(sum[:])
+	waitForWithin(t, 15*time.Second, "a whole copy of the chunk in every node's store", func() bool {
+		for _, nd := range nodes {
+			if _, err := os.Stat(filepath.Join(nd.data, "chunks", "chunks", id[:2], id)); err != nil {
+				return false
+			}
+		}
+		return true
+	}, nil)
 
 	// Kill the leader.
 	nodes[oldLeader].kill()
