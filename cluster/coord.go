@@ -369,25 +369,33 @@ func (n *Node) recordPlacement(ctx context.Context, p Placement) error {
 
 // placement returns the placement of chunk id in this node's state, or, if
 // this node does not know it (it may lag behind the leader), the leader's.
-func (n *Node) placement(ctx context.Context, id chunkstore.ID) (Placement, bool) {
+// It fails, with an error wrapping ErrNotLeader, only if the leader had to
+// be asked and could not be (an election): the chunk may well be placed.
+func (n *Node) placement(ctx context.Context, id chunkstore.ID) (Placement, bool, error) {
 	var p Placement
 	var ok bool
 	n.fsm.read(func(s *State) { p, ok = s.Placed(id) })
 	if ok || len(n.shardNodes()) < 2 {
-		return p, ok
+		return p, ok, nil
 	}
 	resp, err := n.do(ctx, &MetaRequest{Op: wire.OpLocate, Chunks: [][32]byte{id}}, true)
-	if err != nil || len(resp.Places) != 1 || resp.Places[0].ID != id {
-		return Placement{}, false
+	switch {
+	case err != nil && IsTransient(err):
+		return Placement{}, false, fmt.Errorf("locate chunk %s: %w", id, err)
+	case err != nil || len(resp.Places) != 1 || resp.Places[0].ID != id:
+		return Placement{}, false, nil
 	}
-	return resp.Places[0], true
+	return resp.Places[0], true, nil
 }
 
 // loadChunk reads chunk id for a client: from its shards if it is placed,
 // else from this node's store (inline chunks, and chunks stored before
-// placements existed), else from a copy on another member.
+// placements existed), else from a copy on another member. If none has it
+// and the leader could not be asked for its placement, the error wraps
+// ErrNotLeader.
 func (n *Node) loadChunk(ctx context.Context, id chunkstore.ID) ([]byte, error) {
-	if p, ok := n.placement(ctx, id); ok {
+	p, ok, lerr := n.placement(ctx, id)
+	if ok {
 		return n.readPlaced(ctx, p)
 	}
 	data, err := n.store.Get(ctx, id)
@@ -396,6 +404,12 @@ func (n *Node) loadChunk(ctx context.Context, id chunkstore.ID) ([]byte, error) 
 	}
 	if data, ok := n.fetchCopy(ctx, id); ok {
 		return data, nil
+	}
+	if lerr != nil {
+		// No copy here, and the leader, which may know where the shards
+		// are, could not be asked: the client retries rather than hear
+		// that the chunk does not exist.
+		return nil, lerr
 	}
 	return nil, err
 }

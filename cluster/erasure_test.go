@@ -446,6 +446,31 @@ func TestClusterEncodesForDirectoryAfterCommit(t *testing.T) {
 	}
 }
 
+// TestFollowerReadDuringElectionIsRetried: a node asked for a chunk it
+// knows nothing of says MISSING while the leader can tell it that no such
+// chunk is placed, but while there is no leader to ask the answer is
+// ErrNotLeader (EAGAIN on the wire, which clients retry): the chunk may
+// have been placed by entries this node has not applied yet.
+func TestFollowerReadDuringElectionIsRetried(t *testing.T) {
+	tc := startCluster(t, 3)
+	leader := tc.waitLeader()
+	f := (leader + 1) % 3
+	ctx := context.Background()
+	unknown := chunkstore.Sum([]byte("never stored"))
+	if _, err := tc.nodes[f].loadChunk(ctx, unknown); !errors.Is(err, chunkstore.ErrNotFound) {
+		t.Fatalf("unknown chunk with a leader: got %v, want ErrNotFound", err)
+	}
+	tc.stop(leader)
+	tc.stop(3 - leader - f)
+	_, err := tc.nodes[f].loadChunk(ctx, unknown)
+	if !errors.Is(err, ErrNotLeader) || errors.Is(err, chunkstore.ErrNotFound) {
+		t.Fatalf("unknown chunk with no leader: got %v, want ErrNotLeader", err)
+	}
+	if errnoOf(err) != syscall.EAGAIN {
+		t.Fatalf("errno sent for %v: %v, want EAGAIN", err, errnoOf(err))
+	}
+}
+
 // TestStrangerCannotTouchShards: the shard service, and the placement ops,
 // are for members only.
 func TestStrangerCannotTouchShards(t *testing.T) {
