@@ -238,17 +238,26 @@ func Mount(dir string, root *Root, opts MountOptions) (*fuse.Server, error) {
 const readAheadKB = 4096
 
 // raiseReadAhead sets the read-ahead window of the mount's backing device
-// in sysfs, if it can (it needs root); failing that, the kernel default
-// stays, which is only slower.
+// (RaiseReadAhead), if it can; failing that, the kernel default stays,
+// which is only slower.
 func (r *Root) raiseReadAhead(dir string) {
+	if err := RaiseReadAhead(dir); err != nil {
+		r.log.Debug("shoal fs: cannot raise read-ahead", "err", err)
+	}
+}
+
+// RaiseReadAhead sets the kernel read-ahead window of the FUSE mount at
+// dir to the 4 MiB shoal's mounts use, in sysfs (which needs root).
+func RaiseReadAhead(dir string) error {
 	var st syscall.Stat_t
 	if err := syscall.Stat(dir, &st); err != nil {
-		return
+		return fmt.Errorf("raise read-ahead of %s: %w", dir, err)
 	}
 	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
 	if err := os.WriteFile(p, []byte(fmt.Sprint(readAheadKB)), 0); err != nil {
-		r.log.Debug("shoal fs: cannot raise read-ahead", "path", p, "err", err)
+		return fmt.Errorf("raise read-ahead of %s: %w", dir, err)
 	}
+	return nil
 }
 
 // detach returns a context for serving a request that carries ctx's

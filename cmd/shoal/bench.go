@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -16,6 +17,7 @@ func benchCmd() *cobra.Command {
 		cfg       bench.Config
 		labels    []string
 		baselines bool
+		floor     bool
 		jsonOut   string
 	)
 	cmd := &cobra.Command{
@@ -28,9 +30,16 @@ column to each of the others. Each workload works in a scratch directory
 that is removed afterwards.
 
 With --baselines, two columns come first: a plain local directory and
-go-fuse's loopback (passthrough) file system mounted over another local
-directory, the FUSE floor. Building the loopback needs the Go toolchain and
-shoal's source checkout as the current directory.`,
+go-fuse's loopback (pass-through) file system mounted over another local
+directory. Building the loopback needs the Go toolchain and
+shoal's source checkout as the current directory.
+
+On Linux 6.9 and later go-fuse's loopback runs in FUSE passthrough mode:
+the kernel reads and writes its backing files directly, so its figures
+for file contents are the local disk's. --fuse-floor adds a third
+baseline, the same loopback with passthrough turned off and shoal's own
+FUSE settings, in which every read and write crosses into the server
+process as it does for a shoal mount.`,
 		Example: `  shoal bench --baselines /mnt/shoal
   shoal bench --labels local,shoal --workloads seq,small /tmp/x /mnt/shoal`,
 		Args: cobra.MinimumNArgs(1),
@@ -39,8 +48,11 @@ shoal's source checkout as the current directory.`,
 				return fmt.Errorf("--labels names %d directories, but %d were given", len(labels), len(args))
 			}
 			var targets []bench.Target
+			if floor && !baselines {
+				return fmt.Errorf("--fuse-floor needs --baselines")
+			}
 			if baselines {
-				base, cleanup, err := benchBaselines(cmd)
+				base, cleanup, err := benchBaselines(cmd, floor)
 				if err != nil {
 					return err
 				}
@@ -75,6 +87,7 @@ shoal's source checkout as the current directory.`,
 	fl := cmd.Flags()
 	fl.StringSliceVar(&labels, "labels", nil, "column names for the directories, comma-separated (default: their base names)")
 	fl.BoolVar(&baselines, "baselines", false, "add a local directory and a go-fuse loopback mount as the first columns")
+	fl.BoolVar(&floor, "fuse-floor", false, "with --baselines, also add go-fuse's loopback without FUSE passthrough")
 	fl.StringVar(&jsonOut, "json", "", "also write the report as JSON to this file")
 	fl.StringSliceVar(&cfg.Workloads, "workloads", nil, "workloads to run: "+strings.Join(bench.AllWorkloads, ",")+" (default all)")
 	fl.Int64Var(&cfg.SeqBytes, "seq-bytes", 0, "size of the sequential file (default 1 GiB)")
@@ -87,14 +100,16 @@ shoal's source checkout as the current directory.`,
 }
 
 // benchBaselines makes a local scratch directory and a go-fuse loopback
-// mount of another one, and returns them as targets.
-func benchBaselines(cmd *cobra.Command) ([]bench.Target, func(), error) {
+// mount of another one, and with floor also a mount of a third through
+// "shoal loopback" (no passthrough), and returns them as targets.
+func benchBaselines(cmd *cobra.Command, floor bool) ([]bench.Target, func(), error) {
 	tmp, err := os.MkdirTemp("", "shoal-bench-")
 	if err != nil {
 		return nil, nil, err
 	}
 	local, orig, mnt := filepath.Join(tmp, "local"), filepath.Join(tmp, "loopback-orig"), filepath.Join(tmp, "loopback")
-	for _, d := range []string{local, orig, mnt} {
+	floorOrig, floorMnt := filepath.Join(tmp, "floor-orig"), filepath.Join(tmp, "floor")
+	for _, d := range []string{local, orig, mnt, floorOrig, floorMnt} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			os.RemoveAll(tmp)
 			return nil, nil, err
@@ -111,9 +126,26 @@ func benchBaselines(cmd *cobra.Command) ([]bench.Target, func(), error) {
 		os.RemoveAll(tmp)
 		return nil, nil, err
 	}
+	targets := []bench.Target{{Label: "local", Dir: local}, {Label: "loopback", Dir: mnt}}
+	unmountFloor := func() error { return nil }
+	if floor {
+		self, err := selfPath()
+		if err == nil {
+			unmountFloor, err = bench.MountServer(cmd.Context(), floorOrig, floorMnt, func(orig, mnt string) *exec.Cmd {
+				return exec.Command(self, "--log-level", "warn", "loopback", orig, mnt)
+			})
+		}
+		if err != nil {
+			unmount()
+			os.RemoveAll(tmp)
+			return nil, nil, err
+		}
+		targets = append(targets, bench.Target{Label: "no-passthru", Dir: floorMnt})
+	}
 	cleanup := func() {
+		unmountFloor()
 		unmount()
 		os.RemoveAll(tmp)
 	}
-	return []bench.Target{{Label: "local", Dir: local}, {Label: "loopback", Dir: mnt}}, cleanup, nil
+	return targets, cleanup, nil
 }

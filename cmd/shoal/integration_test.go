@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -78,6 +80,65 @@ func TestHelpOnEveryCommand(t *testing.T) {
 		if !strings.Contains(string(out), "Usage:") {
 			t.Errorf("shoal %v: no usage in output:\n%s", args, out)
 		}
+	}
+}
+
+// TestBenchFuseFloor runs "shoal bench --baselines --fuse-floor" on a
+// tiny sequential workload: the table has the three baseline columns
+// before the directory given, each with a figure, and no mount is left
+// behind. The floor's server is "shoal loopback"; what it serves must land
+// in the directory it serves.
+func TestBenchFuseFloor(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(shoalBinary(t), "bench", "--baselines", "--fuse-floor", "--workloads", "seq", "--seq-bytes", "4194304", "--labels", "plain", dir)
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("shoal bench: %v\n%s", err, stdout.String())
+	}
+	var header, write []string
+	for _, line := range strings.Split(stdout.String(), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) > 0 && f[0] == "metric":
+			header = f
+		case strings.HasPrefix(strings.TrimSpace(line), "seq write"):
+			write = f
+		}
+	}
+	if want := []string{"metric", "local", "loopback", "no-passthru", "plain"}; len(header) < len(want) || !slices.Equal(header[:len(want)], want) {
+		t.Fatalf("table header %q, want it to start %q:\n%s", header, want, stdout.String())
+	}
+	if len(write) < 7 {
+		t.Fatalf("seq write row %q: want a figure for each of the 4 columns", write)
+	}
+	for i, v := range write[3:7] { // after "seq", "write", "(MiB/s)"
+		if x, err := strconv.ParseFloat(v, 64); err != nil || x <= 0 {
+			t.Errorf("seq write of column %s: %q, want a positive figure", header[i+1], v)
+		}
+	}
+	mounts, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(mounts), "shoal-bench-") {
+		t.Errorf("a baseline mount outlived the bench:\n%s", mounts)
+	}
+
+	// The server on its own.
+	orig, mnt := t.TempDir(), t.TempDir()
+	p := startProc(t, "loopback", "loopback", orig, mnt)
+	waitFor(t, "the loopback mount", func() bool { return isMounted(mnt) }, p)
+	if err := os.WriteFile(filepath.Join(mnt, "f"), []byte("through the floor"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(orig, "f")); err != nil || string(got) != "through the floor" {
+		t.Fatalf("served file in the original directory: %q, %v", got, err)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.done
+	if isMounted(mnt) {
+		t.Fatal("shoal loopback left its mount behind after SIGTERM")
 	}
 }
 

@@ -39,7 +39,7 @@ func main() {
 		slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
 		return nil
 	}
-	root.AddCommand(nodeCmd(), mountCmd(), upCmd(), statusCmd(), benchCmd())
+	root.AddCommand(nodeCmd(), mountCmd(), upCmd(), statusCmd(), benchCmd(), loopbackCmd())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks shoal on this machine in one run: a one-node cluster and a
 # three-node cluster (node processes on loopback, 2+1 erasure coding),
-# each mounted, beside the baselines of "shoal bench --baselines" (a local
-# directory and go-fuse's loopback). Extra arguments go to "shoal bench",
+# each mounted, beside the baselines of "shoal bench --baselines
+# --fuse-floor" (a local directory, go-fuse's loopback, and that loopback
+# without FUSE passthrough). Extra arguments go to "shoal bench",
 # e.g. --workloads seq,small --seq-bytes 268435456.
 #
 #   bash ops/bench/cluster.sh
@@ -46,5 +47,5 @@ for m in "$tmp/m1" "$tmp/m3"; do
 	for _ in $(seq 300); do mountpoint -q "$m" && break; sleep 0.1; done
 	mountpoint -q "$m" || { echo "mount $m failed:"; cat "$m.log"; exit 1; }
 done
-"$shoal" bench --baselines --labels one-node,three-node "$@" "$tmp/m1" "$tmp/m3"
+"$shoal" bench --baselines --fuse-floor --labels one-node,three-node "$@" "$tmp/m1" "$tmp/m3"
 "$shoal" status --node "127.0.0.1:$((port + 10))"
