@@ -328,14 +328,19 @@ func (d *Disk) Touch(ctx context.Context, id ID) (bool, error) {
 		return false, err
 	}
 	defer unlock()
-	err = d.touch(id, d.Path(id), true)
+	return presence("touch", id, d.touch(id, d.Path(id), true))
+}
+
+// presence turns the outcome err of operation op on chunk id's file into
+// whether the file exists: a missing file is no error.
+func presence(op string, id ID, err error) (bool, error) {
 	switch {
 	case err == nil:
 		return true, nil
 	case errors.Is(err, fs.ErrNotExist):
 		return false, nil
 	default:
-		return false, fmt.Errorf("disk touch %s: %w", id, err)
+		return false, fmt.Errorf("disk %s %s: %w", op, id, err)
 	}
 }
 
@@ -572,14 +577,7 @@ func (d *Disk) Has(ctx context.Context, id ID) (bool, error) {
 		return false, fmt.Errorf("disk has %s: %w", id, err)
 	}
 	_, err := os.Lstat(d.Path(id))
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, fs.ErrNotExist):
-		return false, nil
-	default:
-		return false, fmt.Errorf("disk has %s: %w", id, err)
-	}
+	return presence("has", id, err)
 }
 
 // Delete implements Deleter.

@@ -271,6 +271,27 @@ func TestClusterErasureCoding(t *testing.T) {
 	}
 }
 
+// putAndCommit pushes data as one chunk and commits it as the new file
+// name in directory dir, through c; it returns the chunk's id.
+func putAndCommit(t *testing.T, c *Client, dir uint64, name string, data []byte) chunkstore.ID {
+	t.Helper()
+	ctx := context.Background()
+	id := chunkstore.Sum(data)
+	if err := c.Put(ctx, id, data); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	alloc, err := c.Do(ctx, &MetaRequest{Op: wire.OpAllocInodes, Size: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := &MetaRequest{Op: wire.OpCreate, Ino: dir, Name: name, Mode: syscall.S_IFREG | 0o644, NewIno: alloc.FirstIno}
+	if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: alloc.FirstIno, Create: create, Size: uint64(len(data)),
+		Blocks: []Block{{ID: id, Len: uint32(len(data))}}}); err != nil {
+		t.Fatalf("commit %s: %v", name, err)
+	}
+	return id
+}
+
 // TestClusterReencodes grows a one-node cluster to three: repair
 // re-encodes the single copies written before into 2+1; then a directory
 // asking for three copies (SchemeXattr) gets its file's chunk re-encoded
@@ -285,20 +306,7 @@ func TestClusterReencodes(t *testing.T) {
 	t.Cleanup(func() { c.Close() })
 	commit := func(name string, dir uint64, data []byte) chunkstore.ID {
 		t.Helper()
-		id := chunkstore.Sum(data)
-		if err := c.Put(ctx, id, data); err != nil {
-			t.Fatalf("put: %v", err)
-		}
-		alloc, err := c.Do(ctx, &MetaRequest{Op: wire.OpAllocInodes, Size: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		create := &MetaRequest{Op: wire.OpCreate, Ino: dir, Name: name, Mode: syscall.S_IFREG | 0o644, NewIno: alloc.FirstIno}
-		if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: alloc.FirstIno, Create: create, Size: uint64(len(data)),
-			Blocks: []Block{{ID: id, Len: uint32(len(data))}}}); err != nil {
-			t.Fatalf("commit %s: %v", name, err)
-		}
-		return id
+		return putAndCommit(t, c, dir, name, data)
 	}
 	old := randomBytes(7, 1<<20)
 	oldID := commit("old", RootIno, old)
@@ -397,21 +405,12 @@ func TestClusterEncodesForDirectoryAfterCommit(t *testing.T) {
 	}
 	commit := func(name string, dir uint64, data []byte) chunkstore.ID {
 		t.Helper()
-		id := chunkstore.Sum(data)
-		if err := c.Put(ctx, id, data); err != nil {
-			t.Fatalf("put: %v", err)
-		}
+		id := putAndCommit(t, c, dir, name, data)
 		if p, _ := placedOn(tc.nodes[leader], id); p.Data != 2 || p.Parity != 1 {
-			t.Fatalf("pushed chunk placed %d+%d, want the cluster's 2+1", p.Data, p.Parity)
-		}
-		alloc, err := c.Do(ctx, &MetaRequest{Op: wire.OpAllocInodes, Size: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		create := &MetaRequest{Op: wire.OpCreate, Ino: dir, Name: name, Mode: syscall.S_IFREG | 0o644, NewIno: alloc.FirstIno}
-		if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: alloc.FirstIno, Create: create, Size: uint64(len(data)),
-			Blocks: []Block{{ID: id, Len: uint32(len(data))}}}); err != nil {
-			t.Fatalf("commit %s: %v", name, err)
+			// Pushed with the cluster's scheme, or already re-encoded.
+			if !(dir != RootIno && p.Data == 1 && p.Parity == 2) {
+				t.Fatalf("chunk of %s placed %d+%d, want 2+1 (or 1+2 once re-encoded)", name, p.Data, p.Parity)
+			}
 		}
 		return id
 	}
