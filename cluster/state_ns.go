@@ -444,16 +444,28 @@ func (s *State) setXattr(req *MetaRequest) *MetaResponse {
 	return &MetaResponse{}
 }
 
-func (s *State) removeXattr(req *MetaRequest) *MetaResponse {
+// xattrOf returns the inode req.Ino and its extended attribute req.Name,
+// for operation op; an error response if either is missing or the name
+// is malformed.
+func (s *State) xattrOf(req *MetaRequest, op string) (*stInode, []byte, *MetaResponse) {
 	n, e := s.inode(req.Ino)
 	if e != 0 {
-		return stErr(e, "removexattr")
+		return nil, nil, stErr(e, op)
 	}
 	if e := stCheckXattrName(req.Name); e != 0 {
-		return stErr(e, "bad xattr name")
+		return nil, nil, stErr(e, "bad xattr name")
 	}
-	if _, ok := n.xattrs[req.Name]; !ok {
-		return stErr(syscall.ENODATA, "no such xattr")
+	v, ok := n.xattrs[req.Name]
+	if !ok {
+		return nil, nil, stErr(syscall.ENODATA, "no such xattr")
+	}
+	return n, v, nil
+}
+
+func (s *State) removeXattr(req *MetaRequest) *MetaResponse {
+	n, _, errResp := s.xattrOf(req, "removexattr")
+	if errResp != nil {
+		return errResp
 	}
 	delete(n.xattrs, req.Name)
 	if len(n.xattrs) == 0 {
@@ -464,16 +476,9 @@ func (s *State) removeXattr(req *MetaRequest) *MetaResponse {
 }
 
 func (s *State) getXattr(req *MetaRequest) *MetaResponse {
-	n, e := s.inode(req.Ino)
-	if e != 0 {
-		return stErr(e, "getxattr")
-	}
-	if e := stCheckXattrName(req.Name); e != 0 {
-		return stErr(e, "bad xattr name")
-	}
-	v, ok := n.xattrs[req.Name]
-	if !ok {
-		return stErr(syscall.ENODATA, "no such xattr")
+	_, v, errResp := s.xattrOf(req, "getxattr")
+	if errResp != nil {
+		return errResp
 	}
 	return &MetaResponse{Value: append([]byte{}, v...)}
 }
