@@ -361,8 +361,14 @@ func TestClusterReencodes(t *testing.T) {
 	}
 	data := randomBytes(8, 1<<20)
 	id := commit("three-copies", dir, data)
+	if h := tc.nodes[leader].Health(); h == nil || h.Recoding != 1 || h.Protected != 2 {
+		t.Fatalf("health before repair: %+v, want 2 protected, 1 of them awaiting re-encoding", h)
+	}
 	if n, err := tc.nodes[leader].Repair(ctx); err != nil || n != 3 {
 		t.Fatalf("repair for the directory's scheme: stored %d, %v; want 3", n, err)
+	}
+	if h := tc.nodes[leader].Health(); h == nil || h.Recoding != 0 || h.Protected != 2 {
+		t.Fatalf("health after repair: %+v, want 2 protected, none awaiting re-encoding", h)
 	}
 	p, _ = placedOn(tc.nodes[leader], id)
 	if p.Data != 1 || p.Parity != 2 || tc.checkShards(p) != 3 {

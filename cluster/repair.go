@@ -114,18 +114,23 @@ func (l *liveness) probed() bool {
 }
 
 // Health counts the placed chunks by how many of their shards sit on
-// members the last probe found up. Only a leader that has probed the
-// members since it became leader knows; it returns nil before.
+// members the last probe found up, and those awaiting re-encoding to the
+// scheme they should have. Only a leader that has probed the members
+// since it became leader knows; it returns nil before.
 func (n *Node) Health() *wire.ChunkHealth {
 	if !n.ready.Load() || !n.live.probed() {
 		return nil
 	}
 	up, _ := n.upNodes()
+	base := n.clusterScheme(len(n.shardNodes()))
 	h := &wire.ChunkHealth{}
 	n.fsm.read(func(s *State) {
 		s.EachPlaced(func(p Placement, doomed bool) bool {
 			if doomed {
 				return true
+			}
+			if desiredScheme(&p, base) != (chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}) {
+				h.Recoding++
 			}
 			live := 0
 			for _, node := range p.Nodes {

@@ -42,8 +42,13 @@ type NodeStatus struct {
 // ChunkHealth counts chunks by how many of their shards sit on nodes that
 // are up: Protected, all of them; Degraded, fewer, but enough to read the
 // chunk (repair is due); Lost, too few to read it until nodes come back.
+// Recoding counts, among all of those, the chunks stored with another
+// scheme than the one they should have (their directory's user.shoal.ec,
+// else the cluster's), which the leader re-encodes when enough nodes are
+// up.
 type ChunkHealth struct {
 	Protected int64 `json:"protected"`
 	Degraded  int64 `json:"degraded"`
 	Lost      int64 `json:"lost"`
+	Recoding  int64 `json:"recoding,omitempty"`
 }

@@ -209,6 +209,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 // healthLine says how the chunks are doing, or why that is not known.
 func (r *Report) healthLine() string {
 	switch h := r.Health; {
+	case h != nil && h.Recoding > 0:
+		return fmt.Sprintf("chunks: %d protected, %d degraded, %d lost (%d awaiting re-encoding to their scheme)", h.Protected, h.Degraded, h.Lost, h.Recoding)
 	case h != nil:
 		return fmt.Sprintf("chunks: %d protected, %d degraded, %d lost", h.Protected, h.Degraded, h.Lost)
 	case r.Leader == "":

@@ -61,6 +61,7 @@ func TestWriteTableHealthLine(t *testing.T) {
 	}{
 		{"counts", threeUp(&cluster.ChunkHealth{Protected: 7, Degraded: 2, Lost: 1}), "chunks: 7 protected, 2 degraded, 1 lost"},
 		{"all protected", threeUp(&cluster.ChunkHealth{Protected: 5}), "chunks: 5 protected, 0 degraded, 0 lost"},
+		{"re-encoding", threeUp(&cluster.ChunkHealth{Protected: 5, Recoding: 2}), "chunks: 5 protected, 0 degraded, 0 lost (2 awaiting re-encoding to their scheme)"},
 		{"no leader", noLeader, "chunks: unknown (no leader)"},
 		{"leader not counted yet", threeUp(nil), "chunks: unknown (leader b has not probed the members yet)"},
 	} {
