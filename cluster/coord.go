@@ -77,6 +77,19 @@ func desiredScheme(p *Placement, base chunkstore.Scheme) chunkstore.Scheme {
 	return fitScheme(base, int(p.Size))
 }
 
+// placedScheme returns the scheme chunk p is stored with.
+func placedScheme(p *Placement) chunkstore.Scheme {
+	return chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}
+}
+
+// misencoded returns the scheme chunk p should have (desiredScheme) and
+// whether it is stored with another one, so that repair re-encodes it
+// once enough members are up to hold all the new shards.
+func misencoded(p *Placement, base chunkstore.Scheme) (chunkstore.Scheme, bool) {
+	d := desiredScheme(p, base)
+	return d, d != placedScheme(p)
+}
+
 // rendezvous orders nodes by their highest-random-weight score for chunk
 // id: shard i of the chunk belongs on the i-th. Every node computes the
 // same order from the same members.
@@ -297,7 +310,7 @@ func (n *Node) pushShards(ctx context.Context, p *Placement, shards [][]byte, or
 // candidate no slot has taken yet. A node that fails a push is marked down
 // (unless it is only full). It returns the failures.
 func (n *Node) pushTo(ctx context.Context, p *Placement, shards [][]byte, cands []string, slots []int) []error {
-	scheme := chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}
+	scheme := placedScheme(p)
 	var mu sync.Mutex
 	var errs []error
 	next := min(len(slots), len(cands)) // cands from next on are spares
@@ -434,7 +447,7 @@ func (n *Node) fetchCopy(ctx context.Context, id chunkstore.ID) ([]byte, bool) {
 // go to the others first rather than wait for them again.
 func (n *Node) readPlaced(ctx context.Context, p Placement) ([]byte, error) {
 	id := chunkstore.ID(p.ID)
-	scheme := chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}
+	scheme := placedScheme(&p)
 	lost := Placement{ID: p.ID, Size: p.Size, Data: p.Data, Parity: p.Parity, Nodes: make([]string, len(p.Nodes))}
 	defer func() {
 		if holders(lost.Nodes) > 0 {
@@ -555,7 +568,7 @@ func (n *Node) dropShards(ctx context.Context, req *MetaRequest) (*MetaResponse,
 	before := time.Unix(0, req.Now)
 	keys := slices.Clone(req.Chunks)
 	for _, p := range req.Places {
-		scheme := chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}
+		scheme := placedScheme(&p)
 		keys = append(keys, p.ID)
 		for i := range scheme.Shards() {
 			keys = append(keys, chunkstore.ShardKey(chunkstore.ID(p.ID), scheme, i))

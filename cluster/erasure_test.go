@@ -292,6 +292,22 @@ func putAndCommit(t *testing.T, c *Client, dir uint64, name string, data []byte)
 	return id
 }
 
+// wantCopyEverywhere checks that every node's store holds a whole copy of
+// chunk id and that c reads it back as data.
+func (tc *testCluster) wantCopyEverywhere(c *Client, id chunkstore.ID, data []byte) {
+	t := tc.t
+	t.Helper()
+	ctx := context.Background()
+	for i := range tc.nodes {
+		if ok, _ := tc.nodes[i].Store().Has(ctx, id); !ok {
+			t.Errorf("node %d has no copy of the chunk", i+1)
+		}
+	}
+	if got, err := c.Get(ctx, id); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read the chunk: %d bytes, %v", len(got), err)
+	}
+}
+
 // TestClusterReencodes grows a one-node cluster to three: repair
 // re-encodes the single copies written before into 2+1; then a directory
 // asking for three copies (SchemeXattr) gets its file's chunk re-encoded
@@ -374,14 +390,7 @@ func TestClusterReencodes(t *testing.T) {
 	if p.Data != 1 || p.Parity != 2 || tc.checkShards(p) != 3 {
 		t.Fatalf("in a 1+2 directory: %+v, want three copies", p)
 	}
-	for i := range tc.nodes {
-		if ok, _ := tc.nodes[i].Store().Has(ctx, id); !ok {
-			t.Errorf("node %d has no copy of the chunk", i+1)
-		}
-	}
-	if got, err := c.Get(ctx, id); err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read: %d bytes, %v", len(got), err)
-	}
+	tc.wantCopyEverywhere(c, id, data)
 }
 
 // TestClusterEncodesForDirectoryAfterCommit: a chunk pushed for a file in
@@ -438,14 +447,7 @@ func TestClusterEncodesForDirectoryAfterCommit(t *testing.T) {
 	if n := tc.checkShards(p); n != 3 {
 		t.Fatalf("copies on disk: %d, want 3", n)
 	}
-	for i := range tc.nodes {
-		if ok, _ := tc.nodes[i].Store().Has(ctx, id); !ok {
-			t.Errorf("node %d has no copy of the chunk", i+1)
-		}
-	}
-	if got, err := c.Get(ctx, id); err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read the re-encoded chunk: %d bytes, %v", len(got), err)
-	}
+	tc.wantCopyEverywhere(c, id, data)
 	if p, _ := placedOn(tc.nodes[leader], plainID); p.Data != 2 || p.Parity != 1 {
 		t.Errorf("chunk of a file in the root re-encoded to %d+%d, want 2+1 kept", p.Data, p.Parity)
 	}

@@ -129,7 +129,7 @@ func (n *Node) Health() *wire.ChunkHealth {
 			if doomed {
 				return true
 			}
-			if desiredScheme(&p, base) != (chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}) {
+			if _, wrong := misencoded(&p, base); wrong {
 				h.Recoding++
 			}
 			live := 0
@@ -213,7 +213,7 @@ func (n *Node) Repair(ctx context.Context) (int, error) {
 			if doomed {
 				return true
 			}
-			if _, now := recodeTarget(&p, base, len(live)); now {
+			if d, wrong := misencoded(&p, base); wrong && d.Shards() <= len(live) {
 				p.Nodes = slices.Clone(p.Nodes)
 				recode = append(recode, p)
 				return len(todo)+len(recode) < maxRepairPass
@@ -268,15 +268,6 @@ func (n *Node) liveMembers() (members, live []string, gone map[string]bool) {
 		}
 	}
 	return members, live, gone
-}
-
-// recodeTarget returns the scheme the chunk p places should have (its
-// directory's SchemeXattr, else base) and whether to re-encode it to that
-// now: it has another scheme, and live members are enough to hold every
-// new shard.
-func recodeTarget(p *Placement, base chunkstore.Scheme, live int) (chunkstore.Scheme, bool) {
-	d := desiredScheme(p, base)
-	return d, d != (chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}) && d.Shards() <= live
 }
 
 // recodeBatchWait is how long the leader gathers more chunks to re-encode
@@ -338,7 +329,8 @@ func (n *Node) recodeLoop() {
 	}
 }
 
-// recodeChunks re-encodes each of ids (once) that recodeTarget says to.
+// recodeChunks re-encodes each of ids (once) that is misencoded, if the
+// members up are enough to hold all its new shards.
 func (n *Node) recodeChunks(ctx context.Context, ids [][32]byte) {
 	n.repairMu.Lock()
 	defer n.repairMu.Unlock()
@@ -359,16 +351,17 @@ func (n *Node) recodeChunks(ctx context.Context, ids [][32]byte) {
 		if !ok {
 			continue
 		}
-		d, now := recodeTarget(&p, base, len(live))
-		has := chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}
-		if !now && !probed && d != has && d.Shards() <= len(members) {
+		d, wrong := misencoded(&p, base)
+		if !wrong {
+			continue
+		}
+		if d.Shards() > len(live) && d.Shards() <= len(members) && !probed {
 			// A new leader may not have heard from every member yet.
 			n.probe(ctx)
 			members, live, _ = n.liveMembers()
 			probed = true
-			d, now = recodeTarget(&p, base, len(live))
 		}
-		if !now {
+		if d.Shards() > len(live) {
 			continue
 		}
 		c, err := n.recodeChunk(ctx, p, d, live)
@@ -389,7 +382,7 @@ func (n *Node) recodeChunks(ctx context.Context, ids [][32]byte) {
 // members that hold none of it.
 func (n *Node) repairChunk(ctx context.Context, p Placement, live []string, gone map[string]bool, members []string) (int, error) {
 	id := chunkstore.ID(p.ID)
-	scheme := chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}
+	scheme := placedScheme(&p)
 	var slots []int
 	want := slices.Clone(p.Nodes)
 	for i, h := range p.Nodes {
@@ -496,7 +489,7 @@ func (n *Node) Scrub(ctx context.Context) (*MetaResponse, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		scheme := chunkstore.Scheme{Data: int(m.p.Data), Parity: int(m.p.Parity)}
+		scheme := placedScheme(&m.p)
 		key := chunkstore.ShardKey(chunkstore.ID(m.p.ID), scheme, m.i)
 		rep.Checked++
 		data, err := n.scrubRead(ctx, key)
@@ -617,7 +610,7 @@ func (n *Node) Sweep(ctx context.Context, grace time.Duration) (int, error) {
 	n.fsm.read(func(s *State) {
 		s.EachPlaced(func(p Placement, doomed bool) bool {
 			if i := slices.Index(p.Nodes, n.cfg.ID); i >= 0 {
-				keep[chunkstore.ShardKey(chunkstore.ID(p.ID), chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}, i)] = true
+				keep[chunkstore.ShardKey(chunkstore.ID(p.ID), placedScheme(&p), i)] = true
 			}
 			if doomed {
 				keep[chunkstore.ID(p.ID)] = true

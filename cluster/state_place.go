@@ -103,7 +103,7 @@ func (p *stPlace) placement(id [32]byte) Placement {
 // checkPlacement reports whether p is well formed: a valid scheme whose
 // shards fit in bytes (at most 255), one entry per shard, no node twice.
 func checkPlacement(p *Placement) bool {
-	s := chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}
+	s := placedScheme(p)
 	if s.Validate() != nil || s.Shards() > 255 || len(p.Nodes) != s.Shards() || p.Size > chunkstore.MaxChunkSize {
 		return false
 	}
@@ -134,7 +134,7 @@ func (s *State) place(req *MetaRequest) *MetaResponse {
 	}
 	for i := range req.Places {
 		p := &req.Places[i]
-		scheme := chunkstore.Scheme{Data: int(p.Data), Parity: int(p.Parity)}
+		scheme := placedScheme(p)
 		cur := s.placed[p.ID]
 		if cur != nil && cur.scheme == scheme {
 			for j, n := range p.Nodes {
