@@ -69,6 +69,9 @@ func TestClientRetriesPushTheNodeCannotPlaceYet(t *testing.T) {
 	ctx := context.Background()
 	data := []byte("pushed during an election")
 	id := chunkstore.Sum(data)
+	// A node has a leader (WaitLeader) before it passes its barrier and
+	// serves; take readiness away only once it has been given.
+	waitUntil(t, "the node serving as leader", n.ready.Load)
 	n.ready.Store(false)
 	done := make(chan error, 1)
 	go func() { done <- c.Put(ctx, id, data) }()
