@@ -95,6 +95,10 @@ func (n *Node) serveCasync(st *wire.Stream, remote string, b *casyncBackend) {
 			// behind those that have it, here and on the nodes it reads
 			// shards from.
 			bg := m.Flags&wire.CasyncRequestHighPrio == 0
+			var chunkFlags uint64
+			if m.Flags&wire.CasyncRequestChecksum != 0 {
+				chunkFlags = wire.CasyncChunkCRC32C
+			}
 			rctx := ctx
 			if bg {
 				rctx = chunkstore.Background(ctx)
@@ -109,7 +113,7 @@ func (n *Node) serveCasync(st *wire.Stream, remote string, b *casyncBackend) {
 				case err == nil:
 					chunkOps.WithLabelValues("served").Inc()
 					chunkBytes.WithLabelValues("out").Add(float64(len(data)))
-					err = wire.WriteCasync(st, &wire.Chunk{ID: id, Data: data})
+					err = wire.WriteCasync(st, &wire.Chunk{Flags: chunkFlags, ID: id, Data: data})
 				case errors.Is(err, chunkstore.ErrNotFound):
 					chunkOps.WithLabelValues("missing").Inc()
 					err = wire.WriteCasync(st, &wire.Missing{ID: id})

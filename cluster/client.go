@@ -587,9 +587,9 @@ func (c *Client) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 		if err != nil {
 			return err
 		}
-		req := &wire.Request{Flags: wire.CasyncRequestHighPrio, IDs: [][32]byte{id}}
+		req := &wire.Request{Flags: wire.CasyncRequestHighPrio | wire.CasyncRequestChecksum, IDs: [][32]byte{id}}
 		if chunkstore.IsBackground(ctx) {
-			req.Flags = 0
+			req.Flags &^= wire.CasyncRequestHighPrio
 		}
 		if err := wire.WriteCasync(st, req); err != nil {
 			st.Close()
@@ -616,7 +616,11 @@ func (c *Client) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 			if m.Flags&wire.CasyncChunkCompressed != 0 {
 				return fmt.Errorf("%s: node %s sent a compressed chunk unasked: %w", what, c.node(), syscall.EPROTO)
 			}
-			if !c.cfg.Shards && chunkstore.Sum(m.Data) != id {
+			// The node checked the data against its id when it was
+			// stored and against its CRC-32C when it read it back; the
+			// CRC-32C it was sent with (checked by ReadCasync) covers the
+			// way here. Only a chunk sent without one is hashed again.
+			if m.Flags&wire.CasyncChunkCRC32C == 0 && !c.cfg.Shards && chunkstore.Sum(m.Data) != id {
 				return fmt.Errorf("%s from %s: %w", what, c.node(), chunkstore.ErrCorrupt)
 			}
 			data = m.Data
@@ -630,8 +634,10 @@ func (c *Client) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 	return data, err
 }
 
-// VerifiesGets reports that Get checks every chunk it returns against its
-// id (see fs.VerifyingChunks): a reader need not hash it again.
+// VerifiesGets reports that every chunk Get returns is known to match its
+// id (see fs.VerifyingChunks): hashed here, or checked by the node and
+// sent with a CRC-32C that ReadCasync verified. A reader need not hash it
+// again.
 func (c *Client) VerifiesGets() bool { return !c.cfg.Shards }
 
 // Has implements chunkstore.Store by pushing an index of just id: the node

@@ -1,13 +1,17 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"net"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"shoal/chunkstore"
+	"shoal/wire"
 )
 
 // idleChunkStreams returns the client's idle chunk streams.
@@ -184,5 +188,84 @@ func TestNodeServesUserReadsFirst(t *testing.T) {
 	}
 	if second := <-answered; second != "background" {
 		t.Fatalf("second answered: %s", second)
+	}
+}
+
+// TestClientRetriesChunkDamagedOnTheWay serves a chunk whose first CHUNK
+// arrives with a flipped data bit under a CRC-32C of the sent bytes: Get
+// must not return the damaged bytes (it is not hashed again, so the
+// checksum is all that catches it) but ask again and return the intact
+// second copy.
+func TestClientRetriesChunkDamagedOnTheWay(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	data := []byte("damaged on the way, then intact")
+	id := chunkstore.Sum(data)
+	var served, unchecked atomic.Int32
+	serve := func(st *wire.Stream) {
+		defer st.Close()
+		if _, err := wire.ReadCasync(st); err != nil { // HELLO
+			return
+		}
+		wire.WriteCasync(st, &wire.Hello{Features: wire.CasyncReadableStore})
+		for {
+			m, err := wire.ReadCasync(st)
+			if err != nil {
+				return
+			}
+			req, ok := m.(*wire.Request)
+			if !ok {
+				return
+			}
+			if req.Flags&wire.CasyncRequestChecksum == 0 {
+				unchecked.Add(1)
+			}
+			var msg bytes.Buffer
+			wire.WriteCasync(&msg, &wire.Chunk{Flags: wire.CasyncChunkCRC32C, ID: id, Data: data})
+			b := msg.Bytes()
+			if served.Add(1) == 1 {
+				b[len(b)-1] ^= 0x20
+			}
+			if _, err := st.Write(b); err != nil {
+				return
+			}
+		}
+	}
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s := wire.NewSession(conn, wire.SessionConfig{Services: []string{wire.ServiceChunks}})
+			go func() {
+				defer s.Close()
+				for {
+					st, err := s.Accept()
+					if err != nil {
+						return
+					}
+					go serve(st)
+				}
+			}()
+		}
+	}()
+	c, err := Dial(context.Background(), ln.Addr().String(), ClientConfig{Pin: true, RetryFor: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	got, err := c.Get(context.Background(), id)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("get: got %q, %v; want %q", got, err, data)
+	}
+	if n := served.Load(); n != 2 {
+		t.Errorf("the chunk was served %d times, want 2 (damaged, then intact)", n)
+	}
+	if n := unchecked.Load(); n != 0 {
+		t.Errorf("%d requests did not ask for a checksum", n)
 	}
 }

@@ -539,18 +539,21 @@ type readPiece struct {
 	boff uint64
 }
 
-// read fills dest from off: dirty bytes from memory, the rest from chunks
-// (via the cache), holes and bytes past a block's length as zeros. It
-// returns the bytes read, fewer than asked only at the end of the file.
-func (f *file) read(ctx context.Context, dest []byte, off uint64) (int, error) {
+// read reads the file from off: dirty bytes from memory, the rest from
+// chunks (via the cache), holes and bytes past a block's length as zeros.
+// It returns the bytes read, fewer than len(dest) only at the end of the
+// file: dest's prefix or, when they all lie in one cached chunk, a slice
+// of that chunk (cached chunks never change), so that they are not copied
+// twice on their way to the kernel.
+func (f *file) read(ctx context.Context, dest []byte, off uint64) ([]byte, error) {
 	f.mu.Lock()
 	if err := f.load(ctx); err != nil {
 		f.mu.Unlock()
-		return 0, err
+		return nil, err
 	}
 	if off >= f.size {
 		f.mu.Unlock()
-		return 0, nil
+		return dest[:0], nil
 	}
 	end := min(off+uint64(len(dest)), f.size)
 	dest = dest[:end-off]
@@ -604,16 +607,19 @@ func (f *file) read(ctx context.Context, dest []byte, off uint64) (int, error) {
 	for _, p := range pieces {
 		data, err := f.r.cache.get(ctx, chunkstore.ID(p.b.ID))
 		if err != nil {
-			return 0, fmt.Errorf("read block %d of inode %d: %w", p.b.Index, f.ino, err)
+			return nil, fmt.Errorf("read block %d of inode %d: %w", p.b.Index, f.ino, err)
 		}
 		data = data[:min(len(data), int(p.b.Len))]
+		if len(p.dst) == len(dest) && p.boff+uint64(len(dest)) <= uint64(len(data)) {
+			return data[p.boff : p.boff+uint64(len(dest))], nil
+		}
 		c := 0
 		if p.boff < uint64(len(data)) {
 			c = copy(p.dst, data[p.boff:])
 		}
 		clear(p.dst[c:])
 	}
-	return len(dest), nil
+	return dest, nil
 }
 
 // setattr performs req (an OpSetAttr) on the open file, whose last known
@@ -678,11 +684,11 @@ type handle struct {
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	ctx, cancel := h.f.r.detach(ctx)
 	defer cancel()
-	n, err := h.f.read(ctx, dest, uint64(off))
+	data, err := h.f.read(ctx, dest, uint64(off))
 	if err != nil {
 		return nil, toErrno(h.f.r.log, "read", err)
 	}
-	return fuse.ReadResultData(dest[:n]), 0
+	return fuse.ReadResultData(data), 0
 }
 
 // Write implements fs.FileWriter.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"sync"
 )
@@ -42,15 +43,25 @@ const (
 	CasyncFeatureFlagsMax uint64 = 0x1fff // all defined feature flags
 )
 
-// REQUEST and CHUNK flags, as in caprotocol.h.
+// REQUEST and CHUNK flags: the first of each as in caprotocol.h, the
+// second a shoal extension.
 const (
 	// CasyncRequestHighPrio asks the peer to serve a REQUEST first.
 	CasyncRequestHighPrio uint64 = 0x1
+	// CasyncRequestChecksum asks the peer to send each CHUNK answering the
+	// REQUEST with CasyncChunkCRC32C (shoal extension).
+	CasyncRequestChecksum uint64 = 0x2
 	// CasyncChunkCompressed marks CHUNK data as compressed.
 	CasyncChunkCompressed uint64 = 0x1
+	// CasyncChunkCRC32C marks a CHUNK whose id is followed by the le32
+	// CRC-32C (Castagnoli) of its data as sent (shoal extension).
+	// WriteCasync computes it; ReadCasync checks it, so a Chunk read with
+	// this flag has arrived intact.
+	CasyncChunkCRC32C uint64 = 0x2
 
-	casyncRequestFlagsMax  uint64 = 0x1
-	casyncChunkFlagsMax    uint64 = 0x1
+	casyncRequestFlagsMax  uint64 = 0x3
+	casyncChunkFlagsMax    uint64 = 0x3
+	casyncCRCLen                  = 4
 	casyncIDLen                   = 32
 	casyncRequestFixedSize        = CasyncHeaderLen + 8
 	casyncChunkFixedSize          = CasyncHeaderLen + 8 + casyncIDLen
@@ -70,6 +81,13 @@ const (
 // type or flag. Errors from ReadCasync and WriteCasync about the message
 // itself wrap it; I/O errors are passed through wrapped.
 var ErrCasync = errors.New("malformed casync message")
+
+// ErrChecksum means a CHUNK's data did not match the CRC-32C it was sent
+// with: it was damaged on the way. The stream stays in step (the message's
+// size was sound), but the data must not be used.
+var ErrChecksum = errors.New("chunk data does not match its CRC-32C")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // CasyncMessage is one casync protocol message: *Hello, *Index, *IndexEOF,
 // *Archive, *ArchiveEOF, *Request, *Chunk, *Missing, *Goodbye or *Abort.
@@ -109,7 +127,8 @@ type Request struct {
 
 // Chunk carries one chunk's data. With CasyncChunkCompressed in Flags,
 // Data is compressed (zstd in shoal) and ID is still the SHA-256 of the
-// plain data.
+// plain data. With CasyncChunkCRC32C the message carries a checksum of
+// Data, which WriteCasync computes and ReadCasync verifies.
 type Chunk struct {
 	Flags uint64
 	ID    [32]byte
@@ -200,7 +219,7 @@ const casyncInline = 64 << 10
 // wrapping ErrCasync, writing nothing, if m is invalid (unknown flags, a
 // NUL in an Abort reason, more than CasyncSizeMax bytes, a nil message).
 func WriteCasync(w io.Writer, m CasyncMessage) error {
-	var fixed [casyncChunkFixedSize]byte // header and fixed fields
+	var fixed [casyncChunkFixedSize + casyncCRCLen]byte // header and fixed fields
 	nfixed := CasyncHeaderLen
 	var tail []byte // variable payload after the fixed part
 	var ids [][32]byte
@@ -231,6 +250,10 @@ func WriteCasync(w io.Writer, m CasyncMessage) error {
 		binary.LittleEndian.PutUint64(fixed[16:], m.Flags)
 		copy(fixed[24:], m.ID[:])
 		nfixed += 8 + casyncIDLen
+		if m.Flags&CasyncChunkCRC32C != 0 {
+			binary.LittleEndian.PutUint32(fixed[nfixed:], crc32.Checksum(m.Data, castagnoli))
+			nfixed += casyncCRCLen
+		}
 		tail = m.Data
 	case *Missing:
 		copy(fixed[16:], m.ID[:])
@@ -376,6 +399,16 @@ func ReadCasync(r io.Reader) (CasyncMessage, error) {
 		}
 		m := &Chunk{Flags: f, Data: p[8+casyncIDLen:]}
 		copy(m.ID[:], p[8:])
+		if f&CasyncChunkCRC32C != 0 {
+			if len(m.Data) < casyncCRCLen {
+				return nil, fmt.Errorf("read casync CHUNK: size %d leaves no room for its CRC-32C: %w", size, ErrCasync)
+			}
+			want := binary.LittleEndian.Uint32(m.Data)
+			m.Data = m.Data[casyncCRCLen:]
+			if got := crc32.Checksum(m.Data, castagnoli); got != want {
+				return nil, fmt.Errorf("read casync CHUNK %x: data has CRC-32C %08x, sent with %08x: %w", m.ID[:8], got, want, ErrChecksum)
+			}
+		}
 		return m, nil
 	case CasyncMsgMissing:
 		m := &Missing{}

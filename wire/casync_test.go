@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io"
 	"reflect"
 	"testing"
@@ -27,6 +28,8 @@ func casyncMsg(typ uint64, body ...[]byte) []byte {
 
 func le64(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
 
+func le32(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
+
 func TestCasyncRoundTrip(t *testing.T) {
 	i1, i2 := id(1), id(2)
 	for _, tc := range []struct {
@@ -43,6 +46,8 @@ func TestCasyncRoundTrip(t *testing.T) {
 		{"request", &Request{Flags: CasyncRequestHighPrio, IDs: [][32]byte{i1, i2}}, casyncMsg(CasyncMsgRequest, le64(1), i1[:], i2[:])},
 		{"request empty", &Request{IDs: [][32]byte{}}, casyncMsg(CasyncMsgRequest, le64(0))},
 		{"chunk", &Chunk{Flags: CasyncChunkCompressed, ID: i1, Data: []byte("data")}, casyncMsg(CasyncMsgChunk, le64(1), i1[:], []byte("data"))},
+		{"chunk crc", &Chunk{Flags: CasyncChunkCRC32C, ID: i1, Data: []byte("data")}, casyncMsg(CasyncMsgChunk, le64(2), i1[:], le32(crc32.Checksum([]byte("data"), crc32.MakeTable(crc32.Castagnoli))), []byte("data"))},
+		{"chunk crc empty", &Chunk{Flags: CasyncChunkCRC32C, ID: i2, Data: []byte{}}, casyncMsg(CasyncMsgChunk, le64(2), i2[:], le32(0))},
 		{"chunk big", &Chunk{ID: i2, Data: bytes.Repeat([]byte{7}, 200<<10)}, casyncMsg(CasyncMsgChunk, le64(0), i2[:], bytes.Repeat([]byte{7}, 200<<10))},
 		{"missing", &Missing{ID: i2}, casyncMsg(CasyncMsgMissing, i2[:])},
 		{"goodbye", &Goodbye{}, casyncMsg(CasyncMsgGoodbye)},
@@ -95,9 +100,12 @@ func TestReadCasyncRejects(t *testing.T) {
 		{"index eof with body", casyncMsg(CasyncMsgIndexEOF, []byte{0}), ErrCasync},
 		{"request no flags", casyncMsg(CasyncMsgRequest), ErrCasync},
 		{"request partial id", casyncMsg(CasyncMsgRequest, le64(0), make([]byte, 31)), ErrCasync},
-		{"request unknown flag", casyncMsg(CasyncMsgRequest, le64(2), make([]byte, 32)), ErrCasync},
+		{"request unknown flag", casyncMsg(CasyncMsgRequest, le64(4), make([]byte, 32)), ErrCasync},
 		{"chunk short", casyncMsg(CasyncMsgChunk, le64(0), make([]byte, 31)), ErrCasync},
 		{"chunk unknown flag", casyncMsg(CasyncMsgChunk, le64(4), make([]byte, 32)), ErrCasync},
+		{"chunk crc short", casyncMsg(CasyncMsgChunk, le64(2), make([]byte, 32+3)), ErrCasync},
+		{"chunk crc mismatch", casyncMsg(CasyncMsgChunk, le64(2), make([]byte, 32), le32(1), []byte("data")), ErrChecksum},
+		{"chunk crc of other data", casyncMsg(CasyncMsgChunk, le64(2), make([]byte, 32), le32(crc32.Checksum([]byte("data"), crc32.MakeTable(crc32.Castagnoli))), []byte("date")), ErrChecksum},
 		{"missing short", casyncMsg(CasyncMsgMissing, make([]byte, 31)), ErrCasync},
 		{"missing long", casyncMsg(CasyncMsgMissing, make([]byte, 33)), ErrCasync},
 		{"abort no reason", casyncMsg(CasyncMsgAbort, le64(1)), ErrCasync},
@@ -122,8 +130,8 @@ func TestWriteCasyncRejects(t *testing.T) {
 	}{
 		{"nil", nil},
 		{"hello unknown flag", &Hello{Features: 1 << 13}},
-		{"request unknown flag", &Request{Flags: 2}},
-		{"chunk unknown flag", &Chunk{Flags: 2}},
+		{"request unknown flag", &Request{Flags: 4}},
+		{"chunk unknown flag", &Chunk{Flags: 4}},
 		{"chunk too big", &Chunk{Data: make([]byte, CasyncSizeMax-casyncChunkFixedSize+1)}},
 		{"request too big", &Request{IDs: make([][32]byte, (CasyncSizeMax-casyncRequestFixedSize)/32+1)}},
 		{"abort NUL in reason", &Abort{Reason: "a\x00b"}},
@@ -255,6 +263,7 @@ func FuzzReadCasync(f *testing.F) {
 		casyncMsg(CasyncMsgHello, le64(3)),
 		casyncMsg(CasyncMsgRequest, le64(1), i1[:]),
 		casyncMsg(CasyncMsgChunk, le64(1), i1[:], []byte("zz")),
+		casyncMsg(CasyncMsgChunk, le64(2), i1[:], le32(crc32.Checksum([]byte("zz"), crc32.MakeTable(crc32.Castagnoli))), []byte("zz")),
 		casyncMsg(CasyncMsgAbort, le64(5), []byte("why\x00")),
 		casyncMsg(CasyncMsgMissing, i1[:]),
 		casyncMsg(CasyncMsgIndexEOF),
