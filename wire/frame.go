@@ -29,8 +29,10 @@ const (
 	MaxFramePayload = 1 << 20
 
 	// MaxDataFrame is the largest DATA payload this implementation sends,
-	// so that frames of different streams interleave finely.
-	MaxDataFrame = 64 << 10
+	// so that frames of different streams interleave: small enough that
+	// a stream waits little behind another's frame, large enough that
+	// bulk transfers take few system calls.
+	MaxDataFrame = 256 << 10
 
 	// InitialWindow is the credit, in payload bytes, each side of a new
 	// stream starts with: how much DATA it may send before the first

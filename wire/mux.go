@@ -259,9 +259,10 @@ func (s *Session) queueCtrl(f ctrlFrame) {
 // writeLoop is the only writer of the connection. Control frames go
 // first; DATA requests are taken one at a time, so streams waiting to
 // send are served in turn. The buffer is flushed whenever nothing is
-// waiting.
+// waiting or it is full.
 func (s *Session) writeLoop() {
-	bw := bufio.NewWriterSize(s.conn, 256<<10)
+	bw := newConnWriter(s.conn)
+	defer bw.release(ErrSessionClosed)
 	var hdr [FrameHeaderLen + MaxServiceName]byte
 	var batch []ctrlFrame
 	var err error
@@ -292,7 +293,7 @@ func (s *Session) writeLoop() {
 			default: // CLOSE
 				putHeader(hdr[:], f.typ, f.id, 0)
 			}
-			_, err = bw.Write(hdr[:n])
+			bw.copyIn(hdr[:n])
 		}
 		clear(batch)
 		return err
@@ -302,14 +303,16 @@ func (s *Session) writeLoop() {
 		if err != nil {
 			break
 		}
-		select {
-		case req := <-s.dataq:
-			err = s.writeData(bw, &hdr, req, writeCtrl)
-			continue
-		default:
+		if !bw.full() {
+			select {
+			case req := <-s.dataq:
+				err = s.writeData(bw, &hdr, req, writeCtrl)
+				continue
+			default:
+			}
 		}
-		if bw.Buffered() > 0 {
-			if err = bw.Flush(); err != nil {
+		if bw.buffered() > 0 {
+			if err = bw.flush(); err != nil {
 				break
 			}
 		}
@@ -324,10 +327,11 @@ func (s *Session) writeLoop() {
 	s.fail(fmt.Errorf("session write: %w", err), true)
 }
 
-// writeData writes one DATA frame and answers the request. It first
-// writes the control frames queued so far: a stream's ACK is queued
-// before the stream is handed out, so it must precede the stream's DATA.
-func (s *Session) writeData(bw *bufio.Writer, hdr *[FrameHeaderLen + MaxServiceName]byte, req *dataReq, writeCtrl func() error) error {
+// writeData buffers one DATA frame; the request is answered once its
+// payload is no longer needed (see connWriter). It first buffers the
+// control frames queued so far: a stream's ACK is queued before the
+// stream is handed out, so it must precede the stream's DATA.
+func (s *Session) writeData(bw *connWriter, hdr *[FrameHeaderLen + MaxServiceName]byte, req *dataReq, writeCtrl func() error) error {
 	if err := writeCtrl(); err != nil {
 		req.done <- err
 		return err
@@ -337,18 +341,18 @@ func (s *Session) writeData(bw *bufio.Writer, hdr *[FrameHeaderLen + MaxServiceN
 		return nil
 	}
 	putHeader(hdr[:], req.typ, req.st.remoteID, len(req.p))
-	_, err := bw.Write(hdr[:FrameHeaderLen])
-	if err == nil {
-		_, err = bw.Write(req.p)
-	}
-	req.done <- err
-	return err
+	bw.data(hdr[:FrameHeaderLen], req.p, req)
+	return nil
 }
 
 // readLoop reads and dispatches frames until the connection fails or a
 // frame is malformed.
 func (s *Session) readLoop() {
-	br := bufio.NewReaderSize(s.conn, 128<<10)
+	// A small buffer: headers and small frames come through it, while a
+	// large DATA payload, once the buffered part is taken, is read
+	// straight into its stream's buffer (bufio reads directly when a read
+	// is at least its size).
+	br := bufio.NewReaderSize(s.conn, 16<<10)
 	var hdr [FrameHeaderLen]byte
 	scratch := make([]byte, 0, MaxServiceName)
 	for {
