@@ -13,7 +13,7 @@ import (
 // been written (or writing failed), since its stream may reuse the
 // memory after the answer. Used by the session's write loop only.
 type connWriter struct {
-	conn  io.Writer // the connection: writev if it is a *net.TCPConn
+	conn  io.Writer   // the connection: writev if it is a *net.TCPConn
 	buf   []byte      // copied bytes; buf[mark:] not yet in iov
 	mark  int         // end of the part of buf already in iov
 	iov   net.Buffers // pieces to write, in order
