@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 
 	"shoal/chunkstore"
 	"shoal/wire"
@@ -237,7 +238,15 @@ func (n *Node) startRaft() error {
 	if err := os.MkdirAll(raftDir, 0o700); err != nil {
 		return fmt.Errorf("create raft directory: %w", err)
 	}
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")})
+	// The log holds the small files' data (inline chunks), so it grows
+	// and is truncated by many pages at each snapshot. bbolt's default
+	// freelist (a sorted array, merged and written out whole on every
+	// commit) then costs more than the entries; a hash-map freelist that
+	// is rebuilt on open instead of stored, as etcd runs bbolt, does not.
+	bolt, err := raftboltdb.New(raftboltdb.Options{
+		Path:        filepath.Join(raftDir, "raft.db"),
+		BoltOptions: &bbolt.Options{FreelistType: bbolt.FreelistMapType, NoFreelistSync: true},
+	})
 	if err != nil {
 		return fmt.Errorf("open raft log %s: %w", raftDir, err)
 	}
