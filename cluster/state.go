@@ -332,6 +332,16 @@ func stTouch(n *stInode, now int64) {
 	n.attr.Ctime = now
 }
 
+// stDirChanged records at now a change to directory p's entries and
+// returns the fields of the answer that tell the client so: p's ctime
+// before the change and p's attributes after it (MetaResponse.DirBefore
+// and Dir).
+func stDirChanged(p *stInode, now int64) (before int64, after *Attr) {
+	before = p.attr.Ctime
+	stTouch(p, now)
+	return before, stAttr(p)
+}
+
 // newInode allocates an inode number and stores a new inode with attr.
 func (s *State) newInode(attr Attr) *stInode {
 	attr.Ino = s.next

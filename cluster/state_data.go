@@ -153,7 +153,7 @@ func (s *State) createAndCommit(req *MetaRequest) *MetaResponse {
 	}
 	// The new file is an empty regular file: the commit cannot fail now.
 	resp := s.applyCommit(s.inodes[req.Ino], req)
-	resp.Dir = r.Dir
+	resp.Dir, resp.DirBefore = r.Dir, r.DirBefore
 	return resp
 }
 

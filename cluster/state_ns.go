@@ -35,7 +35,7 @@ func (s *State) readDir(req *MetaRequest) *MetaResponse {
 		ents = append(ents, DirEntry{Name: name, Ino: ino, Mode: s.inodes[ino].attr.Mode})
 	}
 	sort.Slice(ents, func(i, j int) bool { return ents[i].Name < ents[j].Name })
-	return &MetaResponse{Entries: ents}
+	return &MetaResponse{Entries: ents, Dir: stAttr(d)}
 }
 
 const stSetAll = wire.SetMode | wire.SetUid | wire.SetGid | wire.SetSize | wire.SetAtime | wire.SetMtime | wire.SetCtime
@@ -108,7 +108,7 @@ func (s *State) create(req *MetaRequest) *MetaResponse {
 		if req.Flags&wire.CreateExcl != 0 || req.NewIno != 0 || !old.isReg() {
 			return stErr(syscall.EEXIST, "name exists")
 		}
-		return &MetaResponse{Attr: old.attr, Dir: stAttr(p)}
+		return &MetaResponse{Attr: old.attr, Dir: stAttr(p), DirBefore: p.attr.Ctime}
 	}
 	attr := Attr{Mode: mode, Nlink: 1, Uid: req.Uid, Gid: req.Gid, Atime: req.Now, Mtime: req.Now, Ctime: req.Now}
 	if t := mode & stIFMT; t == stIFCHR || t == stIFBLK {
@@ -122,8 +122,8 @@ func (s *State) create(req *MetaRequest) *MetaResponse {
 		n = s.newInode(attr)
 	}
 	p.entries[req.Name] = n.attr.Ino
-	stTouch(p, req.Now)
-	return &MetaResponse{Attr: n.attr, Dir: stAttr(p)}
+	before, dir := stDirChanged(p, req.Now)
+	return &MetaResponse{Attr: n.attr, Dir: dir, DirBefore: before}
 }
 
 // stAttr returns a copy of n's attributes, for MetaResponse.Dir.
@@ -159,8 +159,8 @@ func (s *State) mkdir(req *MetaRequest) *MetaResponse {
 	n.entries = make(map[string]uint64)
 	p.entries[req.Name] = n.attr.Ino
 	p.attr.Nlink++
-	stTouch(p, req.Now)
-	return &MetaResponse{Attr: n.attr, Dir: stAttr(p)}
+	before, dir := stDirChanged(p, req.Now)
+	return &MetaResponse{Attr: n.attr, Dir: dir, DirBefore: before}
 }
 
 func (s *State) symlink(req *MetaRequest) *MetaResponse {
@@ -181,8 +181,8 @@ func (s *State) symlink(req *MetaRequest) *MetaResponse {
 		Size: uint64(len(req.Target)), Atime: req.Now, Mtime: req.Now, Ctime: req.Now})
 	n.target = req.Target
 	p.entries[req.Name] = n.attr.Ino
-	stTouch(p, req.Now)
-	return &MetaResponse{Attr: n.attr, Dir: stAttr(p)}
+	before, dir := stDirChanged(p, req.Now)
+	return &MetaResponse{Attr: n.attr, Dir: dir, DirBefore: before}
 }
 
 func (s *State) link(req *MetaRequest) *MetaResponse {
@@ -209,8 +209,8 @@ func (s *State) link(req *MetaRequest) *MetaResponse {
 	p.entries[req.NewName] = n.attr.Ino
 	n.attr.Nlink++
 	n.attr.Ctime = req.Now
-	stTouch(p, req.Now)
-	return &MetaResponse{Attr: n.attr, Dir: stAttr(p)}
+	before, dir := stDirChanged(p, req.Now)
+	return &MetaResponse{Attr: n.attr, Dir: dir, DirBefore: before}
 }
 
 func (s *State) unlink(req *MetaRequest) *MetaResponse {
@@ -227,10 +227,10 @@ func (s *State) unlink(req *MetaRequest) *MetaResponse {
 		return stErr(syscall.EISDIR, "unlink a directory")
 	}
 	delete(p.entries, req.Name)
-	stTouch(p, req.Now)
+	before, dir := stDirChanged(p, req.Now)
 	rm := s.dropName(n, req.Now)
 	s.freeUnopened(req, n, &rm)
-	return &MetaResponse{Removed: rm, Dir: stAttr(p)}
+	return &MetaResponse{Removed: rm, Dir: dir, DirBefore: before}
 }
 
 // freeUnopened frees n, which lost a name to req as rm says, if that was
@@ -268,9 +268,9 @@ func (s *State) rmdir(req *MetaRequest) *MetaResponse {
 	}
 	delete(p.entries, req.Name)
 	p.attr.Nlink--
-	stTouch(p, req.Now)
+	before, dir := stDirChanged(p, req.Now)
 	s.free(n)
-	return &MetaResponse{Dir: stAttr(p)}
+	return &MetaResponse{Dir: dir, DirBefore: before}
 }
 
 func (s *State) rename(req *MetaRequest) *MetaResponse {

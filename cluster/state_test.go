@@ -1058,3 +1058,42 @@ func TestStateDropUnopened(t *testing.T) {
 	h.wantNlink(a, 1)
 	h.fails(MetaRequest{Op: wire.OpRename, Ino: 1, Name: "b", NewParent: 1, NewName: "c", Flags: wire.RenameNoReplace | wire.RenameExchange | wire.DropUnopened}, syscall.EINVAL)
 }
+
+// TestStateSaysHowDirectoryChanged checks that each op that changes a
+// directory's entries answers with the directory's ctime before it
+// (DirBefore) and its attributes after it (Dir), so that a client can
+// follow a directory's changes from a listing (whose answer carries the
+// directory's attributes too) and tell whether anyone else changed it.
+func TestStateSaysHowDirectoryChanged(t *testing.T) {
+	h := newStH(t)
+	d := h.ok(MetaRequest{Op: wire.OpMkdir, Ino: 1, Name: "d", Mode: 0o755}).Attr
+	list := h.ok(MetaRequest{Op: wire.OpReadDir, Ino: d.Ino})
+	if list.Dir == nil || list.Dir.Ino != d.Ino || list.Dir.Ctime != d.Ctime {
+		t.Fatalf("readdir: Dir %+v, want the directory's attributes %+v", list.Dir, d)
+	}
+	ctime := d.Ctime
+	step := func(what string, req MetaRequest) *MetaResponse {
+		t.Helper()
+		resp := h.ok(req)
+		switch {
+		case resp.Dir == nil:
+			t.Fatalf("%s: no Dir in the answer", what)
+		case resp.Dir.Ino != d.Ino:
+			t.Fatalf("%s: Dir is inode %d, want %d", what, resp.Dir.Ino, d.Ino)
+		case resp.DirBefore != ctime:
+			t.Fatalf("%s: DirBefore %d, want the ctime %d the last op left", what, resp.DirBefore, ctime)
+		}
+		ctime = resp.Dir.Ctime
+		return resp
+	}
+	f := step("create", MetaRequest{Op: wire.OpCreate, Ino: d.Ino, Name: "f", Mode: 0o644}).Attr.Ino
+	if ctime == d.Ctime {
+		t.Fatal("create left the directory's ctime as it was")
+	}
+	step("create of an existing name", MetaRequest{Op: wire.OpCreate, Ino: d.Ino, Name: "f", Mode: 0o644})
+	step("mkdir", MetaRequest{Op: wire.OpMkdir, Ino: d.Ino, Name: "sub", Mode: 0o755})
+	step("symlink", MetaRequest{Op: wire.OpSymlink, Ino: d.Ino, Name: "l", Target: "f"})
+	step("link", MetaRequest{Op: wire.OpLink, Ino: f, NewParent: d.Ino, NewName: "f2"})
+	step("unlink", MetaRequest{Op: wire.OpUnlink, Ino: d.Ino, Name: "f2"})
+	step("rmdir", MetaRequest{Op: wire.OpRmdir, Ino: d.Ino, Name: "sub"})
+}

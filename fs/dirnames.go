@@ -10,6 +10,17 @@ package fs
 // AttrTimeout after it learnt the list: the time the kernel would have
 // cached a negative answer anyway. A name another mount creates meanwhile
 // shows up as late as it would through that cache.
+//
+// A directory this mount keeps filling stays known past that: the answer
+// to each of its changes says what the directory's ctime was before
+// (MetaResponse.DirBefore) and became (Dir.Ctime). The mount knows the
+// ctime its list was exact at (from the listing or the mkdir) and follows
+// these steps from it; each step that connects proves that nobody else
+// changed the directory up to then, and restarts the AttrTimeout. A change
+// by another mount leaves a gap the steps never bridge, so the list ages
+// out as before. Answers can arrive out of order, so steps that do not
+// connect yet wait (up to maxPendingSteps, beyond which the list is
+// taken to be stale).
 
 import (
 	"time"
@@ -21,19 +32,52 @@ import (
 // maxKnownNames bounds the names a listed directory keeps known.
 const maxKnownNames = 1 << 14
 
+// maxPendingSteps bounds the directory changes kept waiting for the one
+// before them (see above).
+const maxPendingSteps = 64
+
 var localNegatives = promauto.NewCounter(prometheus.CounterOpts{
 	Name: "shoal_mount_local_negative_lookups_total",
 	Help: "Lookups of absent names the mount answered itself, from a directory listing it knew complete.",
 })
 
-// knowNames records names as all of directory n's names, as of now.
-func (n *node) knowNames(names map[string]struct{}) {
+// knowNames records names as all of directory n's names, as of now,
+// when its ctime was ctime (0 if unknown).
+func (n *node) knowNames(names map[string]struct{}, ctime int64) {
 	if n.r.opts.AttrTimeout <= 0 || len(names) > maxKnownNames {
 		return
 	}
 	n.mu.Lock()
-	n.names, n.namesAt = names, time.Now()
+	n.names, n.namesAt, n.namesCtime, n.namesSteps = names, time.Now(), ctime, nil
 	n.mu.Unlock()
+}
+
+// changedDir records that one of this mount's ops took directory n's
+// ctime from before to after, as of now. If that connects the ctime n's
+// names are exact at with the op's, the names are exact as of now.
+func (n *node) changedDir(before, after int64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.names == nil || n.namesCtime == 0 {
+		return
+	}
+	if n.namesSteps == nil {
+		n.namesSteps = make(map[int64]int64)
+	}
+	n.namesSteps[before] = after
+	for {
+		next, ok := n.namesSteps[n.namesCtime]
+		if !ok {
+			break
+		}
+		delete(n.namesSteps, n.namesCtime)
+		n.namesCtime, n.namesAt = next, time.Now()
+	}
+	if len(n.namesSteps) > maxPendingSteps {
+		// Someone else changed the directory: keep the names only for
+		// what is left of their AttrTimeout.
+		n.namesCtime, n.namesSteps = 0, nil
+	}
 }
 
 // knownAbsent reports whether directory n surely lacks name: its names
@@ -45,7 +89,7 @@ func (n *node) knownAbsent(name string) bool {
 		return false
 	}
 	if time.Since(n.namesAt) >= n.r.opts.AttrTimeout {
-		n.names = nil
+		n.names, n.namesCtime, n.namesSteps = nil, 0, nil
 		return false
 	}
 	_, ok := n.names[name]
@@ -77,6 +121,6 @@ func (n *node) dropName(name string) {
 // mount cannot tell whether it took effect.
 func (n *node) forgetNames() {
 	n.mu.Lock()
-	n.names = nil
+	n.names, n.namesCtime, n.namesSteps = nil, 0, nil
 	n.mu.Unlock()
 }

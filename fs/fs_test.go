@@ -909,3 +909,51 @@ func TestKnownNamesSkipLookups(t *testing.T) {
 		t.Errorf("lookups sent for an absent name of a listed directory: %d, want 0", got)
 	}
 }
+
+// TestKnownNamesFollowOwnChanges checks that a directory this mount keeps
+// filling for longer than AttrTimeout still answers lookups of absent
+// names itself, and that a file another mount creates there meanwhile
+// still shows up within about AttrTimeout, although this mount goes on
+// creating files in the directory.
+func TestKnownNamesFollowOwnChanges(t *testing.T) {
+	w := newWorld()
+	cm := &countMeta{Metadata: w.meta}
+	w.meta = cm
+	const timeout = 200 * time.Millisecond
+	dir, _ := w.mount(t, fs.Options{AttrTimeout: timeout})
+	other, _ := w.mount(t, fs.Options{AttrTimeout: timeout})
+	d := filepath.Join(dir, "d")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	create := func(name string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(d, name), []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := cm.count(cluster.OpLookup)
+	start := time.Now()
+	for i := 0; time.Since(start) < 5*timeout; i++ {
+		create(fmt.Sprint("f", i))
+		time.Sleep(timeout / 5)
+	}
+	if got := cm.count(cluster.OpLookup) - before; got != 0 {
+		t.Errorf("lookups sent while filling a new directory for %v: %d, want 0", time.Since(start).Round(time.Millisecond), got)
+	}
+
+	if err := os.WriteFile(filepath.Join(other, "d", "y"), []byte("y"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	for i := 0; ; i++ {
+		create(fmt.Sprint("g", i))
+		if _, err := os.Stat(filepath.Join(d, "y")); err == nil {
+			break
+		} else if time.Since(start) > 10*timeout {
+			t.Fatalf("another mount's file not seen after %v of creates here: %v", time.Since(start).Round(time.Millisecond), err)
+		}
+		time.Sleep(timeout / 5)
+	}
+	wantFile(t, filepath.Join(d, "y"), []byte("y"))
+}

@@ -29,7 +29,13 @@ type node struct {
 	capTill time.Time           // capVal/capErr valid until then
 	fresh   time.Time           // directories: attr was exact then (dirattr.go)
 	names   map[string]struct{} // directories: every name, if known (dirnames.go)
-	namesAt time.Time           // when names were known complete
+	namesAt time.Time           // when names were last known complete
+	// namesCtime is the directory's ctime when names were last known
+	// complete (0: unknown); namesSteps maps the ctimes before this
+	// mount's changes to the ctimes after, for those not yet connected
+	// to namesCtime.
+	namesCtime int64
+	namesSteps map[int64]int64
 }
 
 var (
@@ -338,7 +344,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	n.addName(name)
 	c := n.child(ctx, resp.Attr, out)
 	if cn, ok := c.Operations().(*node); ok {
-		cn.knowNames(map[string]struct{}{}) // new, so empty
+		cn.knowNames(map[string]struct{}{}, resp.Attr.Ctime) // new, so empty
 	}
 	return c, 0
 }
@@ -472,7 +478,11 @@ func (n *node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 		list = append(list, fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: e.Mode})
 		names[e.Name] = struct{}{}
 	}
-	n.knowNames(names)
+	var ctime int64
+	if resp.Dir != nil && resp.Dir.Ino == n.ino() {
+		ctime = resp.Dir.Ctime
+	}
+	n.knowNames(names, ctime)
 	return gofs.NewListDirStream(list), 0
 }
 

@@ -229,15 +229,16 @@ type MetaResponse struct {
 	Removed     Removed      `json:"removed,omitzero"`
 	Statfs      Statfs       `json:"statfs,omitzero"`
 	Chunks      [][32]byte   `json:"chunks,omitempty"`
-	Members     []NodeInfo   `json:"members,omitempty"`  // OpMembers
-	Leader      string       `json:"leader,omitempty"`   // OpMembers: the leader's node id, if known
-	Node        *NodeStatus  `json:"node,omitempty"`     // OpNodeStatus
-	FirstIno    uint64       `json:"firstino,omitempty"` // OpAllocInodes
-	Dir         *Attr        `json:"dir,omitempty"`      // the attributes of the directory the op changed, as it left them: Create, Mkdir, Symlink, Link (NewParent), Unlink, Rmdir, a Commit carrying a create
-	Places      []Placement  `json:"places,omitempty"`   // OpLocate; OpGCMark: the doomed chunks that were placed
-	Scrubbed    *ScrubReport `json:"scrubbed,omitempty"` // OpScrub
-	Repaired    int          `json:"repaired,omitempty"` // OpRepair: shards rebuilt
-	Deleted     int          `json:"deleted,omitempty"`  // OpDropShards: files deleted
+	Members     []NodeInfo   `json:"members,omitempty"`   // OpMembers
+	Leader      string       `json:"leader,omitempty"`    // OpMembers: the leader's node id, if known
+	Node        *NodeStatus  `json:"node,omitempty"`      // OpNodeStatus
+	FirstIno    uint64       `json:"firstino,omitempty"`  // OpAllocInodes
+	Dir         *Attr        `json:"dir,omitempty"`       // the attributes of the directory the op changed, as it left them: Create, Mkdir, Symlink, Link (NewParent), Unlink, Rmdir, a Commit carrying a create; ReadDir: the directory's, as listed
+	DirBefore   int64        `json:"dirbefore,omitempty"` // with Dir, but for ReadDir: the directory's ctime before the op
+	Places      []Placement  `json:"places,omitempty"`    // OpLocate; OpGCMark: the doomed chunks that were placed
+	Scrubbed    *ScrubReport `json:"scrubbed,omitempty"`  // OpScrub
+	Repaired    int          `json:"repaired,omitempty"`  // OpRepair: shards rebuilt
+	Deleted     int          `json:"deleted,omitempty"`   // OpDropShards: files deleted
 }
 
 // Placement says where the shards of one chunk live. The chunk of Size
