@@ -18,9 +18,10 @@ package fs
 // these steps from it; each step that connects proves that nobody else
 // changed the directory up to then, and restarts the AttrTimeout. A change
 // by another mount leaves a gap the steps never bridge, so the list ages
-// out as before. Answers can arrive out of order, so steps that do not
-// connect yet wait (up to maxPendingSteps, beyond which the list is
-// taken to be stale).
+// out as before. Answers can arrive out of order, or late, so steps that
+// do not connect yet wait (up to maxPendingSteps, beyond which the list
+// is taken to be stale); while some wait, an aged-out list is kept, not
+// used, and trusted again once they connect.
 
 import (
 	"time"
@@ -89,7 +90,12 @@ func (n *node) knownAbsent(name string) bool {
 		return false
 	}
 	if time.Since(n.namesAt) >= n.r.opts.AttrTimeout {
-		n.names, n.namesCtime, n.namesSteps = nil, 0, nil
+		if len(n.namesSteps) == 0 {
+			n.names, n.namesCtime = nil, 0
+		}
+		// Else an answer is late (a commit waiting out a Raft
+		// snapshot, say): keep following, and trust the names again
+		// once it connects.
 		return false
 	}
 	_, ok := n.names[name]
