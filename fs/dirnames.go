@@ -34,8 +34,12 @@ import (
 const maxKnownNames = 1 << 14
 
 // maxPendingSteps bounds the directory changes kept waiting for the one
-// before them (see above).
-const maxPendingSteps = 64
+// before them (see above). An answer can be late by many others: its
+// goroutine descheduled for milliseconds while the rest go on at
+// thousands per second. The bound only frees the memory of a chain that
+// another mount's change broke; the list stops being trusted AttrTimeout
+// after its chain last connected in any case.
+const maxPendingSteps = 1024
 
 var localNegatives = promauto.NewCounter(prometheus.CounterOpts{
 	Name: "shoal_mount_local_negative_lookups_total",

@@ -115,8 +115,14 @@ func (n *node) child(ctx context.Context, a cluster.Attr, out *fuse.EntryOut) *g
 	if cn, ok := c.Operations().(*node); ok {
 		cn.remember(a)
 		if a.Mode&syscall.S_IFMT == syscall.S_IFDIR {
-			n.r.dirs.Store(a.Ino, cn)
-			cn.rememberFresh(a)
+			// For a directory the kernel already knows, go-fuse keeps
+			// the node it has and drops this one: the registered node
+			// stays the one to keep up to date.
+			v, _ := n.r.dirs.LoadOrStore(a.Ino, cn)
+			v.(*node).rememberFresh(a)
+			if v != cn {
+				cn.rememberFresh(a)
+			}
 		}
 	}
 	n.fillAttr(a, &out.Attr)
@@ -258,7 +264,9 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		if f, ok := n.r.createDeferred(n.ino(), name, a); ok {
 			n.addName(name)
 			c := n.child(ctx, a, out)
-			return c, &handle{n: c.Operations().(*node), f: f}, 0, 0
+			cn := c.Operations().(*node)
+			cn.newFileHasNoCap()
+			return c, &handle{n: cn, f: f}, 0, 0
 		}
 	}
 	req := &cluster.MetaRequest{Op: cluster.OpCreate, Ino: n.ino(), Name: name, Mode: mode, Uid: uid, Gid: gid}
@@ -577,6 +585,16 @@ func copyXattr(dest, val []byte) (uint32, syscall.Errno) {
 		return uint32(len(val)), syscall.ERANGE
 	}
 	return uint32(copy(dest, val)), 0
+}
+
+// newFileHasNoCap caches that new file n has no security.capability, as
+// a getxattr would have answered now: the kernel asks before the first
+// write, which for a file whose create a shell's redirection already
+// committed (its first close) would otherwise be a round trip per file.
+func (n *node) newFileHasNoCap() {
+	n.mu.Lock()
+	n.capVal, n.capErr, n.capTill = nil, syscall.ENODATA, time.Now().Add(n.r.opts.AttrTimeout)
+	n.mu.Unlock()
 }
 
 // forgetCap drops the cached security.capability answer.
