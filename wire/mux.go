@@ -259,21 +259,17 @@ func (s *Session) queueCtrl(f ctrlFrame) {
 // writeLoop is the only writer of the connection. Control frames go
 // first; DATA requests are taken one at a time, so streams waiting to
 // send are served in turn. The buffer is flushed whenever nothing is
-// waiting or it is full.
+// waiting or it is full; only a flush can fail.
 func (s *Session) writeLoop() {
 	bw := newConnWriter(s.conn)
 	defer bw.release(ErrSessionClosed)
 	var hdr [FrameHeaderLen + MaxServiceName]byte
 	var batch []ctrlFrame
-	var err error
-	writeCtrl := func() error {
+	writeCtrl := func() {
 		s.ctrlMu.Lock()
 		batch, s.ctrl = s.ctrl, batch[:0]
 		s.ctrlMu.Unlock()
 		for _, f := range batch {
-			if err != nil {
-				break
-			}
 			if f.st != nil && !f.st.markSent(f.typ) {
 				continue // after CLOSE nothing more goes out for a stream
 			}
@@ -296,53 +292,45 @@ func (s *Session) writeLoop() {
 			bw.copyIn(hdr[:n])
 		}
 		clear(batch)
-		return err
 	}
-	for err == nil {
+	for {
 		writeCtrl()
-		if err != nil {
-			break
-		}
 		if !bw.full() {
 			select {
 			case req := <-s.dataq:
-				err = s.writeData(bw, &hdr, req, writeCtrl)
+				s.writeData(bw, &hdr, req, writeCtrl)
 				continue
 			default:
 			}
 		}
 		if bw.buffered() > 0 {
-			if err = bw.flush(); err != nil {
-				break
+			if err := bw.flush(); err != nil {
+				s.fail(fmt.Errorf("session write: %w", err), true)
+				return
 			}
 		}
 		select {
 		case req := <-s.dataq:
-			err = s.writeData(bw, &hdr, req, writeCtrl)
+			s.writeData(bw, &hdr, req, writeCtrl)
 		case <-s.ctrlNotify:
 		case <-s.done:
 			return
 		}
 	}
-	s.fail(fmt.Errorf("session write: %w", err), true)
 }
 
 // writeData buffers one DATA frame; the request is answered once its
 // payload is no longer needed (see connWriter). It first buffers the
 // control frames queued so far: a stream's ACK is queued before the
 // stream is handed out, so it must precede the stream's DATA.
-func (s *Session) writeData(bw *connWriter, hdr *[FrameHeaderLen + MaxServiceName]byte, req *dataReq, writeCtrl func() error) error {
-	if err := writeCtrl(); err != nil {
-		req.done <- err
-		return err
-	}
+func (s *Session) writeData(bw *connWriter, hdr *[FrameHeaderLen + MaxServiceName]byte, req *dataReq, writeCtrl func()) {
+	writeCtrl()
 	if !req.st.markSent(req.typ) {
 		req.done <- ErrStreamClosed
-		return nil
+		return
 	}
 	putHeader(hdr[:], req.typ, req.st.remoteID, len(req.p))
 	bw.data(hdr[:FrameHeaderLen], req.p, req)
-	return nil
 }
 
 // readLoop reads and dispatches frames until the connection fails or a
