@@ -35,7 +35,7 @@ func (s *State) readDir(req *MetaRequest) *MetaResponse {
 		ents = append(ents, DirEntry{Name: name, Ino: ino, Mode: s.inodes[ino].attr.Mode})
 	}
 	sort.Slice(ents, func(i, j int) bool { return ents[i].Name < ents[j].Name })
-	return &MetaResponse{Entries: ents, Dir: stAttr(d)}
+	return &MetaResponse{Entries: ents, Dir: stAttr(d), DirBefore: d.attr.Ctime}
 }
 
 const stSetAll = wire.SetMode | wire.SetUid | wire.SetGid | wire.SetSize | wire.SetAtime | wire.SetMtime | wire.SetCtime

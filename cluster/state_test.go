@@ -1068,8 +1068,8 @@ func TestStateSaysHowDirectoryChanged(t *testing.T) {
 	h := newStH(t)
 	d := h.ok(MetaRequest{Op: wire.OpMkdir, Ino: 1, Name: "d", Mode: 0o755}).Attr
 	list := h.ok(MetaRequest{Op: wire.OpReadDir, Ino: d.Ino})
-	if list.Dir == nil || list.Dir.Ino != d.Ino || list.Dir.Ctime != d.Ctime {
-		t.Fatalf("readdir: Dir %+v, want the directory's attributes %+v", list.Dir, d)
+	if list.Dir == nil || list.Dir.Ino != d.Ino || list.Dir.Ctime != d.Ctime || list.DirBefore != d.Ctime {
+		t.Fatalf("readdir: Dir %+v, DirBefore %d; want the directory's attributes %+v, its ctime unchanged", list.Dir, list.DirBefore, d)
 	}
 	ctime := d.Ctime
 	step := func(what string, req MetaRequest) *MetaResponse {

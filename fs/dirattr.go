@@ -70,9 +70,7 @@ func (r *Root) noteDirs(req *cluster.MetaRequest, resp *cluster.MetaResponse) {
 	if resp.Dir != nil {
 		if d := r.dir(resp.Dir.Ino); d != nil {
 			d.rememberFresh(*resp.Dir)
-			if req.Op != cluster.OpReadDir {
-				d.changedDir(resp.DirBefore, resp.Dir.Ctime)
-			}
+			d.changedDir(resp.DirBefore, resp.Dir.Ctime)
 		}
 	}
 	switch req.Op {

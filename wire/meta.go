@@ -234,7 +234,7 @@ type MetaResponse struct {
 	Node        *NodeStatus  `json:"node,omitempty"`      // OpNodeStatus
 	FirstIno    uint64       `json:"firstino,omitempty"`  // OpAllocInodes
 	Dir         *Attr        `json:"dir,omitempty"`       // the attributes of the directory the op changed, as it left them: Create, Mkdir, Symlink, Link (NewParent), Unlink, Rmdir, a Commit carrying a create; ReadDir: the directory's, as listed
-	DirBefore   int64        `json:"dirbefore,omitempty"` // with Dir, but for ReadDir: the directory's ctime before the op
+	DirBefore   int64        `json:"dirbefore,omitempty"` // with Dir: the directory's ctime before the op (Dir.Ctime if it left it alone)
 	Places      []Placement  `json:"places,omitempty"`    // OpLocate; OpGCMark: the doomed chunks that were placed
 	Scrubbed    *ScrubReport `json:"scrubbed,omitempty"`  // OpScrub
 	Repaired    int          `json:"repaired,omitempty"`  // OpRepair: shards rebuilt
