@@ -362,8 +362,10 @@ func (s *State) rename(req *MetaRequest) *MetaResponse {
 		}
 	}
 	src.attr.Ctime = now
-	stTouch(op, now)
-	stTouch(np, now)
+	resp.DirBefore, resp.Dir = stDirChanged(op, now)
+	if np != op {
+		resp.NewDirBefore, resp.NewDir = stDirChanged(np, now)
+	}
 	return resp
 }
 

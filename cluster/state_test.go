@@ -1096,4 +1096,20 @@ func TestStateSaysHowDirectoryChanged(t *testing.T) {
 	step("link", MetaRequest{Op: wire.OpLink, Ino: f, NewParent: d.Ino, NewName: "f2"})
 	step("unlink", MetaRequest{Op: wire.OpUnlink, Ino: d.Ino, Name: "f2"})
 	step("rmdir", MetaRequest{Op: wire.OpRmdir, Ino: d.Ino, Name: "sub"})
+	step("rename within the directory", MetaRequest{Op: wire.OpRename, Ino: d.Ino, Name: "f", NewParent: d.Ino, NewName: "g"})
+	if r := step("rename within the directory", MetaRequest{Op: wire.OpRename, Ino: d.Ino, Name: "g", NewParent: d.Ino, NewName: "f"}); r.NewDir != nil {
+		t.Errorf("rename within one directory: NewDir %+v, want none", r.NewDir)
+	}
+
+	// Between two directories, both steps are in the answer.
+	e := h.ok(MetaRequest{Op: wire.OpMkdir, Ino: 1, Name: "e", Mode: 0o755}).Attr
+	r := step("rename out of the directory", MetaRequest{Op: wire.OpRename, Ino: d.Ino, Name: "f", NewParent: e.Ino, NewName: "f"})
+	if r.NewDir == nil || r.NewDir.Ino != e.Ino || r.NewDirBefore != e.Ctime || r.NewDir.Ctime == e.Ctime {
+		t.Fatalf("rename between directories: NewDir %+v, NewDirBefore %d; want directory %d taken from ctime %d to a new one", r.NewDir, r.NewDirBefore, e.Ino, e.Ctime)
+	}
+	eCtime := r.NewDir.Ctime
+	r = h.ok(MetaRequest{Op: wire.OpRename, Ino: e.Ino, Name: "f", NewParent: d.Ino, NewName: "f"})
+	if r.Dir == nil || r.Dir.Ino != e.Ino || r.DirBefore != eCtime || r.NewDir == nil || r.NewDir.Ino != d.Ino || r.NewDirBefore != ctime {
+		t.Fatalf("rename back: Dir %+v (before %d), NewDir %+v (before %d); want %d from %d and %d from %d", r.Dir, r.DirBefore, r.NewDir, r.NewDirBefore, e.Ino, eCtime, d.Ino, ctime)
+	}
 }

@@ -9,8 +9,7 @@ package fs
 // them exactly, and answers the GETATTR itself for AttrTimeout, the time
 // the kernel would have cached them anyway: changes other mounts make show
 // up as late as they would through the kernel's cache. An op that changes
-// a directory without saying how (rename, xattrs) makes the mount ask
-// again.
+// a directory without saying how (xattrs) makes the mount ask again.
 
 import (
 	"syscall"
@@ -67,19 +66,33 @@ func (r *Root) dir(ino uint64) *node {
 // noteDirs updates what the mount knows of directory attributes after
 // metadata answered req with resp.
 func (r *Root) noteDirs(req *cluster.MetaRequest, resp *cluster.MetaResponse) {
-	if resp.Dir != nil {
-		if d := r.dir(resp.Dir.Ino); d != nil {
-			d.rememberFresh(*resp.Dir)
-			d.changedDir(resp.DirBefore, resp.Dir.Ctime)
-		}
-	}
+	r.noteDir(resp.Dir, resp.DirBefore)
+	r.noteDir(resp.NewDir, resp.NewDirBefore)
 	switch req.Op {
 	case cluster.OpGetAttr, cluster.OpSetAttr:
 		if d := r.dir(req.Ino); d != nil && resp.Attr.Ino == req.Ino {
 			d.rememberFresh(resp.Attr)
 		}
-	case cluster.OpRename, cluster.OpSetXattr, cluster.OpRemoveXattr:
+	case cluster.OpRename:
+		if resp.Dir == nil {
+			// A rename onto the name's own inode changes nothing and
+			// says so without dir; be safe and ask again.
+			r.noteDirsFailed(req)
+		}
+	case cluster.OpSetXattr, cluster.OpRemoveXattr:
 		r.noteDirsFailed(req)
+	}
+}
+
+// noteDir records that an op took directory dir.Ino from ctime before to
+// dir, if the mount knows that directory.
+func (r *Root) noteDir(dir *cluster.Attr, before int64) {
+	if dir == nil {
+		return
+	}
+	if d := r.dir(dir.Ino); d != nil {
+		d.rememberFresh(*dir)
+		d.changedDir(before, dir.Ctime)
 	}
 }
 

@@ -972,6 +972,78 @@ func TestKnownNamesFollowOwnChanges(t *testing.T) {
 	wantFile(t, filepath.Join(d, "y"), []byte("y"))
 }
 
+// TestRenameKeepsKnownNames checks that renames, within a directory and
+// between two, keep the directories' names known: the kernel's lookup of
+// each target name is answered by the mount, and what a stat then sees is
+// what the renames did.
+func TestRenameKeepsKnownNames(t *testing.T) {
+	w := newWorld()
+	cm := &countMeta{Metadata: w.meta}
+	w.meta = cm
+	const timeout = 200 * time.Millisecond
+	opts := fs.Options{AttrTimeout: timeout, EntryTimeout: time.Minute}
+	dir, _ := w.mount(t, opts)
+	d, e := filepath.Join(dir, "d"), filepath.Join(dir, "e")
+	for _, p := range []string{d, e} {
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const n = 20
+	for i := range n {
+		if err := os.WriteFile(filepath.Join(d, fmt.Sprint("f", i)), []byte(fmt.Sprint(i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := cm.count(cluster.OpLookup)
+	for i := range n {
+		from := filepath.Join(d, fmt.Sprint("f", i))
+		to := filepath.Join(d, fmt.Sprint("g", i)) // within d
+		if i%2 == 1 {
+			to = filepath.Join(e, fmt.Sprint("h", i)) // from d to e
+		}
+		if err := os.Rename(from, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := cm.count(cluster.OpLookup) - before; got != 0 {
+		t.Errorf("lookups sent for %d renames to new names in directories this mount made: %d, want 0", n, got)
+	}
+	for i := range n {
+		if _, err := os.Stat(filepath.Join(d, fmt.Sprint("f", i))); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("stat of renamed-away f%d: %v, want ENOENT", i, err)
+		}
+		to := filepath.Join(d, fmt.Sprint("g", i))
+		if i%2 == 1 {
+			to = filepath.Join(e, fmt.Sprint("h", i))
+		}
+		wantFile(t, to, []byte(fmt.Sprint(i)))
+	}
+	// A rename this mount did not make still shows up within about
+	// AttrTimeout, although this mount goes on renaming in d: the other
+	// mount's change breaks the chain of d's steps.
+	other, _ := w.mount(t, opts)
+	if err := os.Rename(filepath.Join(other, "e", "h1"), filepath.Join(other, "d", "moved")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for i := 0; ; i++ {
+		if err := os.Rename(filepath.Join(d, fmt.Sprint("g", 2*(i%(n/2)))), filepath.Join(d, fmt.Sprint("t", i))); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(d, fmt.Sprint("t", i)), filepath.Join(d, fmt.Sprint("g", 2*(i%(n/2))))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(d, "moved")); err == nil {
+			break
+		} else if time.Since(start) > 10*timeout {
+			t.Fatalf("a file another mount renamed in not seen after %v of renames here: %v", time.Since(start).Round(time.Millisecond), err)
+		}
+		time.Sleep(timeout / 5)
+	}
+	wantFile(t, filepath.Join(d, "moved"), []byte("1"))
+}
+
 // TestRedirectedWriteSkipsCapabilityLookup does what a shell's "> file"
 // does: create, dup the descriptor, close the first (its flush commits the
 // new file), write through the second. The kernel asks for the file's

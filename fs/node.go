@@ -439,12 +439,8 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if flags&exchange != 0 {
 		req.Flags |= cluster.RenameExchange
 	}
-	// Both directories change, the moved inode's ctime too, and, for a
-	// directory, its "..": none of them is known exactly any more.
-	defer n.stale()
-	if np, ok := newParent.EmbeddedInode().Operations().(*node); ok {
-		defer np.stale()
-	}
+	// Both directories change (the answer says how: noteDirs), the
+	// moved inode's ctime too, and, for a directory, its "..".
 	if c := n.GetChild(name); c != nil {
 		if cn, ok := c.Operations().(*node); ok {
 			defer cn.stale()

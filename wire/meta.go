@@ -217,28 +217,30 @@ type MetaRequest struct {
 // up) and the client should retry; the request had no effect. The other
 // fields are set as the Op says.
 type MetaResponse struct {
-	Errno       uint32       `json:"errno,omitempty"`
-	Reason      string       `json:"reason,omitempty"`
-	Unavailable bool         `json:"unavailable,omitempty"`
-	Attr        Attr         `json:"attr,omitzero"`
-	Entries     []DirEntry   `json:"entries,omitempty"`
-	Target      string       `json:"target,omitempty"`
-	Value       []byte       `json:"value,omitempty"`
-	Names       []string     `json:"names,omitempty"`
-	Layout      Layout       `json:"layout,omitzero"`
-	Removed     Removed      `json:"removed,omitzero"`
-	Statfs      Statfs       `json:"statfs,omitzero"`
-	Chunks      [][32]byte   `json:"chunks,omitempty"`
-	Members     []NodeInfo   `json:"members,omitempty"`   // OpMembers
-	Leader      string       `json:"leader,omitempty"`    // OpMembers: the leader's node id, if known
-	Node        *NodeStatus  `json:"node,omitempty"`      // OpNodeStatus
-	FirstIno    uint64       `json:"firstino,omitempty"`  // OpAllocInodes
-	Dir         *Attr        `json:"dir,omitempty"`       // the attributes of the directory the op changed, as it left them: Create, Mkdir, Symlink, Link (NewParent), Unlink, Rmdir, a Commit carrying a create; ReadDir: the directory's, as listed
-	DirBefore   int64        `json:"dirbefore,omitempty"` // with Dir: the directory's ctime before the op (Dir.Ctime if it left it alone)
-	Places      []Placement  `json:"places,omitempty"`    // OpLocate; OpGCMark: the doomed chunks that were placed
-	Scrubbed    *ScrubReport `json:"scrubbed,omitempty"`  // OpScrub
-	Repaired    int          `json:"repaired,omitempty"`  // OpRepair: shards rebuilt
-	Deleted     int          `json:"deleted,omitempty"`   // OpDropShards: files deleted
+	Errno        uint32       `json:"errno,omitempty"`
+	Reason       string       `json:"reason,omitempty"`
+	Unavailable  bool         `json:"unavailable,omitempty"`
+	Attr         Attr         `json:"attr,omitzero"`
+	Entries      []DirEntry   `json:"entries,omitempty"`
+	Target       string       `json:"target,omitempty"`
+	Value        []byte       `json:"value,omitempty"`
+	Names        []string     `json:"names,omitempty"`
+	Layout       Layout       `json:"layout,omitzero"`
+	Removed      Removed      `json:"removed,omitzero"`
+	Statfs       Statfs       `json:"statfs,omitzero"`
+	Chunks       [][32]byte   `json:"chunks,omitempty"`
+	Members      []NodeInfo   `json:"members,omitempty"`      // OpMembers
+	Leader       string       `json:"leader,omitempty"`       // OpMembers: the leader's node id, if known
+	Node         *NodeStatus  `json:"node,omitempty"`         // OpNodeStatus
+	FirstIno     uint64       `json:"firstino,omitempty"`     // OpAllocInodes
+	Dir          *Attr        `json:"dir,omitempty"`          // the attributes of the directory the op changed, as it left them: Create, Mkdir, Symlink, Link (NewParent), Unlink, Rmdir, Rename (the source directory), a Commit carrying a create; ReadDir: the directory's, as listed
+	DirBefore    int64        `json:"dirbefore,omitempty"`    // with Dir: the directory's ctime before the op (Dir.Ctime if it left it alone)
+	NewDir       *Attr        `json:"newdir,omitempty"`       // Rename between two directories: the target directory's attributes, as the op left them (Dir is the source's)
+	NewDirBefore int64        `json:"newdirbefore,omitempty"` // with NewDir: the target directory's ctime before the op
+	Places       []Placement  `json:"places,omitempty"`       // OpLocate; OpGCMark: the doomed chunks that were placed
+	Scrubbed     *ScrubReport `json:"scrubbed,omitempty"`     // OpScrub
+	Repaired     int          `json:"repaired,omitempty"`     // OpRepair: shards rebuilt
+	Deleted      int          `json:"deleted,omitempty"`      // OpDropShards: files deleted
 }
 
 // Placement says where the shards of one chunk live. The chunk of Size
