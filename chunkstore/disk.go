@@ -606,9 +606,8 @@ func (d *Disk) Delete(ctx context.Context, id ID, before time.Time) (bool, error
 	d.lazyMu.Lock()
 	delete(d.lazy, id)
 	d.lazyMu.Unlock()
-	if err := d.subs[id[0]].Sync(); err != nil {
-		return true, fmt.Errorf("disk delete %s: sync directory: %w", id, err)
-	}
+	// No directory fsync: a removal a crash undoes leaves a complete,
+	// unreferenced chunk file, which the next collection removes again.
 	return true, nil
 }
 

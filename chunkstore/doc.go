@@ -104,11 +104,14 @@
 // # Garbage collection
 //
 // A chunk file's mtime is the time of its last Put. Delete(id, before)
-// removes the chunk only if that time is strictly before before, and then
-// fsyncs the directory. Put, Touch and Delete of one ID serialise on a striped
-// lock, so a Put racing with a Delete either lands first and is older than
-// the collector's cut-off (and is deleted, as it would have been), or its
-// refreshed mtime keeps the chunk. The collector therefore takes its
+// removes the chunk only if that time is strictly before before. It does
+// not fsync the directory: a removal that a crash undoes brings back a
+// complete chunk file that nothing references (chunk and shard files are
+// named after what they hold), which the next collection removes again,
+// so a sweep of thousands of chunks costs no fsync. Put, Touch and Delete
+// of one ID serialise on a striped lock, so a Put racing with a Delete
+// either lands first and is older than the collector's cut-off (and is
+// deleted, as it would have been), or its refreshed mtime keeps the chunk. The collector therefore takes its
 // cut-off time before it marks live chunks, and any chunk written or
 // re-Put after that survives the sweep. Times come from the node's clock;
 // a file system that does not keep nanosecond mtimes gets Put times
