@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"syscall"
+	"time"
 
 	"shoal/chunkstore"
 	"shoal/wire"
@@ -211,9 +212,11 @@ func (n *Node) receivePush(ctx context.Context, st *wire.Stream, b *casyncBacken
 			if b.verify && chunkstore.Sum(data) != m.ID {
 				return fmt.Errorf("received %s %s does not match its id: %w", b.what, chunkstore.ID(m.ID), syscall.EBADMSG)
 			}
+			start := time.Now()
 			if err := b.put(ctx, m.ID, data); err != nil {
 				return err
 			}
+			storeSeconds.WithLabelValues(b.what).Observe(time.Since(start).Seconds())
 			chunkOps.WithLabelValues("stored").Inc()
 			chunkBytes.WithLabelValues("in").Add(float64(len(data)))
 		case *wire.Missing:

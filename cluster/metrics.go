@@ -39,6 +39,11 @@ var (
 		Help:    "How long storing a commit's inline chunks took before the commit was proposed.",
 		Buckets: prometheus.ExponentialBuckets(0.00001, 2, 16),
 	})
+	storeSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "shoal_node_store_seconds",
+		Help:    "How long storing one pushed chunk or shard took, by what: chunk (its shards stored on their nodes and its placement committed) or shard (on this node's disk).",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
+	}, []string{"what"})
 	forwarded = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "shoal_node_forwarded_requests_total",
 		Help: "Metadata requests a follower forwarded to the leader and got an answer for.",

@@ -357,12 +357,16 @@ func (f *file) sealForCommit() {
 // upload stores a sealed block's chunk and records the result.
 func (f *file) upload(idx uint64, wb *wblock) {
 	r := f.r
+	start := time.Now()
 	r.uploads <- struct{}{}
+	uploadSeconds.WithLabelValues("wait").Observe(time.Since(start).Seconds())
+	start = time.Now()
 	id := chunkstore.Sum(wb.data)
 	ctx, cancel := r.bgContext()
 	err := r.chunks.Put(ctx, id, wb.data)
 	if err == nil {
 		chunkBytes.WithLabelValues("up").Add(float64(len(wb.data)))
+		uploadSeconds.WithLabelValues("store").Observe(time.Since(start).Seconds())
 	}
 	cancel()
 	<-r.uploads

@@ -24,6 +24,11 @@ var (
 		Name: "shoal_mount_chunk_bytes_total",
 		Help: "Chunk bytes the mount uploaded (up) and fetched (down).",
 	}, []string{"dir"})
+	uploadSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "shoal_mount_upload_seconds",
+		Help:    "Chunk uploads, by stage: wait (for one of Options.Uploads slots) and store (hash and store the chunk in the cluster), and how long each took.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
+	}, []string{"stage"})
 )
 
 // observeMeta records one metadata request of op that started at start.
