@@ -90,8 +90,10 @@
 // check that data hashes to id; a wrong id is caught by every Get.
 //
 // PutLazy (LazyPutter) writes the chunk file the same way but skips both
-// fsyncs and remembers the ID; Sync fsyncs every file so remembered, then
-// their fan-out directories. A node uses it for chunks that commits carry
+// fsyncs and remembers the ID; Sync makes every file so remembered durable
+// with one syncfs(2) of the store's file system (on a kernel without it, by
+// fsyncing each file and then its fan-out directory), so that thousands of
+// lazily written chunks cost one flush. A node uses it for chunks that commits carry
 // inline, whose durable copy until then is the Raft log entry; a durable
 // Put of a chunk still waiting for Sync fsyncs its directory too.
 //

@@ -959,17 +959,27 @@ func TestKnownNamesFollowOwnChanges(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(other, "d", "y"), []byte("y"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	start = time.Now()
+	seenWhileChanging(t, filepath.Join(d, "y"), timeout, "creates", func(i int) { create(fmt.Sprint("g", i)) })
+	wantFile(t, filepath.Join(d, "y"), []byte("y"))
+}
+
+// seenWhileChanging waits for path, which another mount made, to show up
+// here while change(0), change(1)... keep changing its directory from
+// this mount, every timeout/5; it fails the test after 10*timeout.
+func seenWhileChanging(t *testing.T, path string, timeout time.Duration, changes string, change func(i int)) {
+	t.Helper()
+	start := time.Now()
 	for i := 0; ; i++ {
-		create(fmt.Sprint("g", i))
-		if _, err := os.Stat(filepath.Join(d, "y")); err == nil {
-			break
-		} else if time.Since(start) > 10*timeout {
-			t.Fatalf("another mount's file not seen after %v of creates here: %v", time.Since(start).Round(time.Millisecond), err)
+		change(i)
+		_, err := os.Stat(path)
+		if err == nil {
+			return
+		}
+		if time.Since(start) > 10*timeout {
+			t.Fatalf("%s, made by another mount, not seen after %v of %s here: %v", path, time.Since(start).Round(time.Millisecond), changes, err)
 		}
 		time.Sleep(timeout / 5)
 	}
-	wantFile(t, filepath.Join(d, "y"), []byte("y"))
 }
 
 // TestRenameKeepsKnownNames checks that renames, within a directory and
@@ -1026,21 +1036,15 @@ func TestRenameKeepsKnownNames(t *testing.T) {
 	if err := os.Rename(filepath.Join(other, "e", "h1"), filepath.Join(other, "d", "moved")); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	for i := 0; ; i++ {
-		if err := os.Rename(filepath.Join(d, fmt.Sprint("g", 2*(i%(n/2)))), filepath.Join(d, fmt.Sprint("t", i))); err != nil {
+	seenWhileChanging(t, filepath.Join(d, "moved"), timeout, "renames", func(i int) {
+		g, tmp := filepath.Join(d, fmt.Sprint("g", 2*(i%(n/2)))), filepath.Join(d, fmt.Sprint("t", i))
+		if err := os.Rename(g, tmp); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Rename(filepath.Join(d, fmt.Sprint("t", i)), filepath.Join(d, fmt.Sprint("g", 2*(i%(n/2))))); err != nil {
+		if err := os.Rename(tmp, g); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := os.Stat(filepath.Join(d, "moved")); err == nil {
-			break
-		} else if time.Since(start) > 10*timeout {
-			t.Fatalf("a file another mount renamed in not seen after %v of renames here: %v", time.Since(start).Round(time.Millisecond), err)
-		}
-		time.Sleep(timeout / 5)
-	}
+	})
 	wantFile(t, filepath.Join(d, "moved"), []byte("1"))
 }
 
