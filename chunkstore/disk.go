@@ -390,8 +390,8 @@ func (d *Disk) touch(id ID, path string, durable bool) error {
 // before the call durable. One syncfs(2) of the store's file system does
 // that for all of them at once: a snapshot after thousands of small files
 // costs one flush of the disk's cache, not two fsyncs a file. Where the
-// kernel lacks syncfs, each file and then its fan-out directory is
-// fsynced.
+// kernel lacks syncfs or a seccomp filter denies it, each file and then
+// its fan-out directory is fsynced.
 func (d *Disk) Sync(ctx context.Context) error {
 	d.lazyMu.Lock()
 	ids := make([]ID, 0, len(d.lazy))
@@ -406,7 +406,8 @@ func (d *Disk) Sync(ctx context.Context) error {
 		return fmt.Errorf("disk sync: %w", err)
 	}
 	err := unix.Syncfs(int(d.subs[0].Fd()))
-	if errors.Is(err, unix.ENOSYS) {
+	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
+		// No syncfs here, or a sandbox's seccomp filter denies it.
 		err = d.syncEach(ctx, ids)
 	} else if err != nil {
 		err = fmt.Errorf("disk sync %s: syncfs: %w", d.dir, err)
