@@ -919,7 +919,9 @@ func TestKnownNamesFollowOwnChanges(t *testing.T) {
 	w := newWorld()
 	cm := &countMeta{Metadata: w.meta}
 	w.meta = cm
-	const timeout = 200 * time.Millisecond
+	// Longer than any stall of a loaded test machine: a list whose last
+	// step is AttrTimeout old is rightly no longer trusted.
+	const timeout = time.Second
 	// The kernel's own entry for d must outlive the writers, or its
 	// revalidation (a lookup of d, which exists) would be counted too.
 	opts := fs.Options{AttrTimeout: timeout, EntryTimeout: time.Minute}
@@ -943,7 +945,7 @@ func TestKnownNamesFollowOwnChanges(t *testing.T) {
 	var wg sync.WaitGroup
 	for w := range 4 {
 		wg.Go(func() {
-			for i := 0; time.Since(start) < 5*timeout; i++ {
+			for i := 0; time.Since(start) < 3*timeout; i++ {
 				if err := os.WriteFile(filepath.Join(d, fmt.Sprint("f", w, "_", i)), []byte("f"), 0o644); err != nil {
 					t.Error(err)
 					return
@@ -990,9 +992,9 @@ func TestRenameKeepsKnownNames(t *testing.T) {
 	w := newWorld()
 	cm := &countMeta{Metadata: w.meta}
 	w.meta = cm
-	const timeout = 200 * time.Millisecond
-	opts := fs.Options{AttrTimeout: timeout, EntryTimeout: time.Minute}
-	dir, _ := w.mount(t, opts)
+	// Names stay known for AttrTimeout after their last step: a minute
+	// here, so that a slow machine cannot age them out between steps.
+	dir, _ := w.mount(t, fs.Options{AttrTimeout: time.Minute, EntryTimeout: time.Minute})
 	d, e := filepath.Join(dir, "d"), filepath.Join(dir, "e")
 	for _, p := range []string{d, e} {
 		if err := os.Mkdir(p, 0o755); err != nil {
@@ -1029,15 +1031,20 @@ func TestRenameKeepsKnownNames(t *testing.T) {
 		}
 		wantFile(t, to, []byte(fmt.Sprint(i)))
 	}
-	// A rename this mount did not make still shows up within about
-	// AttrTimeout, although this mount goes on renaming in d: the other
-	// mount's change breaks the chain of d's steps.
-	other, _ := w.mount(t, opts)
-	if err := os.Rename(filepath.Join(other, "e", "h1"), filepath.Join(other, "d", "moved")); err != nil {
+	// A rename another mount makes still shows up within about
+	// AttrTimeout on a mount that listed d and goes on renaming in it:
+	// the other mount's change breaks the chain of d's steps.
+	const timeout = 200 * time.Millisecond
+	watch, _ := w.mount(t, fs.Options{AttrTimeout: timeout, EntryTimeout: time.Minute})
+	wd := filepath.Join(watch, "d")
+	if _, err := os.ReadDir(wd); err != nil {
 		t.Fatal(err)
 	}
-	seenWhileChanging(t, filepath.Join(d, "moved"), timeout, "renames", func(i int) {
-		g, tmp := filepath.Join(d, fmt.Sprint("g", 2*(i%(n/2)))), filepath.Join(d, fmt.Sprint("t", i))
+	if err := os.Rename(filepath.Join(e, "h1"), filepath.Join(d, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	seenWhileChanging(t, filepath.Join(wd, "moved"), timeout, "renames", func(i int) {
+		g, tmp := filepath.Join(wd, fmt.Sprint("g", 2*(i%(n/2)))), filepath.Join(wd, fmt.Sprint("t", i))
 		if err := os.Rename(g, tmp); err != nil {
 			t.Fatal(err)
 		}
@@ -1045,7 +1052,7 @@ func TestRenameKeepsKnownNames(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	wantFile(t, filepath.Join(d, "moved"), []byte("1"))
+	wantFile(t, filepath.Join(wd, "moved"), []byte("1"))
 }
 
 // TestRedirectedWriteSkipsCapabilityLookup does what a shell's "> file"
