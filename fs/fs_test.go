@@ -839,7 +839,9 @@ func TestKnownNamesSkipLookups(t *testing.T) {
 	w := newWorld()
 	cm := &countMeta{Metadata: w.meta}
 	w.meta = cm
-	dir, _ := w.mount(t, fs.Options{AttrTimeout: 300 * time.Millisecond})
+	// Names stay known for AttrTimeout after their last step: a minute
+	// here, so that a slow machine cannot age them out between steps.
+	dir, _ := w.mount(t, fs.Options{AttrTimeout: time.Minute, EntryTimeout: time.Minute})
 	other, _ := w.mount(t, fs.Options{AttrTimeout: 300 * time.Millisecond})
 	d := filepath.Join(dir, "d")
 	if err := os.Mkdir(d, 0o755); err != nil {
@@ -878,20 +880,26 @@ func TestKnownNamesSkipLookups(t *testing.T) {
 	}
 	wantFile(t, filepath.Join(d, "b"), []byte("again"))
 
-	// Another mount's create shows up within AttrTimeout.
+	// Another mount's create shows up within AttrTimeout on a mount that
+	// knew d's names: here a third one, with an AttrTimeout of 300 ms.
+	watch, _ := w.mount(t, fs.Options{AttrTimeout: 300 * time.Millisecond})
+	wd := filepath.Join(watch, "d")
+	if _, err := os.ReadDir(wd); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(other, "d", "x"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if _, err := os.Stat(filepath.Join(d, "x")); err == nil {
+		if _, err := os.Stat(filepath.Join(wd, "x")); err == nil {
 			break
 		} else if time.Now().After(deadline) {
 			t.Fatalf("another mount's file still not seen: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	wantFile(t, filepath.Join(d, "x"), []byte("x"))
+	wantFile(t, filepath.Join(wd, "x"), []byte("x"))
 
 	// A listing is known complete too.
 	ents, err := os.ReadDir(d)
