@@ -393,12 +393,7 @@ func (d *Disk) touch(id ID, path string, durable bool) error {
 // kernel lacks syncfs or a seccomp filter denies it, each file and then
 // its fan-out directory is fsynced.
 func (d *Disk) Sync(ctx context.Context) error {
-	d.lazyMu.Lock()
-	ids := make([]ID, 0, len(d.lazy))
-	for id := range d.lazy {
-		ids = append(ids, id)
-	}
-	d.lazyMu.Unlock()
+	ids := d.lazyIDs()
 	if len(ids) == 0 {
 		return nil
 	}
@@ -421,6 +416,17 @@ func (d *Disk) Sync(ctx context.Context) error {
 	}
 	d.lazyMu.Unlock()
 	return nil
+}
+
+// lazyIDs returns the chunks PutLazy wrote that no Sync has made durable.
+func (d *Disk) lazyIDs() []ID {
+	d.lazyMu.Lock()
+	defer d.lazyMu.Unlock()
+	ids := make([]ID, 0, len(d.lazy))
+	for id := range d.lazy {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 // syncEach fsyncs the chunk files of ids, then their fan-out directories.

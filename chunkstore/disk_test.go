@@ -373,8 +373,8 @@ func TestDiskClosed(t *testing.T) {
 }
 
 // TestDiskLazyPutSurvivesReopen checks that chunks stored by PutLazy and
-// made durable by Sync (with syncfs, or file by file where the kernel
-// lacks it) are found by a store reopened on the same directory.
+// made durable by Sync (with syncfs, or file by file where syncfs is
+// missing or denied) are found by a store reopened on the same directory.
 func TestDiskLazyPutSurvivesReopen(t *testing.T) {
 	syncs := map[string]func(*chunkstore.Disk, context.Context) error{
 		"syncfs":    (*chunkstore.Disk).Sync,

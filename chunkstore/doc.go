@@ -91,11 +91,12 @@
 //
 // PutLazy (LazyPutter) writes the chunk file the same way but skips both
 // fsyncs and remembers the ID; Sync makes every file so remembered durable
-// with one syncfs(2) of the store's file system (on a kernel without it, by
-// fsyncing each file and then its fan-out directory), so that thousands of
-// lazily written chunks cost one flush. A node uses it for chunks that commits carry
-// inline, whose durable copy until then is the Raft log entry; a durable
-// Put of a chunk still waiting for Sync fsyncs its directory too.
+// with one syncfs(2) of the store's file system (where syncfs is missing or
+// a seccomp filter denies it, by fsyncing each file and then its fan-out
+// directory), so that thousands of lazily written chunks cost one flush. A
+// node uses it for chunks that commits carry inline, whose durable copy
+// until then is the Raft log entry; a durable Put of a chunk still waiting
+// for Sync fsyncs its directory too.
 //
 // A full file system (ENOSPC or EDQUOT from write, fsync or rename) makes
 // Put remove its temporary file and return an error wrapping ErrNoSpace
@@ -113,9 +114,10 @@
 // so a sweep of thousands of chunks costs no fsync. Put, Touch and Delete
 // of one ID serialise on a striped lock, so a Put racing with a Delete
 // either lands first and is older than the collector's cut-off (and is
-// deleted, as it would have been), or its refreshed mtime keeps the chunk. The collector therefore takes its
-// cut-off time before it marks live chunks, and any chunk written or
-// re-Put after that survives the sweep. Times come from the node's clock;
-// a file system that does not keep nanosecond mtimes gets Put times
-// rounded up to the next second, which only ever keeps chunks longer.
+// deleted, as it would have been), or its refreshed mtime keeps the
+// chunk. The collector therefore takes its cut-off time before it marks
+// live chunks, and any chunk written or re-Put after that survives the
+// sweep. Times come from the node's clock; a file system that does not
+// keep nanosecond mtimes gets Put times rounded up to the next second,
+// which only ever keeps chunks longer.
 package chunkstore

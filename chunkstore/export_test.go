@@ -3,13 +3,7 @@ package chunkstore
 import "context"
 
 // SyncEachForTest makes what PutLazy wrote durable the way Sync does where
-// the kernel lacks syncfs(2).
+// syncfs(2) is missing or denied.
 func (d *Disk) SyncEachForTest(ctx context.Context) error {
-	d.lazyMu.Lock()
-	ids := make([]ID, 0, len(d.lazy))
-	for id := range d.lazy {
-		ids = append(ids, id)
-	}
-	d.lazyMu.Unlock()
-	return d.syncEach(ctx, ids)
+	return d.syncEach(ctx, d.lazyIDs())
 }
