@@ -1015,14 +1015,16 @@ func TestRenameKeepsKnownNames(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// File i goes to g<i> within d if i is even, else to h<i> in e.
+	target := func(i int) string {
+		if i%2 == 1 {
+			return filepath.Join(e, fmt.Sprint("h", i))
+		}
+		return filepath.Join(d, fmt.Sprint("g", i))
+	}
 	before := cm.count(cluster.OpLookup)
 	for i := range n {
-		from := filepath.Join(d, fmt.Sprint("f", i))
-		to := filepath.Join(d, fmt.Sprint("g", i)) // within d
-		if i%2 == 1 {
-			to = filepath.Join(e, fmt.Sprint("h", i)) // from d to e
-		}
-		if err := os.Rename(from, to); err != nil {
+		if err := os.Rename(filepath.Join(d, fmt.Sprint("f", i)), target(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1033,11 +1035,7 @@ func TestRenameKeepsKnownNames(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(d, fmt.Sprint("f", i))); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("stat of renamed-away f%d: %v, want ENOENT", i, err)
 		}
-		to := filepath.Join(d, fmt.Sprint("g", i))
-		if i%2 == 1 {
-			to = filepath.Join(e, fmt.Sprint("h", i))
-		}
-		wantFile(t, to, []byte(fmt.Sprint(i)))
+		wantFile(t, target(i), []byte(fmt.Sprint(i)))
 	}
 	// A rename another mount makes still shows up within about
 	// AttrTimeout on a mount that listed d and goes on renaming in it:
