@@ -560,7 +560,7 @@ func (d *Disk) Get(ctx context.Context, id ID) ([]byte, error) {
 	if info.Size() > headerSize+MaxChunkSize+MaxChunkSize/8 {
 		err = fmt.Errorf("chunk file of %d bytes: %w", info.Size(), ErrCorrupt)
 	} else {
-		b := make([]byte, info.Size())
+		b := NewBuffer(int(info.Size()))
 		if _, err = io.ReadFull(f, b); err != nil {
 			return nil, fmt.Errorf("disk get %s: %w", id, err)
 		}

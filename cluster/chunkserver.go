@@ -191,7 +191,7 @@ func (n *Node) receivePush(ctx context.Context, st *wire.Stream, b *casyncBacken
 		return err
 	}
 	for range want {
-		m, err := wire.ReadCasync(st)
+		m, err := wire.ReadCasyncAlloc(st, chunkstore.NewBuffer)
 		if err != nil {
 			return fmt.Errorf("receive pushed %s: %w", b.what, err)
 		}

@@ -491,7 +491,7 @@ func (c *Client) awaitGoodbye(s *wire.Session, st *wire.Stream, what string) err
 // readChunkReply reads one message answering a chunk operation, turning
 // ABORT and stream failures into errors.
 func (c *Client) readChunkReply(st *wire.Stream, what string) (wire.CasyncMessage, error) {
-	m, err := wire.ReadCasync(st)
+	m, err := wire.ReadCasyncAlloc(st, chunkstore.NewBuffer)
 	if err != nil {
 		return nil, fmt.Errorf("%s from %s: %w: %w", what, c.node(), err, ErrUnavailable)
 	}

@@ -308,7 +308,7 @@ func (r *Root) getBuf(bs uint64) []byte {
 				return b[:bs]
 			}
 		default:
-			return make([]byte, bs)
+			return chunkstore.NewBuffer(int(bs))
 		}
 	}
 }

@@ -321,6 +321,14 @@ func WriteCasync(w io.Writer, m CasyncMessage) error {
 // into one new buffer; Chunk.Data, Index.Data and Archive.Data point into
 // it and belong to the caller.
 func ReadCasync(r io.Reader) (CasyncMessage, error) {
+	return ReadCasyncAlloc(r, nil)
+}
+
+// ReadCasyncAlloc is ReadCasync with the payload buffer of a CHUNK
+// message taken from alloc (which must return a slice of exactly n bytes),
+// so that the receiver can choose the memory chunk contents land in. A nil
+// alloc, and every other message type, use a plain new buffer.
+func ReadCasyncAlloc(r io.Reader, alloc func(n int) []byte) (CasyncMessage, error) {
 	var h [CasyncHeaderLen]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		if err == io.EOF {
@@ -360,7 +368,12 @@ func ReadCasync(r io.Reader) (CasyncMessage, error) {
 	case typ == CasyncMsgRequest && (size-casyncRequestFixedSize)%casyncIDLen != 0:
 		return nil, fmt.Errorf("read casync REQUEST: size %d is not %d plus a multiple of %d: %w", size, casyncRequestFixedSize, casyncIDLen, ErrCasync)
 	}
-	p := make([]byte, size-CasyncHeaderLen)
+	var p []byte
+	if typ == CasyncMsgChunk && alloc != nil {
+		p = alloc(int(size - CasyncHeaderLen))
+	} else {
+		p = make([]byte, size-CasyncHeaderLen)
+	}
 	if _, err := io.ReadFull(r, p); err != nil {
 		return nil, fmt.Errorf("read casync %s body: %w", name, noEOF(err))
 	}

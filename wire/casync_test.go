@@ -289,3 +289,39 @@ func FuzzReadCasync(f *testing.F) {
 		}
 	})
 }
+
+func TestReadCasyncAllocTakesChunkMemory(t *testing.T) {
+	var buf bytes.Buffer
+	chunk := &Chunk{Flags: CasyncChunkCRC32C, ID: id(3), Data: []byte("payload")}
+	for _, m := range []CasyncMessage{&Index{Data: []byte("idx")}, chunk, &Missing{ID: id(4)}} {
+		if err := WriteCasync(&buf, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var given [][]byte
+	alloc := func(n int) []byte {
+		b := make([]byte, n)
+		given = append(given, b)
+		return b
+	}
+	var got []CasyncMessage
+	for range 3 {
+		m, err := ReadCasyncAlloc(&buf, alloc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m)
+	}
+	// Only the CHUNK's payload (flags, id, CRC and data) came from alloc,
+	// and its Data lies in that memory.
+	if len(given) != 1 || len(given[0]) != 8+32+4+len(chunk.Data) {
+		t.Fatalf("alloc gave %d buffers, want one of %d bytes for the CHUNK", len(given), 8+32+4+len(chunk.Data))
+	}
+	c, ok := got[1].(*Chunk)
+	if !ok || !reflect.DeepEqual(c, chunk) {
+		t.Fatalf("second message %#v, want %#v", got[1], chunk)
+	}
+	if &c.Data[len(c.Data)-1] != &given[0][len(given[0])-1] {
+		t.Error("CHUNK data does not lie in the buffer alloc returned")
+	}
+}
