@@ -2,6 +2,7 @@ package chunkstore
 
 import (
 	"runtime"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -17,10 +18,10 @@ const hugePage = 2 << 20
 // they are faulted in 2 MiB at a time rather than 4 KiB: on a virtual
 // machine a page fault costs tens of microseconds, and without the advice
 // a process's first gigabyte of chunk traffic spent most of its time
-// faulting (see README, "Where the time goes"). The advice is a hint: where
-// the kernel ignores or refuses it (transparent huge pages set to
-// "never"), the buffer is an ordinary one. The memory is garbage-collected
-// like any other slice.
+// faulting (README, "What to expect of its speed"). The advice is a hint:
+// where the kernel ignores or refuses it (transparent huge pages set to
+// "never"), the buffer is an ordinary one. The memory is
+// garbage-collected like any other slice.
 func NewBuffer(n int) []byte {
 	b := make([]byte, n)
 	if n >= hugePage {
@@ -42,4 +43,66 @@ func adviseHuge(b []byte) {
 	// A hint: whatever the kernel answers, b is usable as it is.
 	_, _, _ = unix.Syscall(unix.SYS_MADVISE, lo, hi-lo, unix.MADV_HUGEPAGE)
 	runtime.KeepAlive(b)
+}
+
+// bufferClass is the granularity of the sizes Buffers keeps: a buffer is
+// allocated with its size rounded up to a multiple of it.
+const bufferClass = 1 << 20
+
+// Buffers is a free list of large buffers (a MiB or more), so that a
+// process moving chunks through memory reuses the same pages instead of
+// asking the Go heap for new ones, which the runtime zeroes and, once it
+// has returned them to the kernel, faults in again. Buffers are kept by
+// capacity, rounded up to a whole MiB, up to a bound on the bytes kept.
+// Safe for concurrent use.
+type Buffers struct {
+	max int64 // bytes kept at most
+
+	mu    sync.Mutex
+	bytes int64
+	free  map[int][][]byte // by capacity
+}
+
+// NewBuffers returns a free list that keeps up to max bytes of buffers.
+func NewBuffers(max int64) *Buffers {
+	return &Buffers{max: max, free: map[int][][]byte{}}
+}
+
+// Get returns a slice of n bytes whose contents are unspecified: a kept
+// buffer of the right capacity if there is one, else a new one from
+// NewBuffer (below a MiB, always a new zeroed one). A nil Buffers always
+// returns NewBuffer(n).
+func (p *Buffers) Get(n int) []byte {
+	if p == nil || n < bufferClass {
+		return NewBuffer(n)
+	}
+	c := (n + bufferClass - 1) / bufferClass * bufferClass
+	p.mu.Lock()
+	if list := p.free[c]; len(list) > 0 {
+		b := list[len(list)-1]
+		list[len(list)-1] = nil
+		p.free[c] = list[:len(list)-1]
+		p.bytes -= int64(c)
+		p.mu.Unlock()
+		return b[:n]
+	}
+	p.mu.Unlock()
+	return NewBuffer(c)[:n]
+}
+
+// Put offers b for reuse. The caller gives b up: nothing may refer to its
+// memory any more. Buffers of a capacity Get never hands out, or beyond
+// the bound, are left to the garbage collector.
+func (p *Buffers) Put(b []byte) {
+	c := cap(b)
+	if p == nil || c < bufferClass || c%bufferClass != 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bytes+int64(c) > p.max {
+		return
+	}
+	p.free[c] = append(p.free[c], b[:0])
+	p.bytes += int64(c)
 }

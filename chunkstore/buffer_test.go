@@ -65,3 +65,48 @@ func TestNewBufferAdvisesHugePages(t *testing.T) {
 		}
 	}
 }
+
+func TestBuffersReuse(t *testing.T) {
+	p := chunkstore.NewBuffers(12 << 20)
+	a := p.Get(4<<20 + 44)
+	if len(a) != 4<<20+44 || cap(a) != 5<<20 {
+		t.Fatalf("Get(4 MiB+44): len %d cap %d, want len %d cap %d", len(a), cap(a), 4<<20+44, 5<<20)
+	}
+	p.Put(a)
+	b := p.Get(4<<20 + 1)
+	if &b[0] != &a[0] || len(b) != 4<<20+1 {
+		t.Fatal("Get after Put of a buffer of the same class did not reuse it")
+	}
+	if c := p.Get(4<<20 + 1); &c[0] == &a[0] {
+		t.Fatal("Get handed out a buffer that is in use")
+	}
+	// A buffer of another class, a slice that starts inside a buffer, and
+	// small buffers are not kept.
+	p.Put(b[44:])
+	if d := p.Get(4<<20 + 1); &d[0] == &b[0] || &d[0] == &b[44] {
+		t.Fatal("Get reused a buffer from a slice that did not start it")
+	}
+	small := p.Get(100)
+	p.Put(small)
+	if e := p.Get(100); &e[0] == &small[0] {
+		t.Fatal("a buffer below a MiB was kept")
+	}
+	// The bound: two 5 MiB buffers fit in 12 MiB, a third does not.
+	x, y, z := p.Get(5<<20), p.Get(5<<20), p.Get(5<<20)
+	p.Put(x)
+	p.Put(y)
+	p.Put(z)
+	got := map[*byte]bool{}
+	for range 3 {
+		got[&p.Get(5 << 20)[0]] = true
+	}
+	if !got[&x[0]] || !got[&y[0]] || got[&z[0]] {
+		t.Fatalf("after Put of three 5 MiB buffers into a 12 MiB list: reused x %v, y %v, z %v; want x and y only", got[&x[0]], got[&y[0]], got[&z[0]])
+	}
+	// A nil Buffers hands out new zeroed buffers.
+	var none *chunkstore.Buffers
+	if n := none.Get(3 << 20); len(n) != 3<<20 || slices.ContainsFunc(n, func(c byte) bool { return c != 0 }) {
+		t.Fatal("nil Buffers: Get did not return a new zeroed buffer")
+	}
+	none.Put(a)
+}

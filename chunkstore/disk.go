@@ -45,6 +45,9 @@ type DiskOptions struct {
 	// relies on the chunk file's CRC-32C to detect damage on disk and skips
 	// recomputing the SHA-256, which is most of the cost of a read.
 	VerifiedPuts bool
+	// Buffers, if set, supplies the memory Get reads a chunk stored as it
+	// is into; a caller done with what Get returned may Put it back.
+	Buffers *Buffers
 }
 
 // Disk is a Store that keeps each chunk in its own file under a directory,
@@ -557,27 +560,50 @@ func (d *Disk) Get(ctx context.Context, id ID) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("disk get %s: %w", id, err)
 	}
-	if info.Size() > headerSize+MaxChunkSize+MaxChunkSize/8 {
-		err = fmt.Errorf("chunk file of %d bytes: %w", info.Size(), ErrCorrupt)
-	} else {
-		b := NewBuffer(int(info.Size()))
-		if _, err = io.ReadFull(f, b); err != nil {
-			return nil, fmt.Errorf("disk get %s: %w", id, err)
-		}
-		var plain []byte
-		if d.opts.VerifiedPuts {
-			plain, err = decodePayload(b)
-		} else {
-			plain, err = decodeChunkFile(id, b)
-		}
-		if err == nil {
-			return plain, nil
-		}
+	plain, err := d.readChunkFile(f, info.Size())
+	if err == nil && !d.opts.VerifiedPuts {
+		err = checkID(id, plain)
+	}
+	if err == nil {
+		return plain, nil
+	}
+	if !errors.Is(err, ErrCorrupt) {
+		return nil, fmt.Errorf("disk get %s: %w", id, err)
 	}
 	if qerr := d.quarantine(id, info); qerr != nil {
 		err = errors.Join(err, qerr)
 	}
 	return nil, fmt.Errorf("disk get %s: %w", id, err)
+}
+
+// readChunkFile reads chunk file f, of size bytes, and returns its plain
+// bytes: for a chunk stored as it is, in a buffer from
+// DiskOptions.Buffers. A malformed file gives an error wrapping
+// ErrCorrupt.
+func (d *Disk) readChunkFile(f *os.File, size int64) ([]byte, error) {
+	if size < headerSize || size > headerSize+MaxChunkSize+MaxChunkSize/8 {
+		return nil, fmt.Errorf("chunk file of %d bytes: %w", size, ErrCorrupt)
+	}
+	var hb [headerSize]byte
+	if _, err := io.ReadFull(f, hb[:]); err != nil {
+		return nil, err
+	}
+	h, err := decodeHeader(hb[:])
+	if err != nil {
+		return nil, err
+	}
+	if err := h.checkLen(size); err != nil {
+		return nil, err
+	}
+	payload := d.opts.Buffers.Get(int(h.payloadLen))
+	if _, err := io.ReadFull(f, payload); err != nil {
+		return nil, err
+	}
+	plain, err := h.decodeBody(payload)
+	if err != nil || h.flags&flagZstd != 0 {
+		d.opts.Buffers.Put(payload)
+	}
+	return plain, err
 }
 
 // quarantine moves the corrupt chunk file described by info out of the

@@ -95,10 +95,19 @@ func decodeChunkFile(id ID, file []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if Sum(plain) != id {
-		return nil, fmt.Errorf("chunk file: content does not hash to id: %w", ErrCorrupt)
+	if err := checkID(id, plain); err != nil {
+		return nil, err
 	}
 	return plain, nil
+}
+
+// checkID checks that plain, a chunk file's contents, hashes to id. Its
+// error wraps ErrCorrupt.
+func checkID(id ID, plain []byte) error {
+	if Sum(plain) != id {
+		return fmt.Errorf("chunk file: content does not hash to id: %w", ErrCorrupt)
+	}
+	return nil
 }
 
 // decodePayload decodes a whole chunk file and returns the plain bytes
@@ -108,10 +117,25 @@ func decodePayload(file []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	payload := file[headerSize:]
-	if uint64(len(payload)) != h.payloadLen {
-		return nil, fmt.Errorf("chunk file: got %d payload bytes, want %d: %w", len(payload), h.payloadLen, ErrCorrupt)
+	if err := h.checkLen(int64(len(file))); err != nil {
+		return nil, err
 	}
+	return h.decodeBody(file[headerSize:])
+}
+
+// checkLen checks that a chunk file of size bytes holds exactly the
+// header and the payload h describes. Its error wraps ErrCorrupt.
+func (h header) checkLen(size int64) error {
+	if got := uint64(size - headerSize); got != h.payloadLen {
+		return fmt.Errorf("chunk file: got %d payload bytes, want %d: %w", got, h.payloadLen, ErrCorrupt)
+	}
+	return nil
+}
+
+// decodeBody checks payload, the bytes after header h, against h's CRC
+// and returns the plain bytes: payload itself, or its decompression.
+// Errors wrap ErrCorrupt.
+func (h header) decodeBody(payload []byte) ([]byte, error) {
 	if got := crc32.Checksum(payload, castagnoli); got != h.payloadCRC {
 		return nil, fmt.Errorf("chunk file: got payload crc %08x, want %08x: %w", got, h.payloadCRC, ErrCorrupt)
 	}

@@ -115,6 +115,9 @@ func (n *Node) serveCasync(st *wire.Stream, remote string, b *casyncBackend) {
 					chunkOps.WithLabelValues("served").Inc()
 					chunkBytes.WithLabelValues("out").Add(float64(len(data)))
 					err = wire.WriteCasync(st, &wire.Chunk{Flags: chunkFlags, ID: id, Data: data})
+					// Sent (WriteCasync returns once the connection is done
+					// with the bytes), and get's result is the caller's alone.
+					n.bufs.Put(data)
 				case errors.Is(err, chunkstore.ErrNotFound):
 					chunkOps.WithLabelValues("missing").Inc()
 					err = wire.WriteCasync(st, &wire.Missing{ID: id})
@@ -190,8 +193,13 @@ func (n *Node) receivePush(ctx context.Context, st *wire.Stream, b *casyncBacken
 	if err := wire.WriteCasync(st, &wire.Request{IDs: want}); err != nil {
 		return err
 	}
+	var buf []byte // the latest CHUNK's memory, from n.bufs
+	alloc := func(size int) []byte {
+		buf = n.bufs.Get(size)
+		return buf
+	}
 	for range want {
-		m, err := wire.ReadCasyncAlloc(st, chunkstore.NewBuffer)
+		m, err := wire.ReadCasyncAlloc(st, alloc)
 		if err != nil {
 			return fmt.Errorf("receive pushed %s: %w", b.what, err)
 		}
@@ -217,6 +225,9 @@ func (n *Node) receivePush(ctx context.Context, st *wire.Stream, b *casyncBacken
 				return err
 			}
 			storeSeconds.WithLabelValues(b.what).Observe(time.Since(start).Seconds())
+			// Stored (or copied into shards, stored too): nothing refers
+			// to the received bytes any more.
+			n.bufs.Put(buf)
 			chunkOps.WithLabelValues("stored").Inc()
 			chunkBytes.WithLabelValues("in").Add(float64(len(data)))
 		case *wire.Missing:

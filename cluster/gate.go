@@ -10,6 +10,11 @@ import (
 // serves at once; more wait in its readGate.
 const readsAtOnce = 8
 
+// nodeBufferBytes bounds the chunk buffers a node keeps for reuse
+// (Node.bufs): room for the chunk and shard reads it serves at once, at
+// the default block size, and as many chunks pushed to it.
+const nodeBufferBytes = 3 * readsAtOnce * DefaultBlockSize
+
 // readGate bounds how many chunk or shard reads a node serves at once and,
 // while reads queue, admits those a user waits on (REQUEST with casync's
 // HIGH_PRIORITY flag) before background ones (read-ahead, repair, scrub),

@@ -94,9 +94,13 @@ type NodeConfig struct {
 // Node is one shoal server: a member of the Raft metadata group, a chunk
 // store on disk and the wire server that mounts and peers talk to.
 type Node struct {
-	cfg    NodeConfig
-	log    *slog.Logger
-	store  *chunkstore.Disk
+	cfg   NodeConfig
+	log   *slog.Logger
+	store *chunkstore.Disk
+	// bufs recycles the buffers chunks and shards pass through: those
+	// pushed to this node, once stored, and those it read from its disk,
+	// once sent.
+	bufs   *chunkstore.Buffers
 	fsm    *fsm
 	raft   *raft.Raft
 	boltdb *raftboltdb.BoltStore
@@ -168,7 +172,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 		return nil, fmt.Errorf("start node: create data directory: %w", err)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), sessions: map[*wire.Session]struct{}{}, peers: map[string]*Client{}, shardPeers: map[string]*Client{},
-		chunkGate: newReadGate(readsAtOnce), shardGate: newReadGate(readsAtOnce), restored: make(chan struct{}, 1),
+		bufs: chunkstore.NewBuffers(nodeBufferBytes), chunkGate: newReadGate(readsAtOnce), shardGate: newReadGate(readsAtOnce), restored: make(chan struct{}, 1),
 		recodeQ: make(chan [][32]byte, 256)}
 	ok := false
 	defer func() {
@@ -176,7 +180,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 			n.Close()
 		}
 	}()
-	store, err := chunkstore.OpenDisk(filepath.Join(cfg.DataDir, "chunks"), chunkstore.DiskOptions{Compress: cfg.Compress, ReserveBytes: cfg.ReserveBytes, VerifiedPuts: true})
+	store, err := chunkstore.OpenDisk(filepath.Join(cfg.DataDir, "chunks"), chunkstore.DiskOptions{Compress: cfg.Compress, ReserveBytes: cfg.ReserveBytes, VerifiedPuts: true, Buffers: n.bufs})
 	if err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}

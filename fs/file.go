@@ -308,7 +308,7 @@ func (f *file) grow(wb *wblock, idx, need, from uint64) {
 			c := min(max(need, 2*uint64(cap(wb.data)), 64<<10), f.bs)
 			nd = make([]byte, need, c)
 		} else {
-			nd = f.r.getBuf(f.bs)[:need]
+			nd = f.r.bufs.Get(int(f.bs))[:need]
 		}
 		copy(nd, wb.data)
 		f.dirty += int64(cap(nd)) - int64(cap(wb.data))
@@ -380,7 +380,7 @@ func (f *file) upload(idx uint64, wb *wblock) {
 		// (readers and copy-on-write copy them under f.mu): a whole-block
 		// buffer goes back to the free list, a small one to the cache.
 		if uint64(cap(wb.data)) == f.bs {
-			f.r.putBuf(wb.data)
+			f.r.bufs.Put(wb.data)
 		} else {
 			r.cache.add(id, wb.data)
 		}
@@ -469,7 +469,7 @@ func (f *file) committedInline(wb *wblock, b cluster.Block) {
 	f.dirty -= int64(cap(wb.data))
 	f.r.cache.add(chunkstore.ID(b.ID), bytes.Clone(wb.data))
 	if uint64(cap(wb.data)) == f.bs {
-		f.r.putBuf(wb.data)
+		f.r.bufs.Put(wb.data)
 	}
 	wb.data = nil
 }

@@ -149,8 +149,8 @@ type Root struct {
 	cache  *chunkCache
 	node   *node
 
-	uploads chan struct{} // upload slots
-	bufs    chan []byte   // free whole-block buffers, reused to spare page faults
+	uploads chan struct{}       // upload slots
+	bufs    *chunkstore.Buffers // free whole-block buffers, reused to spare page faults
 
 	blockSize atomic.Uint32 // the metadata's block size, once known
 
@@ -175,7 +175,8 @@ func New(meta Metadata, chunks Chunks, opts Options) *Root {
 		log:    opts.Logger,
 
 		uploads: make(chan struct{}, opts.Uploads),
-		bufs:    make(chan []byte, 16),
+		// Enough for one file's dirty blocks and the uploads in flight.
+		bufs:    chunkstore.NewBuffers(opts.DirtyBytes + int64(opts.Uploads)*cluster.DefaultBlockSize),
 		files:   make(map[uint64]*file),
 		pending: make(map[pendingName]*file),
 	}
@@ -297,28 +298,6 @@ func (r *Root) send(ctx context.Context, req *cluster.MetaRequest) (*cluster.Met
 	}
 	r.noteDirs(req, resp)
 	return resp, nil
-}
-
-// getBuf returns a buffer of bs bytes with unspecified contents.
-func (r *Root) getBuf(bs uint64) []byte {
-	for {
-		select {
-		case b := <-r.bufs:
-			if uint64(cap(b)) == bs {
-				return b[:bs]
-			}
-		default:
-			return chunkstore.NewBuffer(int(bs))
-		}
-	}
-}
-
-// putBuf offers b, no longer referenced, for reuse.
-func (r *Root) putBuf(b []byte) {
-	select {
-	case r.bufs <- b:
-	default:
-	}
 }
 
 // bgContext returns a context for background work, bounded by OpTimeout.
