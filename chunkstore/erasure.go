@@ -83,6 +83,39 @@ func (s Scheme) Split(data []byte) ([][]byte, error) {
 	return shards, nil
 }
 
+// SplitInto is Split without copying data: the data shards that lie
+// wholly inside data are slices of it, so data must not change while the
+// shards are in use. The other shards (the last data shard, if padded,
+// and the parity shards) are allocated with alloc, which must return
+// exactly n bytes of any contents; owned lists them, for the caller to
+// give back once done.
+func (s Scheme) SplitInto(data []byte, alloc func(n int) []byte) (shards, owned [][]byte, err error) {
+	enc, err := s.encoder()
+	if err != nil {
+		return nil, nil, fmt.Errorf("erasure split: %w", err)
+	}
+	size := s.ShardSize(len(data))
+	shards = make([][]byte, s.Shards())
+	for i := range shards {
+		if end := (i + 1) * size; i < s.Data && end <= len(data) {
+			shards[i] = data[i*size : end : end]
+			continue
+		}
+		sh := alloc(size)
+		if i < s.Data {
+			clear(sh[copy(sh, data[min(i*size, len(data)):]):])
+		}
+		shards[i] = sh
+		owned = append(owned, sh)
+	}
+	if enc != nil {
+		if err := enc.Encode(shards); err != nil {
+			return nil, nil, fmt.Errorf("erasure split %s: %w", s, err)
+		}
+	}
+	return shards, owned, nil
+}
+
 // Join rebuilds the first size bytes of data from shards, which holds
 // Data+Parity entries in Split's order with nil for each missing shard.
 // Up to Parity shards may be missing; with more, the error wraps
@@ -91,6 +124,13 @@ func (s Scheme) Split(data []byte) ([][]byte, error) {
 // but never modifies present ones. It does not verify parity: callers
 // check the chunk's ID on the result.
 func (s Scheme) Join(shards [][]byte, size int) ([]byte, error) {
+	return s.JoinInto(nil, shards, size)
+}
+
+// JoinInto is Join writing the data into buf, whose contents are
+// overwritten, when buf has room for Data*ShardSize(size) bytes; else into
+// a new buffer.
+func (s Scheme) JoinInto(buf []byte, shards [][]byte, size int) ([]byte, error) {
 	enc, err := s.encoder()
 	if err != nil {
 		return nil, fmt.Errorf("erasure join: %w", err)
@@ -123,7 +163,10 @@ func (s Scheme) Join(shards [][]byte, size int) ([]byte, error) {
 			return nil, fmt.Errorf("erasure join %s: %w", s, err)
 		}
 	}
-	out := make([]byte, 0, want*s.Data)
+	out := buf[:0]
+	if cap(out) < want*s.Data {
+		out = make([]byte, 0, want*s.Data)
+	}
 	for _, sh := range shards[:s.Data] {
 		out = append(out, sh...)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/bits"
 	"testing"
+	"unsafe"
 
 	"shoal/chunkstore"
 	"shoal/chunkstore/storetest"
@@ -114,6 +115,59 @@ func TestParseScheme(t *testing.T) {
 	for _, in := range []string{"", "2", "+1", "2+", "0+1", "2++1", "2+-1", " 2+1", "2+1 ", "200+100", "a+b"} {
 		if got, err := chunkstore.ParseScheme(in); err == nil {
 			t.Errorf("ParseScheme(%q) = %v, want an error", in, got)
+		}
+	}
+}
+
+// dirty returns n bytes that are not zero, as a reused buffer would be.
+func dirty(n int) []byte { return bytes.Repeat([]byte{0xaa}, n) }
+
+func TestSplitIntoAndJoinIntoMatchSplitAndJoin(t *testing.T) {
+	for _, s := range []chunkstore.Scheme{{Data: 2, Parity: 1}, {Data: 4, Parity: 2}, {Data: 3, Parity: 0}} {
+		for _, size := range []int{0, 1, 5, 1000, 4 << 20, 4<<20 + 3} {
+			data, _ := storetest.Chunk(uint64(size), size)
+			want, err := s.Split(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			shards, owned, err := s.SplitInto(data, dirty)
+			if err != nil {
+				t.Fatalf("%s SplitInto(%d bytes): %v", s, size, err)
+			}
+			for i := range want {
+				if !bytes.Equal(shards[i], want[i]) {
+					t.Fatalf("%s SplitInto(%d bytes): shard %d differs from Split's", s, size, i)
+				}
+			}
+			// Owned are exactly the shards not inside data.
+			inData := func(sh []byte) bool {
+				if len(sh) == 0 || len(data) == 0 {
+					return false
+				}
+				lo, at := uintptr(unsafe.Pointer(&data[0])), uintptr(unsafe.Pointer(&sh[0]))
+				return lo <= at && at < lo+uintptr(len(data))
+			}
+			var notInData int
+			for _, sh := range shards {
+				if !inData(sh) {
+					notInData++
+				}
+			}
+			for _, sh := range owned {
+				if inData(sh) {
+					t.Fatalf("%s SplitInto(%d bytes): an owned shard lies in data", s, size)
+				}
+			}
+			if s.ShardSize(size) > 0 && len(owned) != notInData {
+				t.Fatalf("%s SplitInto(%d bytes): %d owned shards, %d shards not in data", s, size, len(owned), notInData)
+			}
+			got, err := s.JoinInto(dirty(s.Data*s.ShardSize(size)), dropped(shards, 1), size)
+			if s.Parity == 0 {
+				got, err = s.JoinInto(dirty(s.Data*s.ShardSize(size)), shards, size)
+			}
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("%s JoinInto(%d bytes): %v, equal %v", s, size, err, bytes.Equal(got, data))
+			}
 		}
 	}
 }

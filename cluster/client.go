@@ -56,6 +56,10 @@ type ClientConfig struct {
 	// (the reader checks the chunk they are joined into). Nodes use it
 	// among themselves.
 	Shards bool
+	// Buffers, if set, supplies the memory of the chunks and shards Get
+	// returns, which the caller may Put back once done with them; nil
+	// means new buffers (chunkstore.NewBuffer).
+	Buffers *chunkstore.Buffers
 }
 
 // Client talks to a shoal cluster over the wire: metadata requests on a pool
@@ -491,7 +495,7 @@ func (c *Client) awaitGoodbye(s *wire.Session, st *wire.Stream, what string) err
 // readChunkReply reads one message answering a chunk operation, turning
 // ABORT and stream failures into errors.
 func (c *Client) readChunkReply(st *wire.Stream, what string) (wire.CasyncMessage, error) {
-	m, err := wire.ReadCasyncAlloc(st, chunkstore.NewBuffer)
+	m, err := wire.ReadCasyncAlloc(st, c.cfg.Buffers.Get)
 	if err != nil {
 		return nil, fmt.Errorf("%s from %s: %w: %w", what, c.node(), err, ErrUnavailable)
 	}

@@ -161,7 +161,7 @@ func (n *Node) shardClient(id string) (*Client, error) {
 	if c := n.shardPeers[addr]; c != nil {
 		return c, nil
 	}
-	c := newClient(addr, ClientConfig{Secret: n.cfg.Secret, Logger: n.log, Shards: true, Pin: true, RetryFor: 500 * time.Millisecond, OpTimeout: shardTimeout})
+	c := newClient(addr, ClientConfig{Secret: n.cfg.Secret, Logger: n.log, Shards: true, Pin: true, RetryFor: 500 * time.Millisecond, OpTimeout: shardTimeout, Buffers: n.bufs})
 	if n.shardPeers == nil { // closed
 		c.Close()
 		return c, nil
@@ -240,10 +240,17 @@ func (n *Node) storeChunk(ctx context.Context, id chunkstore.ID, data []byte) er
 			shards[i] = data
 		}
 	} else {
+		var owned [][]byte
 		var err error
-		if shards, err = scheme.Split(data); err != nil {
+		if shards, owned, err = scheme.SplitInto(data, n.bufs.Get); err != nil {
 			return fmt.Errorf("store chunk %s: %w", id, err)
 		}
+		defer func() {
+			// The pushes are over: nothing refers to the shards any more.
+			for _, sh := range owned {
+				n.bufs.Put(sh)
+			}
+		}()
 	}
 	p := Placement{ID: id, Size: uint32(len(data)), Data: uint8(scheme.Data), Parity: uint8(scheme.Parity), Nodes: make([]string, scheme.Shards())}
 	failed, err := n.pushShards(ctx, &p, shards, rendezvous(id, nodes), nil)
@@ -540,7 +547,12 @@ func (n *Node) readPlaced(ctx context.Context, p Placement) ([]byte, error) {
 		}
 	}
 	rebuilt := count(shards[:scheme.Data]) < scheme.Data
-	data, err := scheme.Join(shards, int(p.Size))
+	data, err := scheme.JoinInto(n.bufs.Get(want*scheme.Data), shards, int(p.Size))
+	for _, sh := range shards {
+		// Copied into data: the shards, read or rebuilt for this call
+		// alone, are free.
+		n.bufs.Put(sh)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read chunk %s: %w: %w", id, err, chunkstore.ErrNotFound)
 	}

@@ -324,10 +324,10 @@ func ReadCasync(r io.Reader) (CasyncMessage, error) {
 	return ReadCasyncAlloc(r, nil)
 }
 
-// ReadCasyncAlloc is ReadCasync with the payload buffer of a CHUNK
-// message taken from alloc (which must return a slice of exactly n bytes),
-// so that the receiver can choose the memory chunk contents land in. A nil
-// alloc, and every other message type, use a plain new buffer.
+// ReadCasyncAlloc is ReadCasync with the memory of a CHUNK's data taken
+// from alloc, which must return a slice of exactly n bytes: Chunk.Data is
+// that slice, so the receiver chooses where chunk contents land and may
+// reuse the memory once done with them. A nil alloc means a new buffer.
 func ReadCasyncAlloc(r io.Reader, alloc func(n int) []byte) (CasyncMessage, error) {
 	var h [CasyncHeaderLen]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
@@ -368,12 +368,14 @@ func ReadCasyncAlloc(r io.Reader, alloc func(n int) []byte) (CasyncMessage, erro
 	case typ == CasyncMsgRequest && (size-casyncRequestFixedSize)%casyncIDLen != 0:
 		return nil, fmt.Errorf("read casync REQUEST: size %d is not %d plus a multiple of %d: %w", size, casyncRequestFixedSize, casyncIDLen, ErrCasync)
 	}
-	var p []byte
-	if typ == CasyncMsgChunk && alloc != nil {
-		p = alloc(int(size - CasyncHeaderLen))
-	} else {
-		p = make([]byte, size-CasyncHeaderLen)
+	if typ == CasyncMsgChunk {
+		m, err := readChunk(r, size, alloc)
+		if err != nil {
+			return nil, err // not a nil *Chunk in the interface
+		}
+		return m, nil
 	}
+	p := make([]byte, size-CasyncHeaderLen)
 	if _, err := io.ReadFull(r, p); err != nil {
 		return nil, fmt.Errorf("read casync %s body: %w", name, noEOF(err))
 	}
@@ -405,24 +407,6 @@ func ReadCasyncAlloc(r io.Reader, alloc func(n int) []byte) (CasyncMessage, erro
 			copy(m.IDs[i][:], p[i*casyncIDLen:])
 		}
 		return m, nil
-	case CasyncMsgChunk:
-		f := binary.LittleEndian.Uint64(p)
-		if f&^casyncChunkFlagsMax != 0 {
-			return nil, fmt.Errorf("read casync CHUNK: unknown flags %#x: %w", f&^casyncChunkFlagsMax, ErrCasync)
-		}
-		m := &Chunk{Flags: f, Data: p[8+casyncIDLen:]}
-		copy(m.ID[:], p[8:])
-		if f&CasyncChunkCRC32C != 0 {
-			if len(m.Data) < casyncCRCLen {
-				return nil, fmt.Errorf("read casync CHUNK: size %d leaves no room for its CRC-32C: %w", size, ErrCasync)
-			}
-			want := binary.LittleEndian.Uint32(m.Data)
-			m.Data = m.Data[casyncCRCLen:]
-			if got := crc32.Checksum(m.Data, castagnoli); got != want {
-				return nil, fmt.Errorf("read casync CHUNK %x: data has CRC-32C %08x, sent with %08x: %w", m.ID[:8], got, want, ErrChecksum)
-			}
-		}
-		return m, nil
 	case CasyncMsgMissing:
 		m := &Missing{}
 		copy(m.ID[:], p)
@@ -434,4 +418,42 @@ func ReadCasyncAlloc(r io.Reader, alloc func(n int) []byte) (CasyncMessage, erro
 		}
 		return &Abort{Errno: binary.LittleEndian.Uint64(p), Reason: string(reason[:len(reason)-1])}, nil
 	}
+}
+
+// readChunk reads the body of a CHUNK message of size bytes (its header
+// read already): the fixed fields, then the data into memory from alloc.
+func readChunk(r io.Reader, size uint64, alloc func(n int) []byte) (*Chunk, error) {
+	var fixed [8 + casyncIDLen + casyncCRCLen]byte
+	if _, err := io.ReadFull(r, fixed[:8+casyncIDLen]); err != nil {
+		return nil, fmt.Errorf("read casync CHUNK body: %w", noEOF(err))
+	}
+	f := binary.LittleEndian.Uint64(fixed[:])
+	if f&^casyncChunkFlagsMax != 0 {
+		return nil, fmt.Errorf("read casync CHUNK: unknown flags %#x: %w", f&^casyncChunkFlagsMax, ErrCasync)
+	}
+	m := &Chunk{Flags: f, ID: [32]byte(fixed[8:])}
+	n := size - casyncChunkFixedSize
+	if f&CasyncChunkCRC32C != 0 {
+		if n < casyncCRCLen {
+			return nil, fmt.Errorf("read casync CHUNK: size %d leaves no room for its CRC-32C: %w", size, ErrCasync)
+		}
+		if _, err := io.ReadFull(r, fixed[8+casyncIDLen:]); err != nil {
+			return nil, fmt.Errorf("read casync CHUNK body: %w", noEOF(err))
+		}
+		n -= casyncCRCLen
+	}
+	if alloc == nil {
+		alloc = func(n int) []byte { return make([]byte, n) }
+	}
+	m.Data = alloc(int(n))
+	if _, err := io.ReadFull(r, m.Data); err != nil {
+		return nil, fmt.Errorf("read casync CHUNK body: %w", noEOF(err))
+	}
+	if f&CasyncChunkCRC32C != 0 {
+		want := binary.LittleEndian.Uint32(fixed[8+casyncIDLen:])
+		if got := crc32.Checksum(m.Data, castagnoli); got != want {
+			return nil, fmt.Errorf("read casync CHUNK %x: data has CRC-32C %08x, sent with %08x: %w", m.ID[:8], got, want, ErrChecksum)
+		}
+	}
+	return m, nil
 }

@@ -312,16 +312,15 @@ func TestReadCasyncAllocTakesChunkMemory(t *testing.T) {
 		}
 		got = append(got, m)
 	}
-	// Only the CHUNK's payload (flags, id, CRC and data) came from alloc,
-	// and its Data lies in that memory.
-	if len(given) != 1 || len(given[0]) != 8+32+4+len(chunk.Data) {
-		t.Fatalf("alloc gave %d buffers, want one of %d bytes for the CHUNK", len(given), 8+32+4+len(chunk.Data))
+	// Only the CHUNK's data came from alloc, and Data is that very slice.
+	if len(given) != 1 || len(given[0]) != len(chunk.Data) {
+		t.Fatalf("alloc gave %d buffers, want one of %d bytes for the CHUNK's data", len(given), len(chunk.Data))
 	}
 	c, ok := got[1].(*Chunk)
 	if !ok || !reflect.DeepEqual(c, chunk) {
 		t.Fatalf("second message %#v, want %#v", got[1], chunk)
 	}
-	if &c.Data[len(c.Data)-1] != &given[0][len(given[0])-1] {
-		t.Error("CHUNK data does not lie in the buffer alloc returned")
+	if &c.Data[0] != &given[0][0] || cap(c.Data) != cap(given[0]) {
+		t.Error("CHUNK data is not the buffer alloc returned")
 	}
 }
