@@ -23,6 +23,12 @@
 // incompressible data costs little. Decompress never produces more than the
 // plain length it is told, so a hostile frame cannot blow up memory.
 //
+// Chunk bytes move through memory in large buffers. NewBuffer allocates
+// them advised as huge-page memory, and Buffers keeps them for reuse by
+// size class, so that a process streaming chunks neither zeroes nor
+// faults in fresh pages for each one (buffer.go). A Disk reads into
+// DiskOptions.Buffers; SplitInto and JoinInto let erasure coding use them.
+//
 // # On-disk format
 //
 // This section is normative: a Disk store reads and writes exactly this
