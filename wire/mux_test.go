@@ -587,7 +587,15 @@ func FuzzSession(f *testing.F) {
 func benchmarkStreams(b *testing.B, pair func(testing.TB, SessionConfig, SessionConfig) (*Session, *Session), streams int) {
 	const size = 4 << 20
 	a, srv := pair(b, SessionConfig{}, SessionConfig{Services: []string{"sink"}})
-	serve(srv, func(st *Stream) { io.Copy(io.Discard, st) })
+	serve(srv, func(st *Stream) {
+		// Whole chunks at a time, as a chunk receiver reads them.
+		chunk := make([]byte, size)
+		for {
+			if _, err := io.ReadFull(st, chunk); err != nil {
+				return
+			}
+		}
+	})
 	sts := make([]*Stream, streams)
 	for i := range sts {
 		st, err := a.Open(context.Background(), "sink")
@@ -671,5 +679,84 @@ func TestAcceptBacklogFull(t *testing.T) {
 	}
 	if _, err := a.Open(context.Background(), "s"); !errors.Is(err, ErrServiceUnavailable) {
 		t.Errorf("open past the backlog: got %v, want ErrServiceUnavailable", err)
+	}
+}
+
+// TestReadStraightIntoBuffer has a Read wait with a large buffer, so that
+// DATA payloads go into it directly (directRead): one longer than the
+// buffer (the rest is buffered), one after that while data is buffered,
+// and one that arrives after a Close, which must fail the Read.
+func TestReadStraightIntoBuffer(t *testing.T) {
+	s, p := newRawPeer(t, SessionConfig{Services: []string{"s"}})
+	id := p.syn(t, 1, "s")
+	st, err := s.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	offered := func() {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			st.mu.Lock()
+			o := st.direct != nil
+			st.mu.Unlock()
+			if o {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the Read never offered its buffer")
+			}
+		}
+	}
+	payload := make([]byte, 250<<10)
+	for i := range payload {
+		payload[i] = byte(i * 7 / 5)
+	}
+	reads := make(chan []byte)
+	errs := make(chan error, 1)
+	go func() {
+		for {
+			buf := make([]byte, 100<<10)
+			n, err := st.Read(buf)
+			if err != nil {
+				errs <- err
+				return
+			}
+			reads <- buf[:n]
+		}
+	}()
+	var got []byte
+	readUpTo := func(n int) {
+		t.Helper()
+		for len(got) < n {
+			select {
+			case b := <-reads:
+				got = append(got, b...)
+			case err := <-errs:
+				t.Fatalf("Read: %v", err)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("read %d bytes of %d sent", len(got), n)
+			}
+		}
+	}
+	offered()
+	p.send(frameOpenerData, id, payload[:150<<10]) // 100 KiB direct, 50 KiB buffered
+	readUpTo(150 << 10)
+	offered()
+	p.send(frameOpenerData, id, payload[150<<10:])
+	readUpTo(len(payload))
+	if !bytes.Equal(got, payload) {
+		t.Fatal("bytes read differ from those sent")
+	}
+	offered()
+	st.Close()
+	if err := <-errs; !errors.Is(err, ErrStreamClosed) {
+		t.Fatalf("Read waiting when the stream closed: got %v, want ErrStreamClosed", err)
+	}
+	// The session goes on: a payload for the closed stream is discarded.
+	p.send(frameOpenerData, id, payload[:1000])
+	select {
+	case <-s.Done():
+		t.Fatalf("session ended: %v", s.Err())
+	case <-time.After(100 * time.Millisecond):
 	}
 }

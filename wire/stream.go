@@ -13,7 +13,9 @@ import (
 // io.ReadWriteCloser. Read and Write may be called concurrently with each
 // other and with Close; concurrent Writes are serialized, each one's bytes
 // staying contiguous. The caller must Close every stream it gets, also
-// after Read returned io.EOF, so the stream id can be reused.
+// after Read returned io.EOF, so the stream id can be reused. A Read of
+// 64 KiB or more that has to wait gets the next DATA payload read from the
+// connection straight into its buffer.
 type Stream struct {
 	s       *Session
 	service string
@@ -39,10 +41,11 @@ type Stream struct {
 	closeSent    bool // our CLOSE is written: nothing more goes out
 	remoteClosed bool // peer's CLOSE received
 	buf          []byte
-	off          int    // buf[off:] is unread
-	recvAvail    uint32 // how much more the peer may send
-	unacked      uint32 // consumed bytes not yet returned as credit
-	credit       uint32 // how much more we may send
+	off          int         // buf[off:] is unread
+	direct       *directRead // a waiting Read's buffer, offered to the read loop
+	recvAvail    uint32      // how much more the peer may send
+	unacked      uint32      // consumed bytes not yet returned as credit
+	credit       uint32      // how much more we may send
 }
 
 func (s *Session) newStream(service string, opener bool) *Stream {
@@ -99,13 +102,47 @@ func (st *Stream) windowType() byte {
 	return frameResponderWindow
 }
 
+// minDirectRead is the smallest Read that offers its buffer to the read
+// loop (directRead).
+const minDirectRead = 64 << 10
+
+// directRead is a waiting Read's buffer, offered to the read loop: while
+// the stream has no data buffered, the next DATA payload goes from the
+// connection straight into p instead of through the stream's buffer,
+// sparing a copy of every byte of a bulk transfer.
+type directRead struct {
+	p    []byte
+	n    int           // bytes the read loop put into p
+	busy bool          // the read loop is filling p, without st.mu
+	done chan struct{} // closed once the read loop is done with p
+}
+
 // Read reads data the peer sent. It returns io.EOF once the peer has
 // closed the stream and all its data has been read, an error wrapping
 // ErrStreamClosed after Close, and one wrapping ErrSessionClosed if the
 // session ended before the peer closed the stream.
 func (st *Stream) Read(p []byte) (int, error) {
+	var offer *directRead
 	for {
 		st.mu.Lock()
+		if offer != nil {
+			// Take the offer back, waiting for a fill in progress.
+			if st.direct == offer {
+				st.direct = nil
+			}
+			if offer.busy {
+				st.mu.Unlock()
+				<-offer.done
+				st.mu.Lock()
+			}
+			if offer.n > 0 && !st.localClosed {
+				inc := st.consumed(offer.n)
+				st.mu.Unlock()
+				st.grant(inc)
+				return offer.n, nil
+			}
+			offer = nil
+		}
 		if st.localClosed {
 			st.mu.Unlock()
 			return 0, fmt.Errorf("read stream %d %q: %w", st.localID, st.service, ErrStreamClosed)
@@ -113,39 +150,60 @@ func (st *Stream) Read(p []byte) (int, error) {
 		if st.off < len(st.buf) {
 			n := copy(p, st.buf[st.off:])
 			st.off += n
-			st.unacked += uint32(n)
-			var inc uint32
-			if st.unacked >= st.s.window/4 && !st.remoteClosed {
-				inc = st.unacked
-				st.unacked = 0
-				st.recvAvail += inc
-			}
+			inc := st.consumed(n)
 			st.mu.Unlock()
-			if inc > 0 {
-				st.s.queueCtrl(ctrlFrame{typ: st.windowType(), id: st.remoteID, arg: inc, st: st})
-			}
+			st.grant(inc)
 			return n, nil
 		}
 		remoteClosed := st.remoteClosed
-		st.mu.Unlock()
-		if len(p) == 0 {
+		if len(p) == 0 || remoteClosed {
+			st.mu.Unlock()
+			if remoteClosed && len(p) > 0 {
+				return 0, io.EOF
+			}
 			return 0, nil
-		}
-		if remoteClosed {
-			return 0, io.EOF
 		}
 		select {
 		case <-st.s.done:
+			st.mu.Unlock()
 			return 0, fmt.Errorf("read stream %d %q: %w", st.localID, st.service, st.s.closedErr())
 		case <-st.dl.wait():
+			st.mu.Unlock()
 			return 0, fmt.Errorf("read stream %d %q: %w", st.localID, st.service, os.ErrDeadlineExceeded)
 		default:
 		}
+		var filled chan struct{} // nil: no offer, never ready
+		if len(p) >= minDirectRead && st.direct == nil {
+			offer = &directRead{p: p, done: make(chan struct{})}
+			st.direct, filled = offer, offer.done
+		}
+		st.mu.Unlock()
 		select {
 		case <-st.readNotify:
+		case <-filled:
 		case <-st.s.done:
 		case <-st.dl.wait():
 		}
+	}
+}
+
+// consumed records that a Read took n bytes and returns the credit to
+// grant the peer now (zero to wait for more). Called with st.mu held.
+func (st *Stream) consumed(n int) uint32 {
+	st.unacked += uint32(n)
+	if st.unacked < st.s.window/4 || st.remoteClosed {
+		return 0
+	}
+	inc := st.unacked
+	st.unacked = 0
+	st.recvAvail += inc
+	return inc
+}
+
+// grant sends the peer inc bytes of credit, if any.
+func (st *Stream) grant(inc uint32) {
+	if inc > 0 {
+		st.s.queueCtrl(ctrlFrame{typ: st.windowType(), id: st.remoteID, arg: inc, st: st})
 	}
 }
 
@@ -372,16 +430,37 @@ func (st *Stream) receive(br *bufio.Reader, n uint32) bool {
 		return false
 	}
 	st.recvAvail -= n
+	if st.off == len(st.buf) && !st.localClosed {
+		st.buf, st.off = st.buf[:0], 0
+		if d := st.direct; d != nil {
+			// A Read waits with nothing buffered: its buffer takes the
+			// payload, or as much of it as fits.
+			st.direct, d.busy = nil, true
+			st.mu.Unlock()
+			k := min(int(n), len(d.p))
+			_, err := io.ReadFull(br, d.p[:k])
+			st.mu.Lock()
+			d.busy = false
+			if err == nil {
+				d.n = k
+			}
+			st.mu.Unlock()
+			close(d.done)
+			if err != nil {
+				return st.s.failInFrame(err)
+			}
+			if n -= uint32(k); n == 0 {
+				return true
+			}
+			st.mu.Lock()
+		}
+	}
 	if st.localClosed {
 		st.mu.Unlock()
 		if _, err := br.Discard(int(n)); err != nil {
-			st.s.fail(fmt.Errorf("session read: connection closed inside a DATA frame: %w", noEOF(err)), true)
-			return false
+			return st.s.failInFrame(err)
 		}
 		return true
-	}
-	if st.off == len(st.buf) {
-		st.buf, st.off = st.buf[:0], 0
 	}
 	need := int(n)
 	if cap(st.buf)-len(st.buf) < need {
@@ -401,8 +480,7 @@ func (st *Stream) receive(br *bufio.Reader, n uint32) bool {
 	// Only the read loop moves or grows buf, and Read looks at buf[off:]
 	// only up to len(buf), so region may be filled unlocked.
 	if _, err := io.ReadFull(br, region); err != nil {
-		st.s.fail(fmt.Errorf("session read: connection closed inside a DATA frame: %w", noEOF(err)), true)
-		return false
+		return st.s.failInFrame(err)
 	}
 	st.mu.Lock()
 	if !st.localClosed {
@@ -411,6 +489,13 @@ func (st *Stream) receive(br *bufio.Reader, n uint32) bool {
 	st.mu.Unlock()
 	notify(st.readNotify)
 	return true
+}
+
+// failInFrame ends the session after the connection failed with err
+// inside a DATA frame's payload, and returns false for the read loop.
+func (s *Session) failInFrame(err error) bool {
+	s.fail(fmt.Errorf("session read: connection closed inside a DATA frame: %w", noEOF(err)), true)
+	return false
 }
 
 // deadline is a settable deadline whose wait channel is closed once it
