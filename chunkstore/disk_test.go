@@ -13,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"shoal/chunkstore"
 	"shoal/chunkstore/storetest"
@@ -329,14 +332,22 @@ func mountTmpfs(t *testing.T, size string) string {
 	return dir
 }
 
+// TestDiskFull fills a small file system with chunks written through the
+// page cache (100 KiB) and with O_DIRECT (1 MiB; see writeDirect).
 func TestDiskFull(t *testing.T) {
+	for _, size := range []int{100 << 10, 1 << 20} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) { testDiskFull(t, size) })
+	}
+}
+
+func testDiskFull(t *testing.T, size int) {
 	ctx := context.Background()
-	dir := mountTmpfs(t, "2m")
+	dir := mountTmpfs(t, "3m")
 	d := openDisk(t, filepath.Join(dir, "store"), chunkstore.DiskOptions{})
 	var stored [][]byte
 	var full error
 	for i := range 100 {
-		data, id := storetest.Chunk(uint64(i), 100<<10)
+		data, id := storetest.Chunk(uint64(i), size)
 		if err := d.Put(ctx, id, data); err != nil {
 			full = err
 			break
@@ -344,7 +355,7 @@ func TestDiskFull(t *testing.T) {
 		stored = append(stored, data)
 	}
 	if full == nil {
-		t.Fatalf("100 Puts of 100 KiB into a 2 MiB tmpfs: got no error, want ErrNoSpace")
+		t.Fatalf("100 Puts of %d bytes into a 3 MiB tmpfs: got no error, want ErrNoSpace", size)
 	}
 	if !errors.Is(full, chunkstore.ErrNoSpace) || !errors.Is(full, syscall.ENOSPC) {
 		t.Fatalf("Put on a full disk: got error %v, want ErrNoSpace and ENOSPC", full)
@@ -581,4 +592,55 @@ func TestDiskPutRacesDelete(t *testing.T) {
 		}
 	}
 	checkCounts(t, d)
+}
+
+// TestDiskDurablePutBypassesPageCache checks that a large chunk's durable
+// Put writes around the page cache (O_DIRECT): none of the chunk file's
+// pages stay cached after it, while a buffered write would leave them all.
+func TestDiskDurablePutBypassesPageCache(t *testing.T) {
+	dir := t.TempDir()
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Type == unix.TMPFS_MAGIC {
+		t.Skip("tmpfs: file pages are the data")
+	}
+	d := openDisk(t, dir, chunkstore.DiskOptions{VerifiedPuts: true, Buffers: chunkstore.NewBuffers(16 << 20)})
+	data, id := storetest.Chunk(7, 1<<20+5)
+	if err := d.Put(context.Background(), id, data); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(d.Path(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(d.Path(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := unix.Mmap(int(f.Fd()), 0, int(info.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	vec := make([]byte, (len(m)+os.Getpagesize()-1)/os.Getpagesize())
+	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+		t.Fatal(errno)
+	}
+	cached := 0
+	for _, v := range vec {
+		cached += int(v & 1)
+	}
+	if cached > 0 {
+		t.Errorf("%d of the chunk file's %d pages are in the page cache after a durable Put", cached, len(vec))
+	}
+	got, err := d.Get(context.Background(), id)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("Get after the direct write: %v, equal %v", err, bytes.Equal(got, data))
+	}
+	if info.Size() != int64(len(data))+32 {
+		t.Errorf("chunk file has %d bytes, want %d (header and data, no padding)", info.Size(), len(data)+32)
+	}
 }

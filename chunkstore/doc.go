@@ -89,7 +89,10 @@
 // payload to a new temporary file ".tmp-*" in the chunk's fan-out
 // directory, sets the file's mtime to the time of the Put, fsyncs the
 // file, renames it to its final name, and fsyncs the fan-out directory. A
-// crash at any point leaves either no chunk file (and maybe a temporary
+// payload of 256 KiB or more is written with O_DIRECT, padded with zeros
+// to a whole number of 4 KiB blocks and then truncated to its length, all
+// before the fsync; a file system that refuses O_DIRECT gets an ordinary
+// write. A crash at any point leaves either no chunk file (and maybe a temporary
 // file that the next OpenDisk removes) or a complete one: a chunk file is
 // never partly written. A Put of a chunk already present does not rewrite
 // it: it sets the file's mtime to now and fsyncs the file, as Touch does. Put does not
