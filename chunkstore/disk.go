@@ -625,7 +625,7 @@ func (d *Disk) Get(ctx context.Context, id ID) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("disk get %s: %w", id, err)
 	}
-	plain, err := d.readChunkFile(f, info.Size())
+	plain, err := readChunkFile(f, info.Size(), d.opts.Buffers)
 	if err == nil && !d.opts.VerifiedPuts {
 		err = checkID(id, plain)
 	}
@@ -641,11 +641,10 @@ func (d *Disk) Get(ctx context.Context, id ID) ([]byte, error) {
 	return nil, fmt.Errorf("disk get %s: %w", id, err)
 }
 
-// readChunkFile reads chunk file f, of size bytes, and returns its plain
-// bytes: for a chunk stored as it is, in a buffer from
-// DiskOptions.Buffers. A malformed file gives an error wrapping
-// ErrCorrupt.
-func (d *Disk) readChunkFile(f *os.File, size int64) ([]byte, error) {
+// readChunkFile reads a chunk file of size bytes from f and returns its
+// plain bytes: for a chunk stored as it is, in a buffer from bufs. A
+// malformed file gives an error wrapping ErrCorrupt.
+func readChunkFile(f io.Reader, size int64, bufs *Buffers) ([]byte, error) {
 	if size < headerSize || size > headerSize+MaxChunkSize+MaxChunkSize/8 {
 		return nil, fmt.Errorf("chunk file of %d bytes: %w", size, ErrCorrupt)
 	}
@@ -660,13 +659,13 @@ func (d *Disk) readChunkFile(f *os.File, size int64) ([]byte, error) {
 	if err := h.checkLen(size); err != nil {
 		return nil, err
 	}
-	payload := d.opts.Buffers.Get(int(h.payloadLen))
+	payload := bufs.Get(int(h.payloadLen))
 	if _, err := io.ReadFull(f, payload); err != nil {
 		return nil, err
 	}
 	plain, err := h.decodeBody(payload)
 	if err != nil || h.flags&flagZstd != 0 {
-		d.opts.Buffers.Put(payload)
+		bufs.Put(payload)
 	}
 	return plain, err
 }

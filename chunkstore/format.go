@@ -87,20 +87,6 @@ func encodeChunk(plainLen int, payload []byte, compressed bool) []byte {
 	return appendHeader(make([]byte, 0, headerSize), h)
 }
 
-// decodeChunkFile decodes a whole chunk file and returns the plain bytes,
-// which it checks against id. Errors wrap ErrCorrupt. The returned slice may
-// alias file.
-func decodeChunkFile(id ID, file []byte) ([]byte, error) {
-	plain, err := decodePayload(file)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkID(id, plain); err != nil {
-		return nil, err
-	}
-	return plain, nil
-}
-
 // checkID checks that plain, a chunk file's contents, hashes to id. Its
 // error wraps ErrCorrupt.
 func checkID(id ID, plain []byte) error {
@@ -108,19 +94,6 @@ func checkID(id ID, plain []byte) error {
 		return fmt.Errorf("chunk file: content does not hash to id: %w", ErrCorrupt)
 	}
 	return nil
-}
-
-// decodePayload decodes a whole chunk file and returns the plain bytes
-// without checking them against an ID. Errors wrap ErrCorrupt.
-func decodePayload(file []byte) ([]byte, error) {
-	h, err := decodeHeader(file)
-	if err != nil {
-		return nil, err
-	}
-	if err := h.checkLen(int64(len(file))); err != nil {
-		return nil, err
-	}
-	return h.decodeBody(file[headerSize:])
 }
 
 // checkLen checks that a chunk file of size bytes holds exactly the

@@ -16,6 +16,24 @@ func chunkFile(t testing.TB, data []byte, compress bool) []byte {
 	return append(encodeChunk(len(data), payload, ok), payload...)
 }
 
+// decodePayload decodes a whole chunk file as Disk.Get reads one.
+func decodePayload(file []byte) ([]byte, error) {
+	return readChunkFile(bytes.NewReader(file), int64(len(file)), nil)
+}
+
+// decodeChunkFile is decodePayload with the plain bytes checked against id,
+// as Disk.Get does without DiskOptions.VerifiedPuts.
+func decodeChunkFile(id ID, file []byte) ([]byte, error) {
+	plain, err := decodePayload(file)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkID(id, plain); err != nil {
+		return nil, err
+	}
+	return plain, nil
+}
+
 func TestChunkFileRoundTrip(t *testing.T) {
 	for _, data := range [][]byte{{}, []byte("x"), bytes.Repeat([]byte("abc"), 10000)} {
 		for _, compress := range []bool{false, true} {
