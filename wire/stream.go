@@ -112,8 +112,7 @@ const minDirectRead = 64 << 10
 // sparing a copy of every byte of a bulk transfer.
 type directRead struct {
 	p    []byte
-	n    int           // bytes the read loop put into p
-	busy bool          // the read loop is filling p, without st.mu
+	n    int           // bytes the read loop put into p, set before done closes
 	done chan struct{} // closed once the read loop is done with p
 }
 
@@ -126,11 +125,11 @@ func (st *Stream) Read(p []byte) (int, error) {
 	for {
 		st.mu.Lock()
 		if offer != nil {
-			// Take the offer back, waiting for a fill in progress.
+			// Take the offer back or, if the read loop took it, wait
+			// until the loop is done with p.
 			if st.direct == offer {
 				st.direct = nil
-			}
-			if offer.busy {
+			} else {
 				st.mu.Unlock()
 				<-offer.done
 				st.mu.Lock()
@@ -435,16 +434,13 @@ func (st *Stream) receive(br *bufio.Reader, n uint32) bool {
 		if d := st.direct; d != nil {
 			// A Read waits with nothing buffered: its buffer takes the
 			// payload, or as much of it as fits.
-			st.direct, d.busy = nil, true
+			st.direct = nil
 			st.mu.Unlock()
 			k := min(int(n), len(d.p))
 			_, err := io.ReadFull(br, d.p[:k])
-			st.mu.Lock()
-			d.busy = false
 			if err == nil {
 				d.n = k
 			}
-			st.mu.Unlock()
 			close(d.done)
 			if err != nil {
 				return st.s.failInFrame(err)
