@@ -379,7 +379,7 @@ func (f *file) upload(idx uint64, wb *wblock) {
 		// Nothing else refers to the sealed bytes once they are stored
 		// (readers and copy-on-write copy them under f.mu): a whole-block
 		// buffer goes back to the free list, a small one to the cache.
-		if uint64(cap(wb.data)) == f.bs {
+		if uint64(cap(wb.data)) >= f.bs {
 			f.r.bufs.Put(wb.data)
 		} else {
 			r.cache.add(id, wb.data)
@@ -468,7 +468,7 @@ func (f *file) flushLocked(ctx context.Context) error {
 func (f *file) committedInline(wb *wblock, b cluster.Block) {
 	f.dirty -= int64(cap(wb.data))
 	f.r.cache.add(chunkstore.ID(b.ID), bytes.Clone(wb.data))
-	if uint64(cap(wb.data)) == f.bs {
+	if uint64(cap(wb.data)) >= f.bs {
 		f.r.bufs.Put(wb.data)
 	}
 	wb.data = nil
