@@ -1,11 +1,13 @@
 package chunkstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,6 +51,9 @@ type DiskOptions struct {
 	// Buffers, if set, supplies the memory Get reads a chunk stored as it
 	// is into; a caller done with what Get returned may Put it back.
 	Buffers *Buffers
+	// Log receives what the store does on its own behalf, such as a pack
+	// compaction that failed; nil means slog.Default().
+	Log *slog.Logger
 }
 
 // Disk is a Store that keeps each chunk in its own file under a directory,
@@ -69,7 +74,9 @@ type Disk struct {
 	closed    atomic.Bool
 
 	lazyMu sync.Mutex
-	lazy   map[ID]struct{} // chunks PutLazy wrote that Sync has not made durable
+	lazy   map[ID]struct{} // chunk files PutLazy wrote that Sync has not made durable
+
+	packs *packs // small chunks PutLazy stored (pack.go)
 }
 
 var (
@@ -161,6 +168,9 @@ func (d *Disk) open() error {
 			return err
 		}
 	}
+	if d.packs, err = openPacks(filepath.Join(d.dir, packsDir)); err != nil {
+		return err
+	}
 	if created {
 		return syncDirs(top, d.dir)
 	}
@@ -227,6 +237,9 @@ func (d *Disk) Close() error {
 		return nil
 	}
 	var errs []error
+	if d.packs != nil {
+		errs = append(errs, d.packs.close())
+	}
 	for _, f := range d.subs {
 		if f != nil {
 			errs = append(errs, f.Close())
@@ -284,10 +297,51 @@ func (d *Disk) Put(ctx context.Context, id ID, data []byte) error {
 	return d.put(ctx, id, data, true)
 }
 
-// PutLazy implements LazyPutter: it stores the chunk as Put does but skips
-// the file and directory fsyncs, leaving them to the next Sync.
+// PutLazy implements LazyPutter. A chunk of at most MaxPackedChunk bytes
+// is appended to a pack, unless a pack or a file of its own holds it
+// already (then it is touched); a larger one gets a file as Put makes,
+// without the file and directory fsyncs. Sync makes both durable.
 func (d *Disk) PutLazy(ctx context.Context, id ID, data []byte) error {
-	return d.put(ctx, id, data, false)
+	if len(data) > MaxPackedChunk {
+		return d.put(ctx, id, data, false)
+	}
+	unlock, err := d.lockLive(ctx, "put", id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	t := d.now()
+	if d.packs.touch(id, t) {
+		return nil
+	}
+	if err := os.Chtimes(d.Path(id), t, t); err == nil {
+		return nil // a durable Put gave it a file of its own
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return d.putErr(id, err)
+	}
+	hdr, payload := d.encode(data)
+	body := append(hdr, payload...)
+	if err := d.checkReserve(uint64(recHeaderSize + len(body))); err != nil {
+		return d.putErr(id, err)
+	}
+	if _, err := d.packs.put(id, body, t); err != nil {
+		return d.putErr(id, err)
+	}
+	return nil
+}
+
+// encode returns the header and payload a chunk file (or pack record) of
+// data holds: the payload compressed if the store compresses and that
+// saves space.
+func (d *Disk) encode(data []byte) (hdr, payload []byte) {
+	payload, compressed := data, false
+	if d.opts.Compress {
+		payload, compressed = Compress(nil, data)
+		if !compressed {
+			payload = data
+		}
+	}
+	return encodeChunk(len(data), payload, compressed), payload
 }
 
 // put stores a chunk, durably or lazily.
@@ -300,20 +354,18 @@ func (d *Disk) put(ctx context.Context, id ID, data []byte, durable bool) error 
 		return err
 	}
 	defer unlock()
+	if held, err := d.touchPacked(id, durable); err != nil {
+		return d.putErr(id, err)
+	} else if held {
+		return nil
+	}
 	path := d.Path(id)
 	if err := d.touch(id, path, durable); err == nil {
 		return nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return d.putErr(id, err)
 	}
-	payload, compressed := data, false
-	if d.opts.Compress {
-		payload, compressed = Compress(nil, data)
-		if !compressed {
-			payload = data
-		}
-	}
-	hdr := encodeChunk(len(data), payload, compressed)
+	hdr, payload := d.encode(data)
 	size := int64(len(hdr) + len(payload))
 	if err := d.checkReserve(uint64(size)); err != nil {
 		return d.putErr(id, err)
@@ -334,7 +386,25 @@ func (d *Disk) Touch(ctx context.Context, id ID) (bool, error) {
 		return false, err
 	}
 	defer unlock()
+	if held, err := d.touchPacked(id, true); held || err != nil {
+		return held, err
+	}
 	return presence("touch", id, d.touch(id, d.Path(id), true))
+}
+
+// touchPacked records that chunk id, if a pack holds it, was written now;
+// if durable, it also syncs the packs. It reports whether a pack holds it.
+// Called with id's stripe lock held.
+func (d *Disk) touchPacked(id ID, durable bool) (bool, error) {
+	if !d.packs.touch(id, d.now()) {
+		return false, nil
+	}
+	if durable {
+		if err := d.packs.sync(); err != nil {
+			return true, fmt.Errorf("disk touch %s: %w", id, err)
+		}
+	}
+	return true, nil
 }
 
 // presence turns the outcome err of operation op on chunk id's file into
@@ -397,6 +467,9 @@ func (d *Disk) touch(id ID, path string, durable bool) error {
 // kernel lacks syncfs or a seccomp filter denies it, each file and then
 // its fan-out directory is fsynced.
 func (d *Disk) Sync(ctx context.Context) error {
+	if err := d.packs.sync(); err != nil {
+		return fmt.Errorf("disk sync %s: %w", d.dir, err)
+	}
 	ids := d.lazyIDs()
 	if len(ids) == 0 {
 		return nil
@@ -612,6 +685,9 @@ func (d *Disk) Get(ctx context.Context, id ID) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("disk get %s: %w", id, err)
 	}
+	if plain, held, err := d.getPacked(id); held {
+		return plain, err
+	}
 	path := d.Path(id)
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -639,6 +715,30 @@ func (d *Disk) Get(ctx context.Context, id ID) ([]byte, error) {
 		err = errors.Join(err, qerr)
 	}
 	return nil, fmt.Errorf("disk get %s: %w", id, err)
+}
+
+// getPacked returns chunk id from the packs, and whether they hold it. A
+// damaged record is dropped after the error is reported, as a damaged file
+// is quarantined, so a later Put stores the chunk afresh.
+func (d *Disk) getPacked(id ID) ([]byte, bool, error) {
+	body, held, err := d.packs.get(id)
+	if !held {
+		return nil, false, nil
+	}
+	var plain []byte
+	if err == nil {
+		plain, err = readChunkFile(bytes.NewReader(body), int64(len(body)), nil)
+	}
+	if err == nil && !d.opts.VerifiedPuts {
+		err = checkID(id, plain)
+	}
+	if err == nil {
+		return plain, true, nil
+	}
+	if errors.Is(err, ErrCorrupt) {
+		d.packs.remove(id, time.Time{})
+	}
+	return nil, true, fmt.Errorf("disk get %s: %w", id, err)
 }
 
 // readChunkFile reads a chunk file of size bytes from f and returns its
@@ -699,6 +799,9 @@ func (d *Disk) Has(ctx context.Context, id ID) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, fmt.Errorf("disk has %s: %w", id, err)
 	}
+	if d.packs.has(id) {
+		return true, nil
+	}
 	_, err := os.Lstat(d.Path(id))
 	return presence("has", id, err)
 }
@@ -710,16 +813,20 @@ func (d *Disk) Delete(ctx context.Context, id ID, before time.Time) (bool, error
 		return false, err
 	}
 	defer unlock()
+	packed, err := d.deletePacked(id, before)
+	if err != nil {
+		return false, err
+	}
 	path := d.Path(id)
 	info, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+		return packed, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("disk delete %s: %w", id, err)
+		return packed, fmt.Errorf("disk delete %s: %w", id, err)
 	}
 	if !info.ModTime().Before(before) {
-		return false, nil
+		return packed, nil
 	}
 	if err := os.Remove(path); err != nil {
 		return false, fmt.Errorf("disk delete %s: %w", id, err)
@@ -734,9 +841,40 @@ func (d *Disk) Delete(ctx context.Context, id ID, before time.Time) (bool, error
 	return true, nil
 }
 
+// logger returns the store's logger.
+func (d *Disk) logger() *slog.Logger {
+	if d.opts.Log != nil {
+		return d.opts.Log
+	}
+	return slog.Default()
+}
+
+// deletePacked deletes chunk id from the packs if they hold it and it was
+// last written before before, and reports whether it did. A pack left
+// mostly dead is then compacted. Called with id's stripe lock held.
+func (d *Disk) deletePacked(id ID, before time.Time) (bool, error) {
+	if before.IsZero() {
+		return false, nil
+	}
+	if d.packs.remove(id, before) == 0 {
+		return false, nil
+	}
+	if num := d.packs.compactable(); num != 0 {
+		if err := d.packs.compact(num); err != nil {
+			// The chunk is gone all the same; the pack waits for the
+			// next delete to be compacted.
+			d.logger().Warn("compact pack failed", "pack", num, "err", err)
+		}
+	}
+	return true, nil
+}
+
 // List implements Lister. Chunks put or deleted while List runs may or may
 // not be reported.
 func (d *Disk) List(ctx context.Context, fn func(id ID, modTime time.Time) error) error {
+	if err := d.packs.each(fn); err != nil {
+		return err
+	}
 	top := filepath.Join(d.dir, chunksDir)
 	for i := range fanout {
 		sub := filepath.Join(top, fmt.Sprintf("%02x", i))
@@ -777,9 +915,10 @@ func (d *Disk) Stat(ctx context.Context) (Usage, error) {
 	if err := syscall.Statfs(d.dir, &st); err != nil {
 		return Usage{}, fmt.Errorf("disk stat %s: %w", d.dir, err)
 	}
+	packedChunks, packedBytes := d.packs.counts()
 	u := Usage{
-		Chunks:   d.chunks.Load(),
-		Bytes:    d.bytes.Load(),
+		Chunks:   d.chunks.Load() + packedChunks,
+		Bytes:    d.bytes.Load() + packedBytes,
 		Capacity: st.Blocks * uint64(st.Bsize),
 	}
 	if avail := st.Bavail * uint64(st.Bsize); avail > d.opts.ReserveBytes {

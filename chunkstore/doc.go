@@ -41,6 +41,9 @@
 //	DIR/chunks/ab/abcdef…        one file per chunk, named by the 64 lower-case
 //	                             hex digits of its ID, in the directory named
 //	                             by the first two
+//	DIR/packs/0000002a.pack      packs: the small chunks PutLazy stored, many
+//	                             to a file (see "Packs"), numbered in hex
+//	                             from 1, oldest first
 //	DIR/quarantine/ID.NANOS      chunk files found corrupt, set aside by Get
 //	                             for an operator; never read by the store
 //
@@ -98,11 +101,15 @@
 // it: it sets the file's mtime to now and fsyncs the file, as Touch does. Put does not
 // check that data hashes to id; a wrong id is caught by every Get.
 //
-// PutLazy (LazyPutter) writes the chunk file the same way but skips both
-// fsyncs and remembers the ID; Sync makes every file so remembered durable
-// with one syncfs(2) of the store's file system (where syncfs is missing or
-// a seccomp filter denies it, by fsyncing each file and then its fan-out
-// directory), so that thousands of lazily written chunks cost one flush. A
+// PutLazy (LazyPutter) appends a chunk of at most MaxPackedChunk plain
+// bytes to a pack (see "Packs") without an fsync. A larger one it writes
+// to a chunk file the same way as Put but skips both fsyncs and remembers
+// the ID. Sync fsyncs the packs appended to (and the packs directory
+// when a pack was created), then makes every file so remembered durable
+// with one syncfs(2) of the store's file system (where syncfs is missing
+// or a seccomp filter denies it, by fsyncing each file and then its
+// fan-out directory), so that thousands of lazily written chunks cost one
+// flush. A
 // node uses it for chunks that commits carry inline, whose durable copy
 // until then is the Raft log entry; a durable Put of a chunk still waiting
 // for Sync fsyncs its directory too.
@@ -112,6 +119,52 @@
 // (which wraps syscall.ENOSPC) and the system error; chunks already stored
 // are untouched. DiskOptions.ReserveBytes makes Put refuse, with the same
 // error, a chunk that would leave less than that much space free.
+//
+// # Packs
+//
+// A chunk file costs a chunk an inode, a directory entry, a rename and a
+// time stamp, several times the CPU of writing a few KiB; a node storing
+// the inline chunks of thousands of small-file commits a second spent a
+// third of its time on them. So PutLazy keeps small chunks in packs:
+// append-only files of records, each a 56-byte header and a body:
+//
+//	offset size field
+//	     0    4 magic, the ASCII bytes "SHPK"
+//	     4    1 kind: 1 put, 2 touch, 3 delete
+//	     5    3 reserved, must be zero
+//	     8   32 the chunk's ID
+//	    40    8 time the chunk was written (put, touch), Unix nanoseconds
+//	    48    4 body length: for a put, the chunk file's length (32 to
+//	            32 + MaxPackedChunk*9/8); zero for a touch or a delete
+//	    52    4 CRC-32C (Castagnoli) of header bytes 0 to 51 and the body
+//
+// A put record's body is the chunk exactly as a chunk file holds it
+// (header and payload), read and checked the same way. Records are only
+// ever appended, to the newest pack; past 64 MiB a new pack is started.
+// OpenDisk reads every pack in order into an in-memory index of each
+// chunk's latest put: a later put replaces an earlier one, a touch
+// raises its time, a delete removes it. A record that fails its checks is
+// skipped by looking for the next intact one a byte further on; at the
+// end of the newest pack, where a crash during an append leaves a torn
+// record, the pack is cut back to its last intact record. A put record
+// that Get finds damaged gets a delete record (the chunk is gone, as a
+// quarantined file is), so a later Put stores it afresh.
+//
+// Putting a chunk a pack holds only raises its time in the index; Sync
+// writes a touch record for each such chunk before it fsyncs the packs.
+// A crash before then loses the touch, which a node survives because it
+// calls Sync before it drops the Raft log entries whose replay would
+// touch the chunk again.
+//
+// Delete of a packed chunk appends a delete record; on a full disk, where
+// even that fails, the chunk leaves the index all the same, and a crash
+// may bring back an unreferenced chunk for the next collection. Once the
+// put records still indexed fill less than half of all the packs, or of
+// the oldest pack, the oldest pack (never the newest) is compacted: its
+// live chunks are appended again to the newest pack with their times,
+// the packs are made durable, and the old pack is removed. Only the
+// oldest pack is compacted, so the delete records it drops can have no
+// older put left to bring back.
 //
 // # Garbage collection
 //

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -55,6 +56,8 @@ func (f *fsm) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
+	start := time.Now()
+	defer func() { applySeconds.Observe(time.Since(start).Seconds()) }()
 	var req MetaRequest
 	if err := json.Unmarshal(l.Data, &req); err != nil {
 		// A log entry we cannot decode was written by a newer or broken

@@ -34,6 +34,11 @@ var (
 		Help:    "How long a request this node proposed to Raft took to be committed and applied.",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 	})
+	applySeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "shoal_node_apply_seconds",
+		Help:    "How long applying one committed metadata entry to this node's state took, inline chunks stored included.",
+		Buckets: prometheus.ExponentialBuckets(0.000005, 2, 18),
+	})
 	inlineSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
 		Name:    "shoal_node_inline_store_seconds",
 		Help:    "How long storing a commit's inline chunks took before the commit was proposed.",

@@ -180,7 +180,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 			n.Close()
 		}
 	}()
-	store, err := chunkstore.OpenDisk(filepath.Join(cfg.DataDir, "chunks"), chunkstore.DiskOptions{Compress: cfg.Compress, ReserveBytes: cfg.ReserveBytes, VerifiedPuts: true, Buffers: n.bufs})
+	store, err := chunkstore.OpenDisk(filepath.Join(cfg.DataDir, "chunks"), chunkstore.DiskOptions{Compress: cfg.Compress, ReserveBytes: cfg.ReserveBytes, VerifiedPuts: true, Buffers: n.bufs, Log: n.log})
 	if err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
