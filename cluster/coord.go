@@ -252,7 +252,7 @@ func (n *Node) storeChunk(ctx context.Context, id chunkstore.ID, data []byte) er
 			}
 		}()
 	}
-	p := Placement{ID: id, Size: uint32(len(data)), Data: uint8(scheme.Data), Parity: uint8(scheme.Parity), Nodes: make([]string, scheme.Shards())}
+	p := Placement{ID: wire.ChunkID(id), Size: uint32(len(data)), Data: uint8(scheme.Data), Parity: uint8(scheme.Parity), Nodes: make([]string, scheme.Shards())}
 	failed, err := n.pushShards(ctx, &p, shards, rendezvous(id, nodes), nil)
 	if err != nil {
 		return err
@@ -402,7 +402,7 @@ func (n *Node) placement(ctx context.Context, id chunkstore.ID) (Placement, bool
 	switch {
 	case err != nil && IsTransient(err):
 		return Placement{}, false, fmt.Errorf("locate chunk %s: %w", id, err)
-	case err != nil || len(resp.Places) != 1 || resp.Places[0].ID != id:
+	case err != nil || len(resp.Places) != 1 || resp.Places[0].ID != wire.ChunkID(id):
 		return Placement{}, false, nil
 	}
 	return resp.Places[0], true, nil

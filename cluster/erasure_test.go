@@ -126,12 +126,12 @@ func TestClusterErasureCoding(t *testing.T) {
 	ino := alloc.FirstIno
 	create := &MetaRequest{Op: wire.OpCreate, Ino: RootIno, Name: "f", Mode: syscall.S_IFREG | 0o644, NewIno: ino}
 	unplaced := chunkstore.Sum([]byte("never pushed"))
-	_, err = c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: ino, Size: 100, Create: create, Blocks: []Block{{ID: unplaced, Len: 12}}})
+	_, err = c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: ino, Size: 100, Create: create, Blocks: []Block{{ID: ChunkID(unplaced), Len: 12}}})
 	if !errors.Is(err, syscall.EAGAIN) {
 		t.Fatalf("commit naming a chunk never pushed: got %v, want EAGAIN", err)
 	}
 	if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: ino, Size: uint64(len(big)), Create: create,
-		Blocks: []Block{{ID: bigID, Len: uint32(len(big))}}}); err != nil {
+		Blocks: []Block{{ID: ChunkID(bigID), Len: uint32(len(big))}}}); err != nil {
 		t.Fatalf("commit: %v", err)
 	}
 
@@ -286,7 +286,7 @@ func putAndCommit(t *testing.T, c *Client, dir uint64, name string, data []byte)
 	}
 	create := &MetaRequest{Op: wire.OpCreate, Ino: dir, Name: name, Mode: syscall.S_IFREG | 0o644, NewIno: alloc.FirstIno}
 	if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: alloc.FirstIno, Create: create, Size: uint64(len(data)),
-		Blocks: []Block{{ID: id, Len: uint32(len(data))}}}); err != nil {
+		Blocks: []Block{{ID: ChunkID(id), Len: uint32(len(data))}}}); err != nil {
 		t.Fatalf("commit %s: %v", name, err)
 	}
 	return id
@@ -503,7 +503,7 @@ func TestStrangerCannotTouchShards(t *testing.T) {
 	}
 	// On the meta service, the placement ops are refused.
 	for _, req := range []*MetaRequest{
-		{Op: wire.OpPlace, Places: []Placement{{ID: id, Size: 1, Data: 1, Nodes: []string{"x"}}}},
+		{Op: wire.OpPlace, Places: []Placement{{ID: ChunkID(id), Size: 1, Data: 1, Nodes: []string{"x"}}}},
 		{Op: wire.OpDisplace, Places: []Placement{p}},
 		{Op: wire.OpLocate, Chunks: [][32]byte{id}},
 		{Op: wire.OpDropShards, Chunks: [][32]byte{id}},

@@ -375,7 +375,7 @@ func TestClusterInlineChunksOnEveryNode(t *testing.T) {
 	id := chunkstore.Sum(data)
 	create := &MetaRequest{Op: wire.OpCreate, Ino: RootIno, Name: "small", Mode: syscall.S_IFREG | 0o644, NewIno: ino}
 	if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: ino, Size: uint64(len(data)), Create: create,
-		Blocks: []Block{{ID: id, Len: uint32(len(data)), Data: data}}}); err != nil {
+		Blocks: []Block{{ID: ChunkID(id), Len: uint32(len(data)), Data: data}}}); err != nil {
 		t.Fatalf("commit with create and inline chunk through a follower: %v", err)
 	}
 	for i, nd := range tc.nodes {
@@ -418,7 +418,7 @@ func TestNodeCopiesInlineChunksItLacks(t *testing.T) {
 		ids = append(ids, id)
 		create := &MetaRequest{Op: wire.OpCreate, Ino: RootIno, Name: fmt.Sprintf("f%d", i), Mode: syscall.S_IFREG | 0o644, NewIno: ino}
 		if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: ino, Size: uint64(len(data)), Create: create,
-			Blocks: []Block{{ID: id, Len: uint32(len(data)), Data: data}}}); err != nil {
+			Blocks: []Block{{ID: ChunkID(id), Len: uint32(len(data)), Data: data}}}); err != nil {
 			t.Fatalf("commit %d: %v", i, err)
 		}
 	}

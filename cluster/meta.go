@@ -18,6 +18,7 @@ type (
 	Attr         = wire.Attr
 	DirEntry     = wire.DirEntry
 	Block        = wire.Block
+	ChunkID      = wire.ChunkID
 	Layout       = wire.Layout
 	Removed      = wire.Removed
 	Statfs       = wire.Statfs

@@ -68,7 +68,7 @@ func TestClientMetadataRoundTrip(t *testing.T) {
 	if err := c.Put(ctx, id, data); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: created.Attr.Ino, Size: uint64(len(data)), Blocks: []Block{{Index: 0, ID: id, Len: uint32(len(data))}}}); err != nil {
+	if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: created.Attr.Ino, Size: uint64(len(data)), Blocks: []Block{{Index: 0, ID: ChunkID(id), Len: uint32(len(data))}}}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := c.Do(ctx, &MetaRequest{Op: wire.OpLookup, Ino: wire.RootIno, Name: "f"})
@@ -84,7 +84,7 @@ func TestClientMetadataRoundTrip(t *testing.T) {
 	// A commit naming a chunk the node does not have is refused with
 	// EAGAIN, so metadata never points at missing data.
 	ghost := chunkstore.Sum([]byte("never uploaded"))
-	_, err = c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: created.Attr.Ino, Size: 5, Blocks: []Block{{ID: ghost, Len: 5}}})
+	_, err = c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: created.Attr.Ino, Size: 5, Blocks: []Block{{ID: ChunkID(ghost), Len: 5}}})
 	if !errors.Is(err, syscall.EAGAIN) {
 		t.Errorf("commit of a missing chunk: got %v, want EAGAIN", err)
 	}
@@ -236,7 +236,7 @@ func TestNodeInlineCommit(t *testing.T) {
 	data := []byte("a small file, committed inline")
 	id := chunkstore.Sum(data)
 	if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: ino, Size: uint64(len(data)),
-		Blocks: []Block{{Index: 0, ID: id, Len: uint32(len(data)), Data: data}}}); err != nil {
+		Blocks: []Block{{Index: 0, ID: ChunkID(id), Len: uint32(len(data)), Data: data}}}); err != nil {
 		t.Fatalf("inline commit: %v", err)
 	}
 	got, err := c.Get(ctx, id)
@@ -250,12 +250,12 @@ func TestNodeInlineCommit(t *testing.T) {
 		name  string
 		block Block
 	}{
-		{"wrong id", Block{ID: chunkstore.Sum([]byte("other")), Len: 4, Data: []byte("evil")}},
+		{"wrong id", Block{ID: ChunkID(chunkstore.Sum([]byte("other"))), Len: 4, Data: []byte("evil")}},
 		{"too big", func() Block {
 			b := make([]byte, wire.MaxInlineChunk+1)
-			return Block{ID: chunkstore.Sum(b), Len: uint32(len(b)), Data: b}
+			return Block{ID: ChunkID(chunkstore.Sum(b)), Len: uint32(len(b)), Data: b}
 		}()},
-		{"len past data", Block{ID: chunkstore.Sum([]byte("ab")), Len: 3, Data: []byte("ab")}},
+		{"len past data", Block{ID: ChunkID(chunkstore.Sum([]byte("ab"))), Len: 3, Data: []byte("ab")}},
 	}
 	for _, tt := range bad {
 		_, err := c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: ino, Size: 1 << 20, Blocks: []Block{tt.block}})
@@ -270,7 +270,7 @@ func TestNodeInlineCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.Layout.Size != uint64(len(data)) || len(l.Layout.Blocks) != 1 || l.Layout.Blocks[0].ID != id || l.Layout.Blocks[0].Data != nil {
+	if l.Layout.Size != uint64(len(data)) || len(l.Layout.Blocks) != 1 || chunkstore.ID(l.Layout.Blocks[0].ID) != id || l.Layout.Blocks[0].Data != nil {
 		t.Fatalf("layout after refused commits: got %+v, want the one inline block (without data)", l.Layout)
 	}
 }

@@ -87,7 +87,7 @@ func (s *State) Recodable(blocks []Block) [][32]byte {
 		if p == nil || b.Data != nil || p.want.Data == 0 {
 			continue
 		}
-		if fitScheme(p.want, int(p.size)) != p.scheme && !slices.Contains(ids, b.ID) {
+		if fitScheme(p.want, int(p.size)) != p.scheme && !slices.Contains(ids, [32]byte(b.ID)) {
 			ids = append(ids, b.ID)
 		}
 	}

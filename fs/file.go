@@ -305,7 +305,7 @@ func (f *file) grow(wb *wblock, idx, need, from uint64) {
 	if uint64(cap(wb.data)) < need {
 		var nd []byte
 		if idx == 0 && need < f.bs {
-			c := min(max(need, 2*uint64(cap(wb.data)), 64<<10), f.bs)
+			c := min(max(need, 2*uint64(cap(wb.data)), 4<<10), f.bs)
 			nd = make([]byte, need, c)
 		} else {
 			nd = f.r.bufs.Get(int(f.bs))[:need]
@@ -392,7 +392,7 @@ func (f *file) upload(idx uint64, wb *wblock) {
 			r.log.Error("shoal fs: upload failed; the file's later writes and flushes fail", "ino", f.ino, "block", idx, "chunk", id.String(), "err", err)
 		}
 	case f.blocks[idx] == wb:
-		wb.ref = cluster.Block{Index: idx, ID: id, Len: uint32(len(wb.data))}
+		wb.ref = cluster.Block{Index: idx, ID: cluster.ChunkID(id), Len: uint32(len(wb.data))}
 		wb.hasRef = true
 		wb.data = nil
 		wb.sealed = false
@@ -429,7 +429,7 @@ func (f *file) flushLocked(ctx context.Context) error {
 	blocks := make([]cluster.Block, 0, len(f.blocks))
 	for idx, wb := range f.blocks {
 		if wb.data != nil {
-			blocks = append(blocks, cluster.Block{Index: idx, ID: chunkstore.Sum(wb.data), Len: uint32(len(wb.data)), Data: wb.data})
+			blocks = append(blocks, cluster.Block{Index: idx, ID: cluster.ChunkID(chunkstore.Sum(wb.data)), Len: uint32(len(wb.data)), Data: wb.data})
 			continue
 		}
 		blocks = append(blocks, wb.ref)

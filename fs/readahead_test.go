@@ -23,7 +23,7 @@ func TestReadAheadDepth(t *testing.T) {
 		if err := mem.Put(context.Background(), id, data); err != nil {
 			t.Fatal(err)
 		}
-		l.Blocks = append(l.Blocks, cluster.Block{Index: uint64(i), ID: id, Len: bs})
+		l.Blocks = append(l.Blocks, cluster.Block{Index: uint64(i), ID: cluster.ChunkID(id), Len: bs})
 	}
 	r := New(nil, mem, Options{ReadAhead: ra, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	f := r.openFile(1, l, 0)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -90,6 +91,11 @@ func FuzzReadJSON(f *testing.F) {
 	var buf bytes.Buffer
 	WriteJSON(&buf, &MetaRequest{Op: OpLookup, Ino: 1, Name: "x"})
 	f.Add(buf.Bytes())
+	buf.Reset()
+	WriteJSON(&buf, &MetaRequest{Op: OpCommit, Ino: 9, Blocks: []Block{{Index: 1, ID: ChunkID(id(3)), Len: 2, Data: []byte("hi")}}})
+	f.Add(buf.Bytes())
+	old := `{"op":19,"ino":9,"blocks":[{"i":0,"id":[` + strings.Repeat("1,", 31) + `1],"len":5}]}`
+	f.Add(append(binary.LittleEndian.AppendUint32(nil, uint32(len(old))), old...))
 	f.Add([]byte{2, 0, 0, 0, '{', '}'})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, in []byte) {

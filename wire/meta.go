@@ -116,10 +116,10 @@ type DirEntry struct {
 // replica stores it in its chunk store when it applies the entry; layouts
 // never carry Data.
 type Block struct {
-	Index uint64   `json:"i"`
-	ID    [32]byte `json:"id"`
-	Len   uint32   `json:"len"`
-	Data  []byte   `json:"data,omitempty"`
+	Index uint64  `json:"i"`
+	ID    ChunkID `json:"id"`
+	Len   uint32  `json:"len"`
+	Data  []byte  `json:"data,omitempty"`
 }
 
 // Limits on inline chunks (see Block).
@@ -253,7 +253,7 @@ type MetaResponse struct {
 // scheme a directory asks for the chunk (shoal's "user.shoal.ec" xattr),
 // which repair re-encodes it to; requests leave them zero.
 type Placement struct {
-	ID         [32]byte `json:"id"`
+	ID         ChunkID  `json:"id"`
 	Size       uint32   `json:"size"`
 	Data       uint8    `json:"k"`
 	Parity     uint8    `json:"m"`
