@@ -73,7 +73,7 @@ func (c *Client) AddNode(ctx context.Context, node NodeInfo) error {
 // records. The client needs the cluster secret. The error wraps
 // syscall.ENOENT if id is not a member.
 func (c *Client) RemoveNode(ctx context.Context, id string) error {
-	if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpLeave, Name: id}); err != nil {
+	if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpLeave, Name: Name(id)}); err != nil {
 		return fmt.Errorf("remove node %s: %w", id, err)
 	}
 	return nil

@@ -57,7 +57,7 @@ func BenchmarkMetaCreate(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			name := fmt.Sprintf("f%d", seq.Add(1))
-			if _, err := c.Do(context.Background(), &MetaRequest{Op: wire.OpCreate, Ino: wire.RootIno, Name: name, Mode: 0o644}); err != nil {
+			if _, err := c.Do(context.Background(), &MetaRequest{Op: wire.OpCreate, Ino: wire.RootIno, Name: Name(name), Mode: 0o644}); err != nil {
 				b.Error(err)
 				return
 			}
@@ -218,7 +218,7 @@ func BenchmarkClusterCreate(b *testing.B) {
 					defer wg.Done()
 					for i := w; i < b.N; i += creators {
 						name := fmt.Sprintf("f%d", seq.Add(1))
-						if _, err := c.Do(context.Background(), &MetaRequest{Op: wire.OpCreate, Ino: wire.RootIno, Name: name, Mode: 0o644}); err != nil {
+						if _, err := c.Do(context.Background(), &MetaRequest{Op: wire.OpCreate, Ino: wire.RootIno, Name: Name(name), Mode: 0o644}); err != nil {
 							b.Error(err)
 							return
 						}

@@ -284,7 +284,7 @@ func putAndCommit(t *testing.T, c *Client, dir uint64, name string, data []byte)
 	if err != nil {
 		t.Fatal(err)
 	}
-	create := &MetaRequest{Op: wire.OpCreate, Ino: dir, Name: name, Mode: syscall.S_IFREG | 0o644, NewIno: alloc.FirstIno}
+	create := &MetaRequest{Op: wire.OpCreate, Ino: dir, Name: Name(name), Mode: syscall.S_IFREG | 0o644, NewIno: alloc.FirstIno}
 	if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: alloc.FirstIno, Create: create, Size: uint64(len(data)),
 		Blocks: []Block{{ID: ChunkID(id), Len: uint32(len(data))}}}); err != nil {
 		t.Fatalf("commit %s: %v", name, err)

@@ -52,18 +52,18 @@ func TestLocalConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			dir, err := l.Do(ctx, &MetaRequest{Op: wire.OpMkdir, Ino: 1, Name: fmt.Sprint("d", w), Mode: 0o755})
+			dir, err := l.Do(ctx, &MetaRequest{Op: wire.OpMkdir, Ino: 1, Name: Name(fmt.Sprint("d", w)), Mode: 0o755})
 			if err != nil {
 				errs <- err
 				return
 			}
 			for i := range per {
 				name := fmt.Sprint("f", i)
-				if _, err := l.Do(ctx, &MetaRequest{Op: wire.OpCreate, Ino: dir.Attr.Ino, Name: name}); err != nil {
+				if _, err := l.Do(ctx, &MetaRequest{Op: wire.OpCreate, Ino: dir.Attr.Ino, Name: Name(name)}); err != nil {
 					errs <- err
 					return
 				}
-				if _, err := l.Do(ctx, &MetaRequest{Op: wire.OpLookup, Ino: dir.Attr.Ino, Name: name}); err != nil {
+				if _, err := l.Do(ctx, &MetaRequest{Op: wire.OpLookup, Ino: dir.Attr.Ino, Name: Name(name)}); err != nil {
 					errs <- err
 					return
 				}

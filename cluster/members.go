@@ -33,7 +33,7 @@ type (
 type members map[string]NodeInfo
 
 // apply performs an OpJoin (record or replace req.Node, Added = req.Now) or
-// an OpLeave (forget node req.Name; forgetting an unknown node is not an
+// an OpLeave (forget node string(req.Name); forgetting an unknown node is not an
 // error).
 func (m members) apply(req *MetaRequest) *MetaResponse {
 	switch req.Op {
@@ -45,7 +45,7 @@ func (m members) apply(req *MetaRequest) *MetaResponse {
 		m[rec.ID] = rec
 		return &MetaResponse{Members: m.list()}
 	case wire.OpLeave:
-		delete(m, req.Name)
+		delete(m, string(req.Name))
 		return &MetaResponse{Members: m.list()}
 	}
 	return stErr(syscall.EINVAL, "not a membership op")

@@ -95,7 +95,7 @@ func (n *Node) addVoter(ctx context.Context, req *MetaRequest) (*MetaResponse, e
 // Raft configuration. Only the leader calls it; removing itself, it steps
 // down once the change commits.
 func (n *Node) removeVoter(ctx context.Context, req *MetaRequest) (*MetaResponse, error) {
-	id := req.Name
+	id := string(req.Name)
 	if id == "" {
 		return nil, fmt.Errorf("remove node: no id given: %w", syscall.EINVAL)
 	}

@@ -128,7 +128,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // lookup looks name up in the root directory of nd's own applied state.
 func lookup(nd *Node, name string) bool {
 	var resp *MetaResponse
-	nd.fsm.read(func(s *State) { resp = s.Read(&MetaRequest{Op: wire.OpLookup, Ino: RootIno, Name: name}) })
+	nd.fsm.read(func(s *State) { resp = s.Read(&MetaRequest{Op: wire.OpLookup, Ino: RootIno, Name: Name(name)}) })
 	return resp.Errno == 0
 }
 
@@ -148,7 +148,7 @@ func snapshotBytes(t *testing.T, nd *Node) []byte {
 }
 
 func mkdir(ctx context.Context, m Metadata, name string) error {
-	_, err := m.Do(ctx, &MetaRequest{Op: wire.OpMkdir, Ino: RootIno, Name: name, Mode: 0o755})
+	_, err := m.Do(ctx, &MetaRequest{Op: wire.OpMkdir, Ino: RootIno, Name: Name(name), Mode: 0o755})
 	return err
 }
 
@@ -416,7 +416,7 @@ func TestNodeCopiesInlineChunksItLacks(t *testing.T) {
 		data := fmt.Appendf(nil, "small file %d", i)
 		id := chunkstore.Sum(data)
 		ids = append(ids, id)
-		create := &MetaRequest{Op: wire.OpCreate, Ino: RootIno, Name: fmt.Sprintf("f%d", i), Mode: syscall.S_IFREG | 0o644, NewIno: ino}
+		create := &MetaRequest{Op: wire.OpCreate, Ino: RootIno, Name: Name(fmt.Sprintf("f%d", i)), Mode: syscall.S_IFREG | 0o644, NewIno: ino}
 		if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpCommit, Ino: ino, Size: uint64(len(data)), Create: create,
 			Blocks: []Block{{ID: ChunkID(id), Len: uint32(len(data)), Data: data}}}); err != nil {
 			t.Fatalf("commit %d: %v", i, err)

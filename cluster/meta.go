@@ -19,6 +19,7 @@ type (
 	DirEntry     = wire.DirEntry
 	Block        = wire.Block
 	ChunkID      = wire.ChunkID
+	Name         = wire.Name
 	Layout       = wire.Layout
 	Removed      = wire.Removed
 	Statfs       = wire.Statfs

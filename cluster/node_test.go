@@ -174,7 +174,7 @@ func TestNodeRestartKeepsMetadata(t *testing.T) {
 	c := dialTestNode(t, n)
 	ctx := context.Background()
 	mk := func(name string) {
-		if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpMkdir, Ino: wire.RootIno, Name: name, Mode: 0o755}); err != nil {
+		if _, err := c.Do(ctx, &MetaRequest{Op: wire.OpMkdir, Ino: wire.RootIno, Name: Name(name), Mode: 0o755}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -198,7 +198,7 @@ func TestNodeRestartKeepsMetadata(t *testing.T) {
 	}
 	var names []string
 	for _, e := range resp.Entries {
-		names = append(names, e.Name)
+		names = append(names, string(e.Name))
 	}
 	if len(names) != 2 || names[0] != "after-snapshot" || names[1] != "before-snapshot" {
 		t.Errorf("after restart: entries %v, want [after-snapshot before-snapshot]", names)

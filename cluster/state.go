@@ -240,7 +240,7 @@ func (s *State) Read(req *MetaRequest) *MetaResponse {
 		if n.attr.Mode&stIFMT != stIFLNK {
 			return stErr(syscall.EINVAL, "not a symlink")
 		}
-		return &MetaResponse{Target: n.target}
+		return &MetaResponse{Target: Name(n.target)}
 	case wire.OpGetXattr:
 		return s.getXattr(req)
 	case wire.OpListXattr:

@@ -35,9 +35,9 @@ func (g *stGen) byte() byte {
 
 func (g *stGen) more() bool { return len(g.b) > 0 }
 
-var stGenNames = []string{"a", "b", "c", "d", "a", "b", "c", "d", "e", "f", "", ".", "x/y"}
+var stGenNames = []Name{"\xff", "a", "b", "c", "d", "a", "b", "c", "d", "e", "f", "", ".", "x/y"}
 
-func (g *stGen) name() string { return stGenNames[int(g.byte())%len(stGenNames)] }
+func (g *stGen) name() Name { return stGenNames[int(g.byte())%len(stGenNames)] }
 func (g *stGen) ino() uint64 {
 	c := int(g.byte())
 	switch {

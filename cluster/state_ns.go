@@ -4,6 +4,7 @@ package cluster
 // attributes and xattrs.
 
 import (
+	"slices"
 	"sort"
 	"syscall"
 
@@ -14,11 +15,11 @@ func (s *State) lookup(req *MetaRequest) *MetaResponse {
 	if req.Name == "" {
 		return stErr(syscall.ENOENT, "empty name")
 	}
-	p, e := s.parentAndName(req.Ino, req.Name)
+	p, e := s.parentAndName(req.Ino, string(req.Name))
 	if e != 0 {
 		return stErr(e, "lookup")
 	}
-	ino, ok := p.entries[req.Name]
+	ino, ok := p.entries[string(req.Name)]
 	if !ok {
 		return stErr(syscall.ENOENT, "no such name")
 	}
@@ -32,7 +33,7 @@ func (s *State) readDir(req *MetaRequest) *MetaResponse {
 	}
 	ents := make([]DirEntry, 0, len(d.entries))
 	for name, ino := range d.entries {
-		ents = append(ents, DirEntry{Name: name, Ino: ino, Mode: s.inodes[ino].attr.Mode})
+		ents = append(ents, DirEntry{Name: Name(name), Ino: ino, Mode: s.inodes[ino].attr.Mode})
 	}
 	sort.Slice(ents, func(i, j int) bool { return ents[i].Name < ents[j].Name })
 	return &MetaResponse{Entries: ents, Dir: stAttr(d), DirBefore: d.attr.Ctime}
@@ -94,7 +95,7 @@ func (s *State) create(req *MetaRequest) *MetaResponse {
 	default:
 		return stErr(syscall.EINVAL, "create: bad file type")
 	}
-	p, e := s.parentAndName(req.Ino, req.Name)
+	p, e := s.parentAndName(req.Ino, string(req.Name))
 	if e != 0 {
 		return stErr(e, "create")
 	}
@@ -103,7 +104,7 @@ func (s *State) create(req *MetaRequest) *MetaResponse {
 			return stErr(e, "create: bad client inode number")
 		}
 	}
-	if ino, ok := p.entries[req.Name]; ok {
+	if ino, ok := p.entries[string(req.Name)]; ok {
 		old := s.inodes[ino]
 		if req.Flags&wire.CreateExcl != 0 || req.NewIno != 0 || !old.isReg() {
 			return stErr(syscall.EEXIST, "name exists")
@@ -121,7 +122,7 @@ func (s *State) create(req *MetaRequest) *MetaResponse {
 	} else {
 		n = s.newInode(attr)
 	}
-	p.entries[req.Name] = n.attr.Ino
+	p.entries[string(req.Name)] = n.attr.Ino
 	before, dir := stDirChanged(p, req.Now)
 	return &MetaResponse{Attr: n.attr, Dir: dir, DirBefore: before}
 }
@@ -143,11 +144,11 @@ func (s *State) checkNewIno(ino uint64, mode uint32) syscall.Errno {
 }
 
 func (s *State) mkdir(req *MetaRequest) *MetaResponse {
-	p, e := s.parentAndName(req.Ino, req.Name)
+	p, e := s.parentAndName(req.Ino, string(req.Name))
 	if e != 0 {
 		return stErr(e, "mkdir")
 	}
-	if _, ok := p.entries[req.Name]; ok {
+	if _, ok := p.entries[string(req.Name)]; ok {
 		return stErr(syscall.EEXIST, "name exists")
 	}
 	if p.attr.Nlink >= stMaxNlink {
@@ -157,7 +158,7 @@ func (s *State) mkdir(req *MetaRequest) *MetaResponse {
 		Atime: req.Now, Mtime: req.Now, Ctime: req.Now})
 	n.parent = p.attr.Ino
 	n.entries = make(map[string]uint64)
-	p.entries[req.Name] = n.attr.Ino
+	p.entries[string(req.Name)] = n.attr.Ino
 	p.attr.Nlink++
 	before, dir := stDirChanged(p, req.Now)
 	return &MetaResponse{Attr: n.attr, Dir: dir, DirBefore: before}
@@ -165,22 +166,22 @@ func (s *State) mkdir(req *MetaRequest) *MetaResponse {
 
 func (s *State) symlink(req *MetaRequest) *MetaResponse {
 	switch {
-	case req.Target == "":
+	case string(req.Target) == "":
 		return stErr(syscall.ENOENT, "empty symlink target")
-	case len(req.Target) > stMaxSymlink:
+	case len(string(req.Target)) > stMaxSymlink:
 		return stErr(syscall.ENAMETOOLONG, "symlink target too long")
 	}
-	p, e := s.parentAndName(req.Ino, req.Name)
+	p, e := s.parentAndName(req.Ino, string(req.Name))
 	if e != 0 {
 		return stErr(e, "symlink")
 	}
-	if _, ok := p.entries[req.Name]; ok {
+	if _, ok := p.entries[string(req.Name)]; ok {
 		return stErr(syscall.EEXIST, "name exists")
 	}
 	n := s.newInode(Attr{Mode: stIFLNK | 0o777, Nlink: 1, Uid: req.Uid, Gid: req.Gid,
-		Size: uint64(len(req.Target)), Atime: req.Now, Mtime: req.Now, Ctime: req.Now})
-	n.target = req.Target
-	p.entries[req.Name] = n.attr.Ino
+		Size: uint64(len(string(req.Target))), Atime: req.Now, Mtime: req.Now, Ctime: req.Now})
+	n.target = string(req.Target)
+	p.entries[string(req.Name)] = n.attr.Ino
 	before, dir := stDirChanged(p, req.Now)
 	return &MetaResponse{Attr: n.attr, Dir: dir, DirBefore: before}
 }
@@ -193,20 +194,20 @@ func (s *State) link(req *MetaRequest) *MetaResponse {
 	if n.isDir() {
 		return stErr(syscall.EPERM, "link a directory")
 	}
-	p, e := s.parentAndName(req.NewParent, req.NewName)
+	p, e := s.parentAndName(req.NewParent, string(req.NewName))
 	if e != 0 {
 		return stErr(e, "link")
 	}
 	if n.attr.Nlink == 0 {
 		return stErr(syscall.ENOENT, "link an unlinked inode")
 	}
-	if _, ok := p.entries[req.NewName]; ok {
+	if _, ok := p.entries[string(req.NewName)]; ok {
 		return stErr(syscall.EEXIST, "name exists")
 	}
 	if n.attr.Nlink >= stMaxNlink {
 		return stErr(syscall.EMLINK, "too many links")
 	}
-	p.entries[req.NewName] = n.attr.Ino
+	p.entries[string(req.NewName)] = n.attr.Ino
 	n.attr.Nlink++
 	n.attr.Ctime = req.Now
 	before, dir := stDirChanged(p, req.Now)
@@ -214,11 +215,11 @@ func (s *State) link(req *MetaRequest) *MetaResponse {
 }
 
 func (s *State) unlink(req *MetaRequest) *MetaResponse {
-	p, e := s.parentAndName(req.Ino, req.Name)
+	p, e := s.parentAndName(req.Ino, string(req.Name))
 	if e != 0 {
 		return stErr(e, "unlink")
 	}
-	ino, ok := p.entries[req.Name]
+	ino, ok := p.entries[string(req.Name)]
 	if !ok {
 		return stErr(syscall.ENOENT, "no such name")
 	}
@@ -226,7 +227,7 @@ func (s *State) unlink(req *MetaRequest) *MetaResponse {
 	if n.isDir() {
 		return stErr(syscall.EISDIR, "unlink a directory")
 	}
-	delete(p.entries, req.Name)
+	delete(p.entries, string(req.Name))
 	before, dir := stDirChanged(p, req.Now)
 	rm := s.dropName(n, req.Now)
 	s.freeUnopened(req, n, &rm)
@@ -251,11 +252,11 @@ func (s *State) dropName(n *stInode, now int64) Removed {
 }
 
 func (s *State) rmdir(req *MetaRequest) *MetaResponse {
-	p, e := s.parentAndName(req.Ino, req.Name)
+	p, e := s.parentAndName(req.Ino, string(req.Name))
 	if e != 0 {
 		return stErr(e, "rmdir")
 	}
-	ino, ok := p.entries[req.Name]
+	ino, ok := p.entries[string(req.Name)]
 	if !ok {
 		return stErr(syscall.ENOENT, "no such name")
 	}
@@ -266,7 +267,7 @@ func (s *State) rmdir(req *MetaRequest) *MetaResponse {
 	case len(n.entries) > 0:
 		return stErr(syscall.ENOTEMPTY, "directory not empty")
 	}
-	delete(p.entries, req.Name)
+	delete(p.entries, string(req.Name))
 	p.attr.Nlink--
 	before, dir := stDirChanged(p, req.Now)
 	s.free(n)
@@ -283,20 +284,20 @@ func (s *State) rename(req *MetaRequest) *MetaResponse {
 		return stErr(syscall.EINVAL, "rename: both noreplace and exchange")
 	}
 	exchange := req.Flags&wire.RenameExchange != 0
-	op, e := s.parentAndName(req.Ino, req.Name)
+	op, e := s.parentAndName(req.Ino, string(req.Name))
 	if e != 0 {
 		return stErr(e, "rename source")
 	}
-	np, e := s.parentAndName(req.NewParent, req.NewName)
+	np, e := s.parentAndName(req.NewParent, string(req.NewName))
 	if e != 0 {
 		return stErr(e, "rename target")
 	}
-	srcIno, ok := op.entries[req.Name]
+	srcIno, ok := op.entries[string(req.Name)]
 	if !ok {
 		return stErr(syscall.ENOENT, "no such name")
 	}
 	src := s.inodes[srcIno]
-	dstIno, exists := np.entries[req.NewName]
+	dstIno, exists := np.entries[string(req.NewName)]
 	if exists && req.Flags&wire.RenameNoReplace != 0 {
 		return stErr(syscall.EEXIST, "target exists")
 	}
@@ -337,8 +338,8 @@ func (s *State) rename(req *MetaRequest) *MetaResponse {
 	resp := &MetaResponse{}
 	now := req.Now
 	if exchange {
-		op.entries[req.Name] = dstIno
-		np.entries[req.NewName] = srcIno
+		op.entries[string(req.Name)] = dstIno
+		np.entries[string(req.NewName)] = srcIno
 		if op != np {
 			s.moveDir(src, op, np)
 			s.moveDir(dst, np, op)
@@ -355,8 +356,8 @@ func (s *State) rename(req *MetaRequest) *MetaResponse {
 				s.freeUnopened(req, dst, &resp.Removed)
 			}
 		}
-		delete(op.entries, req.Name)
-		np.entries[req.NewName] = srcIno
+		delete(op.entries, string(req.Name))
+		np.entries[string(req.NewName)] = srcIno
 		if op != np {
 			s.moveDir(src, op, np)
 		}
@@ -417,13 +418,13 @@ func (s *State) setXattr(req *MetaRequest) *MetaResponse {
 	if req.Flags&^known != 0 || req.Flags == known {
 		return stErr(syscall.EINVAL, "bad setxattr flags")
 	}
-	if e := stCheckXattrName(req.Name); e != 0 {
+	if e := stCheckXattrName(string(req.Name)); e != 0 {
 		return stErr(e, "bad xattr name")
 	}
 	if len(req.Value) > stMaxXattrValue {
 		return stErr(syscall.E2BIG, "xattr value too large")
 	}
-	if req.Name == SchemeXattr {
+	if string(req.Name) == SchemeXattr {
 		if !n.isDir() {
 			return stErr(syscall.EINVAL, SchemeXattr+" is set on directories only")
 		}
@@ -431,7 +432,7 @@ func (s *State) setXattr(req *MetaRequest) *MetaResponse {
 			return stErr(syscall.EINVAL, err.Error())
 		}
 	}
-	_, ok := n.xattrs[req.Name]
+	_, ok := n.xattrs[string(req.Name)]
 	switch {
 	case ok && req.Flags&wire.XattrCreate != 0:
 		return stErr(syscall.EEXIST, "xattr exists")
@@ -441,12 +442,12 @@ func (s *State) setXattr(req *MetaRequest) *MetaResponse {
 	if n.xattrs == nil {
 		n.xattrs = make(map[string][]byte)
 	}
-	n.xattrs[req.Name] = append([]byte{}, req.Value...)
+	n.xattrs[string(req.Name)] = append([]byte{}, req.Value...)
 	n.attr.Ctime = req.Now
 	return &MetaResponse{}
 }
 
-// xattrOf returns the inode req.Ino and its extended attribute req.Name,
+// xattrOf returns the inode req.Ino and its extended attribute string(req.Name),
 // for operation op; an error response if either is missing or the name
 // is malformed.
 func (s *State) xattrOf(req *MetaRequest, op string) (*stInode, []byte, *MetaResponse) {
@@ -454,10 +455,10 @@ func (s *State) xattrOf(req *MetaRequest, op string) (*stInode, []byte, *MetaRes
 	if e != 0 {
 		return nil, nil, stErr(e, op)
 	}
-	if e := stCheckXattrName(req.Name); e != 0 {
+	if e := stCheckXattrName(string(req.Name)); e != 0 {
 		return nil, nil, stErr(e, "bad xattr name")
 	}
-	v, ok := n.xattrs[req.Name]
+	v, ok := n.xattrs[string(req.Name)]
 	if !ok {
 		return nil, nil, stErr(syscall.ENODATA, "no such xattr")
 	}
@@ -469,7 +470,7 @@ func (s *State) removeXattr(req *MetaRequest) *MetaResponse {
 	if errResp != nil {
 		return errResp
 	}
-	delete(n.xattrs, req.Name)
+	delete(n.xattrs, string(req.Name))
 	if len(n.xattrs) == 0 {
 		n.xattrs = nil
 	}
@@ -490,10 +491,10 @@ func (s *State) listXattr(req *MetaRequest) *MetaResponse {
 	if e != 0 {
 		return stErr(e, "listxattr")
 	}
-	names := make([]string, 0, len(n.xattrs))
+	names := make([]Name, 0, len(n.xattrs))
 	for name := range n.xattrs {
-		names = append(names, name)
+		names = append(names, Name(name))
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	return &MetaResponse{Names: names}
 }

@@ -214,7 +214,7 @@ func TestStateAppliesOnce(t *testing.T) {
 func TestStateForgetsAcknowledgedAnswers(t *testing.T) {
 	h := newStH(t)
 	mk := func(name string, seq, acked uint64) MetaRequest {
-		return MetaRequest{Op: wire.OpMkdir, Ino: 1, Name: name, Mode: 0o755, Client: "c", Seq: seq, Acked: acked, Now: int64(seq)}
+		return MetaRequest{Op: wire.OpMkdir, Ino: 1, Name: Name(name), Mode: 0o755, Client: "c", Seq: seq, Acked: acked, Now: int64(seq)}
 	}
 	h.ok(mk("a", 1, 1))
 	h.ok(mk("c", 3, 1)) // 2 is still in flight

@@ -56,12 +56,12 @@ func (h *stH) fails(req MetaRequest, want syscall.Errno) {
 
 func (h *stH) create(parent uint64, name string) uint64 {
 	h.t.Helper()
-	return h.ok(MetaRequest{Op: wire.OpCreate, Ino: parent, Name: name, Mode: 0o644}).Attr.Ino
+	return h.ok(MetaRequest{Op: wire.OpCreate, Ino: parent, Name: Name(name), Mode: 0o644}).Attr.Ino
 }
 
 func (h *stH) mkdir(parent uint64, name string) uint64 {
 	h.t.Helper()
-	return h.ok(MetaRequest{Op: wire.OpMkdir, Ino: parent, Name: name, Mode: 0o755}).Attr.Ino
+	return h.ok(MetaRequest{Op: wire.OpMkdir, Ino: parent, Name: Name(name), Mode: 0o755}).Attr.Ino
 }
 
 func (h *stH) attr(ino uint64) Attr {
@@ -76,7 +76,7 @@ func (h *stH) nlink(ino uint64) uint32 {
 
 func (h *stH) lookup(parent uint64, name string) (uint64, syscall.Errno) {
 	h.t.Helper()
-	resp := h.apply(MetaRequest{Op: wire.OpLookup, Ino: parent, Name: name})
+	resp := h.apply(MetaRequest{Op: wire.OpLookup, Ino: parent, Name: Name(name)})
 	return resp.Attr.Ino, syscall.Errno(resp.Errno)
 }
 
@@ -130,7 +130,7 @@ func TestStateErrno(t *testing.T) {
 		{"lookup empty", func(x stFixture) MetaRequest { return MetaRequest{Op: wire.OpLookup, Ino: 1} }, syscall.ENOENT},
 		{"lookup dot", func(x stFixture) MetaRequest { return MetaRequest{Op: wire.OpLookup, Ino: 1, Name: "."} }, syscall.EINVAL},
 		{"lookup slash", func(x stFixture) MetaRequest { return MetaRequest{Op: wire.OpLookup, Ino: 1, Name: "a/b"} }, syscall.EINVAL},
-		{"lookup long", func(x stFixture) MetaRequest { return MetaRequest{Op: wire.OpLookup, Ino: 1, Name: long} }, syscall.ENAMETOOLONG},
+		{"lookup long", func(x stFixture) MetaRequest { return MetaRequest{Op: wire.OpLookup, Ino: 1, Name: Name(long)} }, syscall.ENAMETOOLONG},
 		{"lookup missing", func(x stFixture) MetaRequest { return MetaRequest{Op: wire.OpLookup, Ino: 1, Name: "zz"} }, syscall.ENOENT},
 		{"lookup in file", func(x stFixture) MetaRequest { return MetaRequest{Op: wire.OpLookup, Ino: x.f, Name: "a"} }, syscall.ENOTDIR},
 		{"lookup no parent", func(x stFixture) MetaRequest { return MetaRequest{Op: wire.OpLookup, Ino: 99, Name: "a"} }, syscall.ENOENT},
@@ -139,7 +139,7 @@ func TestStateErrno(t *testing.T) {
 		{"create dotdot", func(x stFixture) MetaRequest { return MetaRequest{Op: wire.OpCreate, Ino: 1, Name: ".."} }, syscall.EINVAL},
 		{"create empty", func(x stFixture) MetaRequest { return MetaRequest{Op: wire.OpCreate, Ino: 1} }, syscall.EINVAL},
 		{"create nul", func(x stFixture) MetaRequest { return MetaRequest{Op: wire.OpCreate, Ino: 1, Name: "a\x00"} }, syscall.EINVAL},
-		{"create long", func(x stFixture) MetaRequest { return MetaRequest{Op: wire.OpCreate, Ino: 1, Name: long} }, syscall.ENAMETOOLONG},
+		{"create long", func(x stFixture) MetaRequest { return MetaRequest{Op: wire.OpCreate, Ino: 1, Name: Name(long)} }, syscall.ENAMETOOLONG},
 		{"create dir type", func(x stFixture) MetaRequest {
 			return MetaRequest{Op: wire.OpCreate, Ino: 1, Name: "a", Mode: stIFDIR | 0o755}
 		}, syscall.EINVAL},
@@ -159,7 +159,7 @@ func TestStateErrno(t *testing.T) {
 		{"mkdir dot", func(x stFixture) MetaRequest { return MetaRequest{Op: wire.OpMkdir, Ino: 1, Name: "."} }, syscall.EINVAL},
 		{"symlink empty target", func(x stFixture) MetaRequest { return MetaRequest{Op: wire.OpSymlink, Ino: 1, Name: "a"} }, syscall.ENOENT},
 		{"symlink long target", func(x stFixture) MetaRequest {
-			return MetaRequest{Op: wire.OpSymlink, Ino: 1, Name: "a", Target: strings.Repeat("t", 4096)}
+			return MetaRequest{Op: wire.OpSymlink, Ino: 1, Name: "a", Target: Name(strings.Repeat("t", 4096))}
 		}, syscall.ENAMETOOLONG},
 		{"symlink exists", func(x stFixture) MetaRequest {
 			return MetaRequest{Op: wire.OpSymlink, Ino: 1, Name: "d", Target: "x"}
@@ -225,7 +225,7 @@ func TestStateErrno(t *testing.T) {
 			return MetaRequest{Op: wire.OpRename, Ino: x.d, Name: "f2", NewParent: 1, NewName: "d", Flags: wire.RenameExchange}
 		}, syscall.EINVAL},
 		{"rename bad new name", func(x stFixture) MetaRequest {
-			return MetaRequest{Op: wire.OpRename, Ino: 1, Name: "f", NewParent: 1, NewName: long}
+			return MetaRequest{Op: wire.OpRename, Ino: 1, Name: "f", NewParent: 1, NewName: Name(long)}
 		}, syscall.ENAMETOOLONG},
 		{"setattr missing", func(x stFixture) MetaRequest { return MetaRequest{Op: wire.OpSetAttr, Ino: 99} }, syscall.ENOENT},
 		{"setattr size dir", func(x stFixture) MetaRequest {
@@ -250,7 +250,7 @@ func TestStateErrno(t *testing.T) {
 		{"readdir missing", func(x stFixture) MetaRequest { return MetaRequest{Op: wire.OpReadDir, Ino: 99} }, syscall.ENOENT},
 		{"setxattr empty name", func(x stFixture) MetaRequest { return MetaRequest{Op: wire.OpSetXattr, Ino: x.f} }, syscall.EINVAL},
 		{"setxattr long name", func(x stFixture) MetaRequest {
-			return MetaRequest{Op: wire.OpSetXattr, Ino: x.f, Name: long}
+			return MetaRequest{Op: wire.OpSetXattr, Ino: x.f, Name: Name(long)}
 		}, syscall.ERANGE},
 		{"setxattr big value", func(x stFixture) MetaRequest {
 			return MetaRequest{Op: wire.OpSetXattr, Ino: x.f, Name: "user.a", Value: make([]byte, 65537)}
@@ -268,7 +268,7 @@ func TestStateErrno(t *testing.T) {
 			return MetaRequest{Op: wire.OpGetXattr, Ino: x.f, Name: "user.a"}
 		}, syscall.ENODATA},
 		{"getxattr long", func(x stFixture) MetaRequest {
-			return MetaRequest{Op: wire.OpGetXattr, Ino: x.f, Name: long}
+			return MetaRequest{Op: wire.OpGetXattr, Ino: x.f, Name: Name(long)}
 		}, syscall.ERANGE},
 		{"removexattr absent", func(x stFixture) MetaRequest {
 			return MetaRequest{Op: wire.OpRemoveXattr, Ino: x.f, Name: "user.a"}
@@ -382,7 +382,7 @@ func TestStateMkdirSymlinkReaddir(t *testing.T) {
 	ents := h.ok(MetaRequest{Op: wire.OpReadDir, Ino: d.Ino}).Entries
 	var names []string
 	for _, e := range ents {
-		names = append(names, e.Name)
+		names = append(names, string(e.Name))
 	}
 	if got := strings.Join(names, ","); got != "a,b,ln" {
 		t.Fatalf("readdir: got %s, want a,b,ln", got)
@@ -834,7 +834,7 @@ func TestStateXattr(t *testing.T) {
 		t.Fatalf("get after replace: got %q, want v2", got)
 	}
 	names := h.ok(MetaRequest{Op: wire.OpListXattr, Ino: f}).Names
-	if strings.Join(names, ",") != "user.a,user.b" {
+	if len(names) != 2 || names[0] != "user.a" || names[1] != "user.b" {
 		t.Fatalf("list: got %v, want [user.a user.b]", names)
 	}
 	h.ok(MetaRequest{Op: wire.OpRemoveXattr, Ino: f, Name: "user.a", Now: 60})
@@ -864,14 +864,14 @@ func TestStateReadDirLarge(t *testing.T) {
 	}
 }
 
-func stName(i int) string {
+func stName(i int) Name {
 	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
 	b := []byte("file-")
 	for {
 		b = append(b, digits[i%36])
 		i /= 36
 		if i == 0 {
-			return string(b)
+			return Name(b)
 		}
 	}
 }
@@ -880,11 +880,11 @@ func BenchmarkStateApplyCreate(b *testing.B) {
 	s := NewState(StateConfig{})
 	names := make([]string, b.N)
 	for i := range names {
-		names[i] = stName(i)
+		names[i] = string(stName(i))
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if r := s.Apply(&MetaRequest{Op: wire.OpCreate, Ino: 1, Name: names[i], Mode: 0o644, Now: int64(i)}); r.Errno != 0 {
+		if r := s.Apply(&MetaRequest{Op: wire.OpCreate, Ino: 1, Name: Name(names[i]), Mode: 0o644, Now: int64(i)}); r.Errno != 0 {
 			b.Fatalf("create: errno %d", r.Errno)
 		}
 	}
@@ -895,12 +895,12 @@ func BenchmarkStateReadLookup(b *testing.B) {
 	const n = 100000
 	names := make([]string, n)
 	for i := range n {
-		names[i] = stName(i)
-		s.Apply(&MetaRequest{Op: wire.OpCreate, Ino: 1, Name: names[i]})
+		names[i] = string(stName(i))
+		s.Apply(&MetaRequest{Op: wire.OpCreate, Ino: 1, Name: Name(names[i])})
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if r := s.Read(&MetaRequest{Op: wire.OpLookup, Ino: 1, Name: names[i%n]}); r.Errno != 0 {
+		if r := s.Read(&MetaRequest{Op: wire.OpLookup, Ino: 1, Name: Name(names[i%n])}); r.Errno != 0 {
 			b.Fatalf("lookup: errno %d", r.Errno)
 		}
 	}

@@ -134,7 +134,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	if n.knownAbsent(name) {
 		return nil, syscall.ENOENT
 	}
-	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpLookup, Ino: n.ino(), Name: name})
+	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpLookup, Ino: n.ino(), Name: cluster.Name(name)})
 	if err != nil {
 		return nil, n.errno("lookup", err)
 	}
@@ -269,7 +269,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 			return c, &handle{n: cn, f: f}, 0, 0
 		}
 	}
-	req := &cluster.MetaRequest{Op: cluster.OpCreate, Ino: n.ino(), Name: name, Mode: mode, Uid: uid, Gid: gid}
+	req := &cluster.MetaRequest{Op: cluster.OpCreate, Ino: n.ino(), Name: cluster.Name(name), Mode: mode, Uid: uid, Gid: gid}
 	if flags&syscall.O_EXCL != 0 {
 		req.Flags |= cluster.CreateExcl
 	}
@@ -330,7 +330,7 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 	if errno != 0 {
 		return nil, errno
 	}
-	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpCreate, Ino: n.ino(), Name: name, Mode: mode, Uid: uid, Gid: gid, Rdev: dev, Flags: cluster.CreateExcl})
+	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpCreate, Ino: n.ino(), Name: cluster.Name(name), Mode: mode, Uid: uid, Gid: gid, Rdev: dev, Flags: cluster.CreateExcl})
 	if err != nil {
 		return nil, n.errno("mknod", err)
 	}
@@ -345,7 +345,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if errno != 0 {
 		return nil, errno
 	}
-	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpMkdir, Ino: n.ino(), Name: name, Mode: mode, Uid: uid, Gid: gid})
+	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpMkdir, Ino: n.ino(), Name: cluster.Name(name), Mode: mode, Uid: uid, Gid: gid})
 	if err != nil {
 		return nil, n.errno("mkdir", err)
 	}
@@ -364,7 +364,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if errno != 0 {
 		return nil, errno
 	}
-	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpSymlink, Ino: n.ino(), Name: name, Target: target, Uid: uid, Gid: gid})
+	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpSymlink, Ino: n.ino(), Name: cluster.Name(name), Target: cluster.Name(target), Uid: uid, Gid: gid})
 	if err != nil {
 		return nil, n.errno("symlink", err)
 	}
@@ -385,7 +385,7 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	n.register()
 	ino := target.EmbeddedInode().StableAttr().Ino
-	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpLink, Ino: ino, NewParent: n.ino(), NewName: name})
+	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpLink, Ino: ino, NewParent: n.ino(), NewName: cluster.Name(name)})
 	if err != nil {
 		return nil, n.errno("link", err)
 	}
@@ -397,7 +397,7 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 // stays readable until its last handle is released.
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	n.register()
-	req := &cluster.MetaRequest{Op: cluster.OpUnlink, Ino: n.ino(), Name: name}
+	req := &cluster.MetaRequest{Op: cluster.OpUnlink, Ino: n.ino(), Name: cluster.Name(name)}
 	n.r.dropUnopened(req, n.GetChild(name))
 	resp, err := n.r.do(ctx, req)
 	if err != nil {
@@ -417,7 +417,7 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 			return n.errno("rmdir", err)
 		}
 	}
-	_, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpRmdir, Ino: n.ino(), Name: name})
+	_, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpRmdir, Ino: n.ino(), Name: cluster.Name(name)})
 	if err == nil {
 		n.dropName(name)
 	}
@@ -428,7 +428,7 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 // RENAME_EXCHANGE.
 func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	n.register()
-	req := &cluster.MetaRequest{Op: cluster.OpRename, Ino: n.ino(), Name: name, NewParent: newParent.EmbeddedInode().StableAttr().Ino, NewName: newName}
+	req := &cluster.MetaRequest{Op: cluster.OpRename, Ino: n.ino(), Name: cluster.Name(name), NewParent: newParent.EmbeddedInode().StableAttr().Ino, NewName: cluster.Name(newName)}
 	const noReplace, exchange = 1, 2 // RENAME_NOREPLACE, RENAME_EXCHANGE
 	if flags&^(noReplace|exchange) != 0 {
 		return syscall.EINVAL
@@ -479,8 +479,8 @@ func (n *node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 		fuse.DirEntry{Name: "..", Ino: parent, Mode: syscall.S_IFDIR})
 	names := make(map[string]struct{}, len(resp.Entries))
 	for _, e := range resp.Entries {
-		list = append(list, fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: e.Mode})
-		names[e.Name] = struct{}{}
+		list = append(list, fuse.DirEntry{Name: string(e.Name), Ino: e.Ino, Mode: e.Mode})
+		names[string(e.Name)] = struct{}{}
 	}
 	var ctime int64
 	if resp.Dir != nil && resp.Dir.Ino == n.ino() {
@@ -560,7 +560,7 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 		}
 		n.mu.Unlock()
 	}
-	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpGetXattr, Ino: n.ino(), Name: attr})
+	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpGetXattr, Ino: n.ino(), Name: cluster.Name(attr)})
 	errno := n.errno("getxattr", err)
 	if err == nil {
 		val = resp.Value
@@ -606,7 +606,7 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	if strings.HasPrefix(attr, aclPrefix) {
 		return syscall.EOPNOTSUPP
 	}
-	req := &cluster.MetaRequest{Op: cluster.OpSetXattr, Ino: n.ino(), Name: attr, Value: data}
+	req := &cluster.MetaRequest{Op: cluster.OpSetXattr, Ino: n.ino(), Name: cluster.Name(attr), Value: data}
 	if flags&create != 0 {
 		req.Flags |= cluster.XattrCreate
 	}
@@ -644,6 +644,6 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	}
 	n.forgetCap()
 	defer n.stale() // its ctime changes
-	_, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpRemoveXattr, Ino: n.ino(), Name: attr})
+	_, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpRemoveXattr, Ino: n.ino(), Name: cluster.Name(attr)})
 	return n.errno("removexattr", err)
 }

@@ -60,7 +60,7 @@ func (r *Root) createDeferred(parent uint64, name string, a cluster.Attr) (*file
 	f := r.openFile(a.Ino, &cluster.Layout{BlockSize: bs}, parent)
 	f.mu.Lock()
 	// Now is the time the kernel was told, whenever the create is sent.
-	f.create = &cluster.MetaRequest{Op: cluster.OpCreate, Ino: parent, Name: name, Mode: a.Mode, Uid: a.Uid, Gid: a.Gid, NewIno: a.Ino, Flags: cluster.CreateExcl, Now: a.Ctime}
+	f.create = &cluster.MetaRequest{Op: cluster.OpCreate, Ino: parent, Name: cluster.Name(name), Mode: a.Mode, Uid: a.Uid, Gid: a.Gid, NewIno: a.Ino, Flags: cluster.CreateExcl, Now: a.Ctime}
 	f.changed = true
 	f.mtime = a.Mtime
 	f.publish()
@@ -75,7 +75,7 @@ func (r *Root) createDeferred(parent uint64, name string, a cluster.Attr) (*file
 // created forgets f as pending once metadata holds it. Called with f.mu
 // held.
 func (r *Root) created(f *file) {
-	k := pendingName{f.create.Ino, f.create.Name}
+	k := pendingName{f.create.Ino, string(f.create.Name)}
 	f.create = nil
 	r.mu.Lock()
 	if r.pending[k] == f {
@@ -113,8 +113,8 @@ func (r *Root) materializeFor(ctx context.Context, req *cluster.MetaRequest) err
 	for k, f := range r.pending {
 		switch {
 		case f.ino == req.Ino,
-			k.parent == req.Ino && (k.name == req.Name || req.Op == cluster.OpReadDir),
-			k.parent == req.NewParent && k.name == req.NewName:
+			k.parent == req.Ino && (k.name == string(req.Name) || req.Op == cluster.OpReadDir),
+			k.parent == req.NewParent && k.name == string(req.NewName):
 			need = append(need, f)
 		}
 	}

@@ -99,7 +99,7 @@ type Attr struct {
 
 // DirEntry is one name in a directory.
 type DirEntry struct {
-	Name string `json:"name"`
+	Name Name   `json:"name"`
 	Ino  uint64 `json:"ino"`
 	Mode uint32 `json:"mode"` // file type bits and permissions of the inode
 }
@@ -161,14 +161,14 @@ type Statfs struct {
 type MetaRequest struct {
 	Op        MetaOp     `json:"op"`
 	Ino       uint64     `json:"ino,omitempty"`
-	Name      string     `json:"name,omitempty"`
+	Name      Name       `json:"name,omitempty"`
 	NewParent uint64     `json:"newparent,omitempty"`
-	NewName   string     `json:"newname,omitempty"`
+	NewName   Name       `json:"newname,omitempty"`
 	Mode      uint32     `json:"mode,omitempty"`
 	Uid       uint32     `json:"uid,omitempty"`
 	Gid       uint32     `json:"gid,omitempty"`
 	Rdev      uint32     `json:"rdev,omitempty"`
-	Target    string     `json:"target,omitempty"`
+	Target    Name       `json:"target,omitempty"`
 	Flags     uint32     `json:"flags,omitempty"`
 	Valid     uint32     `json:"valid,omitempty"`
 	Size      uint64     `json:"size,omitempty"`
@@ -222,9 +222,9 @@ type MetaResponse struct {
 	Unavailable  bool         `json:"unavailable,omitempty"`
 	Attr         Attr         `json:"attr,omitzero"`
 	Entries      []DirEntry   `json:"entries,omitempty"`
-	Target       string       `json:"target,omitempty"`
+	Target       Name         `json:"target,omitempty"`
 	Value        []byte       `json:"value,omitempty"`
-	Names        []string     `json:"names,omitempty"`
+	Names        []Name       `json:"names,omitempty"`
 	Layout       Layout       `json:"layout,omitzero"`
 	Removed      Removed      `json:"removed,omitzero"`
 	Statfs       Statfs       `json:"statfs,omitzero"`

@@ -196,7 +196,7 @@ func mkdirVia(t *testing.T, addr, name string, retryFor time.Duration) error {
 		return err
 	}
 	defer c.Close()
-	_, err = c.Do(context.Background(), &cluster.MetaRequest{Op: cluster.OpMkdir, Ino: cluster.RootIno, Name: name, Mode: 0o755})
+	_, err = c.Do(context.Background(), &cluster.MetaRequest{Op: cluster.OpMkdir, Ino: cluster.RootIno, Name: cluster.Name(name), Mode: 0o755})
 	return err
 }
 

@@ -5,8 +5,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // testMkdirRmdir checks mkdir and rmdir and their errnos.
@@ -207,4 +210,93 @@ func testHardLink(t *testing.T, dir string) {
 	if got := stat(t, b).Nlink; got != 2 {
 		t.Errorf("nlink after link into subdir: got %d, want 2", got)
 	}
+}
+
+// testByteNames checks that names are bytes, not text: names that are not
+// valid UTF-8 (Latin-1 from an old archive, a cut multi-byte character)
+// are stored, listed, renamed, linked and removed exactly, never folded
+// into one another or into their UTF-8 look-alikes; the same goes for
+// symbolic link targets and extended attribute names.
+func testByteNames(t *testing.T, dir string) {
+	p := func(s string) string { return filepath.Join(dir, s) }
+	names := []string{
+		"caf\xe9",          // Latin-1
+		"caf\u00e9",        // the same word in UTF-8
+		"caf\ufffd",        // what a decoder that replaces bad bytes makes of the first
+		"a\xffb", "a\xfeb", // differ only in a byte that is not UTF-8
+		"cut\xc3",                   // a multi-byte character cut short
+		"sur\xed\xa0\x80",           // an encoded surrogate, invalid in UTF-8
+		strings.Repeat("\xff", 255), // as long as a name may be
+	}
+	for i, name := range names {
+		f := openFile(t, p(name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if _, err := fmt.Fprintf(f, "file %d", i); err != nil {
+			t.Fatalf("write %q: %v", name, err)
+		}
+		check(t, "close", f.Close())
+	}
+	_, err := os.Create(p(strings.Repeat("\xff", 256)))
+	wantErrno(t, "create a 256-byte name", err, syscall.ENAMETOOLONG)
+	listOnce(t, dir, setOf(names...))
+	for i, name := range names {
+		wantContent(t, p(name), fmt.Sprintf("file %d", i))
+	}
+
+	// Rename into a directory whose name is not UTF-8 either, and back out.
+	d := p("dir\xfe")
+	mkdir(t, d, 0o755)
+	check(t, "rename", os.Rename(p("a\xffb"), filepath.Join(d, "moved\xff")))
+	wantContent(t, filepath.Join(d, "moved\xff"), "file 3")
+	wantContent(t, p("a\xfeb"), "file 4")
+	listOnce(t, d, setOf("moved\xff"))
+	check(t, "rename", os.Rename(filepath.Join(d, "moved\xff"), p("back\xff")))
+	check(t, "rmdir", os.Remove(d))
+
+	// Hard links and symbolic links.
+	check(t, "link", os.Link(p("caf\xe9"), p("link\xe9")))
+	if st := stat(t, p("caf\xe9")); st.Nlink != 2 {
+		t.Errorf("nlink after link: got %d, want 2", st.Nlink)
+	}
+	wantContent(t, p("caf\u00e9"), "file 1")
+	const target = "caf\xe9"
+	check(t, "symlink", os.Symlink(target, p("sym\xff")))
+	got, err := os.Readlink(p("sym\xff"))
+	check(t, "readlink", err)
+	if got != target {
+		t.Errorf("readlink: got %q, want %q", got, target)
+	}
+	wantContent(t, p("sym\xff"), "file 0")
+
+	// Extended attribute names.
+	const xname = "user.\xff\xe9"
+	check(t, "setxattr", unix.Setxattr(p("back\xff"), xname, []byte("x1"), 0))
+	check(t, "setxattr", unix.Setxattr(p("back\xff"), "user.\ufffd\ufffd", []byte("x2"), 0))
+	wantList(t, p("back\xff"), []string{"user.\ufffd\ufffd", xname}) // sorted: 0xef < 0xff
+	buf := make([]byte, 8)
+	n, err := unix.Getxattr(p("back\xff"), xname, buf)
+	if err != nil || string(buf[:n]) != "x1" {
+		t.Errorf("getxattr %q: got %q, %v, want %q", xname, buf[:n], err, "x1")
+	}
+	check(t, "removexattr", unix.Removexattr(p("back\xff"), xname))
+	wantList(t, p("back\xff"), []string{"user.\ufffd\ufffd"})
+
+	for i, name := range names {
+		if i == 3 {
+			name = "back\xff" // renamed above
+		}
+		check(t, "unlink", os.Remove(p(name)))
+	}
+	for _, name := range []string{"link\xe9", "sym\xff"} {
+		check(t, "unlink", os.Remove(p(name)))
+	}
+	listOnce(t, dir, setOf())
+}
+
+// setOf makes the set listOnce wants of names.
+func setOf(names ...string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
 }

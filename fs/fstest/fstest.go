@@ -53,6 +53,7 @@ var tests = []test{
 	{"MkdirRmdir", testMkdirRmdir},
 	{"ReadDirMany", testReadDirMany},
 	{"Symlink", testSymlink},
+	{"ByteNames", testByteNames},
 	{"HardLink", testHardLink},
 	// Attributes: attr.go
 	{"Chmod", testChmod},
