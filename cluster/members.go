@@ -33,7 +33,7 @@ type (
 type members map[string]NodeInfo
 
 // apply performs an OpJoin (record or replace req.Node, Added = req.Now) or
-// an OpLeave (forget node string(req.Name); forgetting an unknown node is not an
+// an OpLeave (forget node req.Name; forgetting an unknown node is not an
 // error).
 func (m members) apply(req *MetaRequest) *MetaResponse {
 	switch req.Op {

@@ -166,9 +166,9 @@ func (s *State) mkdir(req *MetaRequest) *MetaResponse {
 
 func (s *State) symlink(req *MetaRequest) *MetaResponse {
 	switch {
-	case string(req.Target) == "":
+	case req.Target == "":
 		return stErr(syscall.ENOENT, "empty symlink target")
-	case len(string(req.Target)) > stMaxSymlink:
+	case len(req.Target) > stMaxSymlink:
 		return stErr(syscall.ENAMETOOLONG, "symlink target too long")
 	}
 	p, e := s.parentAndName(req.Ino, string(req.Name))
@@ -179,7 +179,7 @@ func (s *State) symlink(req *MetaRequest) *MetaResponse {
 		return stErr(syscall.EEXIST, "name exists")
 	}
 	n := s.newInode(Attr{Mode: stIFLNK | 0o777, Nlink: 1, Uid: req.Uid, Gid: req.Gid,
-		Size: uint64(len(string(req.Target))), Atime: req.Now, Mtime: req.Now, Ctime: req.Now})
+		Size: uint64(len(req.Target)), Atime: req.Now, Mtime: req.Now, Ctime: req.Now})
 	n.target = string(req.Target)
 	p.entries[string(req.Name)] = n.attr.Ino
 	before, dir := stDirChanged(p, req.Now)
@@ -424,7 +424,7 @@ func (s *State) setXattr(req *MetaRequest) *MetaResponse {
 	if len(req.Value) > stMaxXattrValue {
 		return stErr(syscall.E2BIG, "xattr value too large")
 	}
-	if string(req.Name) == SchemeXattr {
+	if req.Name == SchemeXattr {
 		if !n.isDir() {
 			return stErr(syscall.EINVAL, SchemeXattr+" is set on directories only")
 		}
@@ -447,7 +447,7 @@ func (s *State) setXattr(req *MetaRequest) *MetaResponse {
 	return &MetaResponse{}
 }
 
-// xattrOf returns the inode req.Ino and its extended attribute string(req.Name),
+// xattrOf returns the inode req.Ino and its extended attribute req.Name,
 // for operation op; an error response if either is missing or the name
 // is malformed.
 func (s *State) xattrOf(req *MetaRequest, op string) (*stInode, []byte, *MetaResponse) {
