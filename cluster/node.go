@@ -220,6 +220,11 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	return n, nil
 }
 
+// raftLogCache is how many of the newest Raft entries a node keeps in
+// memory for replication. An entry holds at most one commit's inline
+// chunks (wire.MaxInlineCommit), so the cache is bounded too.
+const raftLogCache = 128
+
 func (n *Node) startRaft() error {
 	cfg := &n.cfg
 	rc := raft.DefaultConfig()
@@ -274,7 +279,15 @@ func (n *Node) startRaft() error {
 	if cfg.RepairInterval > 0 {
 		n.fsm.recode = n.queueRecode
 	}
-	r, err := raft.NewRaft(rc, n.fsm, bolt, bolt, snaps, trans)
+	// The newest entries stay in memory as well: replication sends each
+	// entry to every follower (and the entry before it, for the
+	// consistency check), which would otherwise read it back from bolt and
+	// decode it again each time.
+	logs, err := raft.NewLogCache(raftLogCache, bolt)
+	if err != nil {
+		return fmt.Errorf("raft log cache: %w", err)
+	}
+	r, err := raft.NewRaft(rc, n.fsm, logs, bolt, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}

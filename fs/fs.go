@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"fmt"
+	"log"
 	"log/slog"
 	"os"
 	"sync"
@@ -190,8 +191,13 @@ func New(meta Metadata, chunks Chunks, opts Options) *Root {
 // (direct mount, allow_other, default_permissions, 1 MiB requests, async
 // reads) are fixed by Mount.
 type MountOptions struct {
-	// Debug logs every FUSE request.
+	// Debug logs every FUSE request to DebugLog.
 	Debug bool
+	// DebugLog receives go-fuse's own lines: with Debug, one per FUSE
+	// request and reply. Nil sends them to the Root's logger at warn
+	// level, where the request trace would be mislabelled; a caller that
+	// sets Debug should give a plain log.Logger.
+	DebugLog *log.Logger
 	// Options are extra mount options ("ro", ...).
 	Options []string
 }
@@ -202,6 +208,12 @@ type MountOptions struct {
 // point have been flushed by their Flush calls, as close(2) requires.
 func Mount(dir string, root *Root, opts MountOptions) (*fuse.Server, error) {
 	at, et, nt := root.opts.AttrTimeout, root.opts.EntryTimeout, root.opts.NegativeTimeout
+	fuseLog := opts.DebugLog
+	if fuseLog == nil {
+		// go-fuse writes to log.Default otherwise, which slog turns into
+		// info lines: a mount at --log-level warn would drop its errors.
+		fuseLog = slog.NewLogLogger(root.log.Handler(), slog.LevelWarn)
+	}
 	o := &gofs.Options{
 		MountOptions: fuse.MountOptions{
 			AllowOther:         true,
@@ -218,6 +230,7 @@ func Mount(dir string, root *Root, opts MountOptions) (*fuse.Server, error) {
 			DisableReadDirPlus: true,
 			DisableSplice:      true, // replies come from memory; a 1 MiB splice overflows the pipe
 			Debug:              opts.Debug,
+			Logger:             fuseLog,
 		},
 		AttrTimeout:     &at,
 		EntryTimeout:    &et,

@@ -67,6 +67,16 @@ type proc struct {
 	// fuseConn, for a mount, names its FUSE connection in fusectl
 	// (/sys/fs/fuse/connections), so that kill can abort it.
 	fuseConn uint32
+
+	mu  sync.Mutex
+	out []string // the lines it has written so far
+}
+
+// output returns the lines p has written to stdout and stderr so far.
+func (p *proc) output() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.out...)
 }
 
 func startProc(t *testing.T, name string, args ...string) *proc {
@@ -86,6 +96,9 @@ func startProc(t *testing.T, name string, args ...string) *proc {
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			t.Logf("%s: %s", name, sc.Text())
+			p.mu.Lock()
+			p.out = append(p.out, sc.Text())
+			p.mu.Unlock()
 		}
 	}()
 	go func() {

@@ -360,6 +360,26 @@ func writeErr(path string, data []byte) error {
 
 // TestUnreachableNodeGivesEIO kills the node under a mount: operations must
 // fail with EIO after the retry window, not hang.
+// TestFuseDebugTracesRequests checks that --fuse-debug prints the FUSE
+// request trace even at --log-level warn, which hides info lines: the
+// trace is what the user asked for.
+func TestFuseDebugTracesRequests(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	m := startMount(t, n.addr, mnt, "--log-level", "warn", "--fuse-debug")
+	if _, err := os.Stat(filepath.Join(mnt, "no-such-file")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("stat of a missing file: got %v, want ENOENT", err)
+	}
+	waitFor(t, "a LOOKUP line from --fuse-debug", func() bool {
+		for _, l := range m.output() {
+			if strings.HasPrefix(l, "fuse: ") && strings.Contains(l, "LOOKUP") && strings.Contains(l, "no-such-file") {
+				return true
+			}
+		}
+		return false
+	}, m)
+}
+
 func TestUnreachableNodeGivesEIO(t *testing.T) {
 	n := startNode(t, t.TempDir())
 	mnt := filepath.Join(t.TempDir(), "mnt")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log"
 	"log/slog"
 	"os"
 	"syscall"
@@ -29,7 +30,7 @@ func (f *mountFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.cacheMB, "cache-mb", 256, "size of the in-memory chunk cache in MiB")
 	fl.DurationVar(&f.attrTimeout, "attr-timeout", time.Second, "how long the kernel may cache attributes and names (0: not at all)")
 	fl.DurationVar(&f.retryFor, "retry-for", 30*time.Second, "how long to retry when the cluster cannot be reached before failing with EIO")
-	fl.BoolVar(&f.debug, "fuse-debug", false, "log every FUSE request")
+	fl.BoolVar(&f.debug, "fuse-debug", false, "log every FUSE request and reply to stderr, as plain lines, whatever --log-level is")
 }
 
 // registerMetrics adds --metrics, for the mount command alone (up serves
@@ -58,7 +59,11 @@ func (f *mountFlags) mount(ctx context.Context, addr, dir string) error {
 		timeout = -1 // fs.Options: negative turns caching off
 	}
 	root := fs.New(client, client, fs.Options{CacheBytes: int64(f.cacheMB) << 20, AttrTimeout: timeout, EntryTimeout: timeout, Logger: slog.Default()})
-	srv, err := fs.Mount(dir, root, fs.MountOptions{Debug: f.debug})
+	mo := fs.MountOptions{Debug: f.debug}
+	if f.debug {
+		mo.DebugLog = log.New(os.Stderr, "fuse: ", log.LstdFlags|log.Lmicroseconds)
+	}
+	srv, err := fs.Mount(dir, root, mo)
 	if err != nil {
 		return fmt.Errorf("mount %s: %w", dir, err)
 	}
