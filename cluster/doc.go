@@ -22,7 +22,9 @@
 // configuration plus a log entry for the record. They are accepted only on
 // the peer service, whose streams start with an HMAC challenge-response
 // proving the cluster secret (peer.go, secret.go), so a stranger cannot
-// join or remove anyone.
+// join or remove anyone. Every connection to the Raft port starts with the
+// same handshake under other role strings (transport.go), so a stranger
+// cannot speak Raft to a member either: no votes, entries or snapshots.
 //
 // # Forwarding
 //

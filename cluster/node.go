@@ -264,7 +264,7 @@ func (n *Node) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("open raft snapshots: %w", err)
 	}
-	trans, err := newRaftTransport(cfg.RaftListen, cfg.RaftAdvertise, rc)
+	trans, err := newRaftTransport(cfg.RaftListen, cfg.RaftAdvertise, cfg.Secret, rc, n.log)
 	if err != nil {
 		return err
 	}

@@ -25,75 +25,95 @@ var ErrBadSecret = errors.New("cluster secret not accepted")
 // peerHandshakeTimeout bounds the handshake at the start of a peer stream.
 const peerHandshakeTimeout = 10 * time.Second
 
-// peerHello runs the opener's side of the handshake on st: it proves to the
-// node that it knows secret and checks that the node knows it too.
+// handshakeConn is what the handshake runs on: a wire stream or a TCP
+// connection.
+type handshakeConn interface {
+	io.ReadWriter
+	SetDeadline(t time.Time) error
+}
+
+// peerHello runs the opener's side of the peer stream handshake on st.
 func peerHello(ctx context.Context, st *wire.Stream, secret []byte) error {
+	return handshakeOpen(ctx, st, secret, wire.PeerStreamRoles, "peer")
+}
+
+// handshakeOpen runs the opener's side of the handshake on c: it proves to
+// the node that it knows secret and checks that the node knows it too.
+// what names the service in errors.
+func handshakeOpen(ctx context.Context, c handshakeConn, secret []byte, roles wire.PeerRoles, what string) error {
 	dl := time.Now().Add(peerHandshakeTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
 		dl = d
 	}
-	st.SetDeadline(dl)
-	defer st.SetDeadline(time.Time{})
+	c.SetDeadline(dl)
+	defer c.SetDeadline(time.Time{})
 	mine := make([]byte, wire.PeerNonceLen)
 	rand.Read(mine)
-	if err := wire.WriteJSON(st, &wire.PeerHello{Nonce: mine}); err != nil {
-		return fmt.Errorf("peer hello: %w: %w", err, ErrUnavailable)
+	if err := wire.WriteJSON(c, &wire.PeerHello{Nonce: mine}); err != nil {
+		return fmt.Errorf("%s hello: %w: %w", what, err, ErrUnavailable)
 	}
 	var ch wire.PeerChallenge
-	if err := wire.ReadJSON(st, &ch); err != nil {
-		return fmt.Errorf("peer challenge: %w: %w", err, ErrUnavailable)
+	if err := wire.ReadJSON(c, &ch); err != nil {
+		return fmt.Errorf("%s challenge: %w: %w", what, err, ErrUnavailable)
 	}
-	if len(ch.Nonce) != wire.PeerNonceLen || !hmac.Equal(ch.MAC, wire.PeerMAC(secret, wire.PeerRoleServer, mine, ch.Nonce)) {
-		return fmt.Errorf("peer challenge: the node does not know the cluster secret: %w", ErrBadSecret)
+	if len(ch.Nonce) != wire.PeerNonceLen || !hmac.Equal(ch.MAC, wire.PeerMAC(secret, roles.Server, mine, ch.Nonce)) {
+		return fmt.Errorf("%s challenge: the node does not know the cluster secret: %w", what, ErrBadSecret)
 	}
-	if err := wire.WriteJSON(st, &wire.PeerProof{MAC: wire.PeerMAC(secret, wire.PeerRoleClient, ch.Nonce, mine)}); err != nil {
-		return fmt.Errorf("peer proof: %w: %w", err, ErrUnavailable)
+	if err := wire.WriteJSON(c, &wire.PeerProof{MAC: wire.PeerMAC(secret, roles.Client, ch.Nonce, mine)}); err != nil {
+		return fmt.Errorf("%s proof: %w: %w", what, err, ErrUnavailable)
 	}
 	var res wire.PeerResult
-	if err := wire.ReadJSON(st, &res); err != nil {
-		return fmt.Errorf("peer result: %w: %w", err, ErrUnavailable)
+	if err := wire.ReadJSON(c, &res); err != nil {
+		return fmt.Errorf("%s result: %w: %w", what, err, ErrUnavailable)
 	}
 	if res.Errno != 0 {
-		return fmt.Errorf("peer result: %s: %w", res.Reason, ErrBadSecret)
+		return fmt.Errorf("%s result: %s: %w", what, res.Reason, ErrBadSecret)
 	}
 	return nil
 }
 
-// peerAccept runs the responder's side of the handshake on st and reports
-// whether the opener proved that it knows the node's secret.
+// peerAccept runs the responder's side of the peer stream handshake on st
+// and reports whether the opener proved that it knows the node's secret.
 func (n *Node) peerAccept(st *wire.Stream) error {
-	st.SetDeadline(time.Now().Add(peerHandshakeTimeout))
-	defer st.SetDeadline(time.Time{})
+	return handshakeAccept(st, n.cfg.Secret, wire.PeerStreamRoles, "peer")
+}
+
+// handshakeAccept runs the responder's side of the handshake on c and
+// reports whether the opener proved that it knows secret. With no secret
+// nobody can.
+func handshakeAccept(c handshakeConn, secret []byte, roles wire.PeerRoles, what string) error {
+	c.SetDeadline(time.Now().Add(peerHandshakeTimeout))
+	defer c.SetDeadline(time.Time{})
 	var hello wire.PeerHello
-	if err := wire.ReadJSON(st, &hello); err != nil {
-		return fmt.Errorf("peer hello: %w", err)
+	if err := wire.ReadJSON(c, &hello); err != nil {
+		return fmt.Errorf("%s hello: %w", what, err)
 	}
 	if len(hello.Nonce) != wire.PeerNonceLen {
-		return fmt.Errorf("peer hello: nonce of %d bytes, want %d: %w", len(hello.Nonce), wire.PeerNonceLen, ErrBadSecret)
+		return fmt.Errorf("%s hello: nonce of %d bytes, want %d: %w", what, len(hello.Nonce), wire.PeerNonceLen, ErrBadSecret)
 	}
 	mine := make([]byte, wire.PeerNonceLen)
 	rand.Read(mine)
-	secret := n.cfg.Secret
-	if len(secret) == 0 {
+	key := secret
+	if len(key) == 0 {
 		// With no secret nobody is a peer; still answer with a MAC under
 		// a random key, so that the opener learns nothing.
-		secret = make([]byte, 32)
-		rand.Read(secret)
+		key = make([]byte, 32)
+		rand.Read(key)
 	}
-	ch := wire.PeerChallenge{Nonce: mine, MAC: wire.PeerMAC(secret, wire.PeerRoleServer, hello.Nonce, mine)}
-	if err := wire.WriteJSON(st, &ch); err != nil {
-		return fmt.Errorf("peer challenge: %w", err)
+	ch := wire.PeerChallenge{Nonce: mine, MAC: wire.PeerMAC(key, roles.Server, hello.Nonce, mine)}
+	if err := wire.WriteJSON(c, &ch); err != nil {
+		return fmt.Errorf("%s challenge: %w", what, err)
 	}
 	var proof wire.PeerProof
-	if err := wire.ReadJSON(st, &proof); err != nil {
-		return fmt.Errorf("peer proof: %w", err)
+	if err := wire.ReadJSON(c, &proof); err != nil {
+		return fmt.Errorf("%s proof: %w", what, err)
 	}
-	if len(n.cfg.Secret) == 0 || !hmac.Equal(proof.MAC, wire.PeerMAC(secret, wire.PeerRoleClient, mine, hello.Nonce)) {
-		wire.WriteJSON(st, &wire.PeerResult{Errno: uint32(syscall.EACCES), Reason: "bad cluster secret"})
-		return fmt.Errorf("peer proof: %w", ErrBadSecret)
+	if len(secret) == 0 || !hmac.Equal(proof.MAC, wire.PeerMAC(key, roles.Client, mine, hello.Nonce)) {
+		wire.WriteJSON(c, &wire.PeerResult{Errno: uint32(syscall.EACCES), Reason: "bad cluster secret"})
+		return fmt.Errorf("%s proof: %w", what, ErrBadSecret)
 	}
-	if err := wire.WriteJSON(st, &wire.PeerResult{}); err != nil {
-		return fmt.Errorf("peer result: %w", err)
+	if err := wire.WriteJSON(c, &wire.PeerResult{}); err != nil {
+		return fmt.Errorf("%s result: %w", what, err)
 	}
 	return nil
 }

@@ -46,6 +46,25 @@ const (
 	PeerRoleClient = "shoal peer opener v1"
 )
 
+// Roles of the same handshake at the start of a connection to a node's
+// Raft port (PROTOCOL.md §5.4), so that a proof made for one service is
+// never valid for the other.
+const (
+	RaftRoleServer = "shoal raft responder v1"
+	RaftRoleClient = "shoal raft opener v1"
+)
+
+// PeerRoles names the two roles of one use of the handshake.
+type PeerRoles struct {
+	Server, Client string
+}
+
+// The handshakes: peer streams, and connections to the Raft port.
+var (
+	PeerStreamRoles = PeerRoles{Server: PeerRoleServer, Client: PeerRoleClient}
+	RaftConnRoles   = PeerRoles{Server: RaftRoleServer, Client: RaftRoleClient}
+)
+
 // PeerMAC returns HMAC-SHA256 keyed by secret over role, a NUL byte, then
 // the nonces a and b.
 func PeerMAC(secret []byte, role string, a, b []byte) []byte {
