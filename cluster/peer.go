@@ -25,6 +25,10 @@ var ErrBadSecret = errors.New("cluster secret not accepted")
 // peerHandshakeTimeout bounds the handshake at the start of a peer stream.
 const peerHandshakeTimeout = 10 * time.Second
 
+// maxHandshakeBytes is the most a responder reads of the opener's hello
+// and proof together.
+const maxHandshakeBytes = 4 << 10
+
 // handshakeConn is what the handshake runs on: a wire stream or a TCP
 // connection.
 type handshakeConn interface {
@@ -84,8 +88,11 @@ func (n *Node) peerAccept(st *wire.Stream) error {
 func handshakeAccept(c handshakeConn, secret []byte, roles wire.PeerRoles, what string) error {
 	c.SetDeadline(time.Now().Add(peerHandshakeTimeout))
 	defer c.SetDeadline(time.Time{})
+	// The opener's two messages are a few hundred bytes: one that claims
+	// more is not read (or buffered) past this.
+	in := &io.LimitedReader{R: c, N: maxHandshakeBytes}
 	var hello wire.PeerHello
-	if err := wire.ReadJSON(c, &hello); err != nil {
+	if err := wire.ReadJSON(in, &hello); err != nil {
 		return fmt.Errorf("%s hello: %w", what, err)
 	}
 	if len(hello.Nonce) != wire.PeerNonceLen {
@@ -105,7 +112,7 @@ func handshakeAccept(c handshakeConn, secret []byte, roles wire.PeerRoles, what 
 		return fmt.Errorf("%s challenge: %w", what, err)
 	}
 	var proof wire.PeerProof
-	if err := wire.ReadJSON(c, &proof); err != nil {
+	if err := wire.ReadJSON(in, &proof); err != nil {
 		return fmt.Errorf("%s proof: %w", what, err)
 	}
 	if len(secret) == 0 || !hmac.Equal(proof.MAC, wire.PeerMAC(key, roles.Client, mine, hello.Nonce)) {

@@ -1,11 +1,13 @@
 package cluster
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,6 +109,22 @@ func TestRaftTransportRefusesStrangers(t *testing.T) {
 	case req := <-got:
 		t.Fatalf("a stranger's vote request (term %d) reached Raft", req.Term)
 	case <-time.After(500 * time.Millisecond):
+	}
+
+	// A hello that claims 16 MiB is dropped after maxHandshakeBytes, not
+	// read (and buffered) to the end.
+	c, err := net.Dial("tcp", string(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	huge := binary.LittleEndian.AppendUint32(nil, 16<<20)
+	if _, err := c.Write(append(huge, make([]byte, 2*maxHandshakeBytes)...)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if n, err := c.Read(make([]byte, 64)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("after an oversized hello: read %d bytes, %v; want the connection closed", n, err)
 	}
 
 	ln2, err := net.Listen("tcp", "127.0.0.1:0")
