@@ -5,10 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 
 	"shoal/chunkstore"
 	"shoal/wire"
@@ -302,6 +306,37 @@ func TestStrangerCannotJoin(t *testing.T) {
 	}
 	if m, _ := tc.nodes[0].Members(); len(m) != 1 {
 		t.Errorf("members after the attempts: got %v, want only n1", m)
+	}
+}
+
+// TestStrangerCannotSpeakRaft sends a member of a running cluster a vote
+// request with a huge term on its Raft port, as a stranger who reaches
+// the port could: it must get no answer, and the cluster's term and
+// leader must not move (plain Raft would step the leader down).
+func TestStrangerCannotSpeakRaft(t *testing.T) {
+	tc := startCluster(t, 3)
+	leader := tc.waitLeader()
+	target := tc.nodes[(leader+1)%len(tc.nodes)]
+	term := func(nd *Node) string { return nd.raft.Stats()["term"] }
+	before := term(target)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger := raft.NewNetworkTransportWithLogger(plainLayer{ln}, 1, 2*time.Second, hclog.NewNullLogger())
+	defer stranger.Close()
+	vote := &raft.RequestVoteRequest{RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("stranger"), Addr: []byte(ln.Addr().String())}, Term: 1 << 40, LastLogIndex: 1 << 40, LastLogTerm: 1 << 40}
+	var resp raft.RequestVoteResponse
+	if err := stranger.RequestVote("target", target.trans.LocalAddr(), vote, &resp); err == nil {
+		t.Errorf("vote request from a stranger: answered (term %d, granted %v), want an error", resp.Term, resp.Granted)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if after := term(target); after != before {
+		t.Errorf("term of the node asked: %s before, %s after a stranger's vote request", before, after)
+	}
+	if now := tc.waitLeader(); now != leader {
+		t.Errorf("leader changed from node %d to %d after a stranger's vote request", leader, now)
 	}
 }
 
