@@ -207,15 +207,7 @@ func (s *State) applyCommit(n *stInode, req *MetaRequest) *MetaResponse {
 	n.attr.Mtime = t
 	n.attr.Ctime = t
 	if v := req.Valid; v != 0 {
-		if v&wire.SetMode != 0 {
-			n.attr.Mode = n.attr.Mode&stIFMT | req.Mode&stPerm
-		}
-		if v&wire.SetUid != 0 {
-			n.attr.Uid = req.Uid
-		}
-		if v&wire.SetGid != 0 {
-			n.attr.Gid = req.Gid
-		}
+		n.setModeOwner(req)
 		if v&wire.SetAtime != 0 {
 			n.attr.Atime = req.Atime
 		}

@@ -41,6 +41,21 @@ func (s *State) readDir(req *MetaRequest) *MetaResponse {
 
 const stSetAll = wire.SetMode | wire.SetUid | wire.SetGid | wire.SetSize | wire.SetAtime | wire.SetMtime | wire.SetCtime
 
+// setModeOwner sets the permission bits, uid and gid that req.Valid
+// names (OpSetAttr, and the attribute changes an OpCommit carries); the
+// file type stays.
+func (n *stInode) setModeOwner(req *MetaRequest) {
+	if req.Valid&wire.SetMode != 0 {
+		n.attr.Mode = n.attr.Mode&stIFMT | req.Mode&stPerm
+	}
+	if req.Valid&wire.SetUid != 0 {
+		n.attr.Uid = req.Uid
+	}
+	if req.Valid&wire.SetGid != 0 {
+		n.attr.Gid = req.Gid
+	}
+}
+
 func (s *State) setAttr(req *MetaRequest) *MetaResponse {
 	n, e := s.inode(req.Ino)
 	if e != 0 {
@@ -58,15 +73,7 @@ func (s *State) setAttr(req *MetaRequest) *MetaResponse {
 			return stErr(syscall.EINVAL, "truncate a special file")
 		}
 	}
-	if v&wire.SetMode != 0 {
-		n.attr.Mode = n.attr.Mode&stIFMT | req.Mode&stPerm
-	}
-	if v&wire.SetUid != 0 {
-		n.attr.Uid = req.Uid
-	}
-	if v&wire.SetGid != 0 {
-		n.attr.Gid = req.Gid
-	}
+	n.setModeOwner(req)
 	if v&wire.SetSize != 0 {
 		if req.Size != n.attr.Size {
 			n.attr.Mtime = req.Now
