@@ -373,15 +373,9 @@ func (c *Client) doOnce(ctx context.Context, req *MetaRequest) (*MetaResponse, e
 
 // metaStream takes an idle metadata stream or opens one.
 func (c *Client) metaStream(ctx context.Context) (*wire.Stream, *wire.Session, error) {
-	c.mu.Lock()
-	if c.sess != nil && len(c.idle) > 0 {
-		st := c.idle[len(c.idle)-1]
-		c.idle = c.idle[:len(c.idle)-1]
-		s := c.sess
-		c.mu.Unlock()
+	if st, s, ok := c.takeIdle(&c.idle); ok {
 		return st, s, nil
 	}
-	c.mu.Unlock()
 	if c.cfg.Secret == nil {
 		return c.open(ctx, wire.ServiceMeta)
 	}
@@ -397,13 +391,33 @@ func (c *Client) metaStream(ctx context.Context) (*wire.Stream, *wire.Session, e
 }
 
 func (c *Client) putMetaStream(s *wire.Session, st *wire.Stream) {
+	c.keepIdle(&c.idle, s, st)
+}
+
+// takeIdle takes the newest stream from pool (c.idle or c.chunks) if the
+// session is up and pool holds one.
+func (c *Client) takeIdle(pool *[]*wire.Stream) (*wire.Stream, *wire.Session, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.sess != s || len(c.idle) >= c.cfg.MetaStreams {
+	if c.sess == nil || len(*pool) == 0 {
+		return nil, nil, false
+	}
+	st := (*pool)[len(*pool)-1]
+	*pool = (*pool)[:len(*pool)-1]
+	return st, c.sess, true
+}
+
+// keepIdle puts st, a stream of session s, into pool for reuse; a stream
+// of an older session, or one past MetaStreams idle streams in pool, is
+// closed instead.
+func (c *Client) keepIdle(pool *[]*wire.Stream, s *wire.Session, st *wire.Stream) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != s || len(*pool) >= c.cfg.MetaStreams {
 		st.Close()
 		return
 	}
-	c.idle = append(c.idle, st)
+	*pool = append(*pool, st)
 }
 
 // chunkStreamFeatures is what a client's HELLO on a chunk stream offers:
@@ -415,18 +429,12 @@ const chunkStreamFeatures = wire.CasyncPushChunks | wire.CasyncPullChunks
 // stream back with putChunkStream once a transfer on it completed cleanly,
 // and closes it otherwise.
 func (c *Client) chunkStream(ctx context.Context) (*wire.Stream, *wire.Session, error) {
-	c.mu.Lock()
-	if c.sess != nil && len(c.chunks) > 0 {
-		st := c.chunks[len(c.chunks)-1]
-		c.chunks = c.chunks[:len(c.chunks)-1]
-		s := c.sess
-		c.mu.Unlock()
+	if st, s, ok := c.takeIdle(&c.chunks); ok {
 		if dl, ok := ctx.Deadline(); ok {
 			st.SetDeadline(dl)
 		}
 		return st, s, nil
 	}
-	c.mu.Unlock()
 	service := wire.ServiceChunks
 	if c.cfg.Shards {
 		service = wire.ServiceShards
@@ -467,13 +475,7 @@ func (c *Client) chunkStream(ctx context.Context) (*wire.Stream, *wire.Session, 
 // the stream's buffers.
 func (c *Client) putChunkStream(s *wire.Session, st *wire.Stream) {
 	st.SetDeadline(time.Time{})
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.sess != s || len(c.chunks) >= c.cfg.MetaStreams {
-		st.Close()
-		return
-	}
-	c.chunks = append(c.chunks, st)
+	c.keepIdle(&c.chunks, s, st)
 }
 
 // awaitGoodbye reads the GOODBYE that ends a push on st and puts the

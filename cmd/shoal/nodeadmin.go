@@ -90,8 +90,12 @@ func nodeRemoveCmd() *cobra.Command {
 		Short: "Remove a node from the cluster",
 		Long: `Remove node ID from the Raft voters and the cluster's records. The
 node may be down. Removing the leader makes it step down once the change
-is committed. Chunks stored only on that node are not moved elsewhere
-(that comes with erasure coding).`,
+is committed. The leader's next repair pass (every --repair-interval of
+the nodes, or "shoal node repair") rebuilds the shards that node held on
+the remaining members, from the other shards of each chunk; until then
+"shoal status" counts those chunks as degraded. Remove one node at a time
+and let repair finish, or chunks with more shards on the removed nodes
+than the scheme's parity are lost.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.dial(cmd.Context())
