@@ -191,12 +191,9 @@ func New(meta Metadata, chunks Chunks, opts Options) *Root {
 // (direct mount, allow_other, default_permissions, 1 MiB requests, async
 // reads) are fixed by Mount.
 type MountOptions struct {
-	// Debug logs every FUSE request to DebugLog.
-	Debug bool
-	// DebugLog receives go-fuse's own lines: with Debug, one per FUSE
-	// request and reply. Nil sends them to the Root's logger at warn
-	// level, where the request trace would be mislabelled; a caller that
-	// sets Debug should give a plain log.Logger.
+	// DebugLog, if set, gets a line for every FUSE request and reply, and
+	// go-fuse's own messages. Nil means no trace, and go-fuse's messages
+	// go to the Root's logger at warn level.
 	DebugLog *log.Logger
 	// Options are extra mount options ("ro", ...).
 	Options []string
@@ -229,7 +226,7 @@ func Mount(dir string, root *Root, opts MountOptions) (*fuse.Server, error) {
 			EnableLocks:        false,
 			DisableReadDirPlus: true,
 			DisableSplice:      true, // replies come from memory; a 1 MiB splice overflows the pipe
-			Debug:              opts.Debug,
+			Debug:              opts.DebugLog != nil,
 			Logger:             fuseLog,
 		},
 		AttrTimeout:     &at,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -47,7 +48,11 @@ func newWorld() *world {
 func (w *world) mount(t testing.TB, opts fs.Options) (string, func()) {
 	t.Helper()
 	dir := t.TempDir()
-	server, err := fs.Mount(dir, fs.New(w.meta, w.store, opts), fs.MountOptions{Debug: os.Getenv("SHOAL_FUSE_DEBUG") != ""})
+	var mo fs.MountOptions
+	if os.Getenv("SHOAL_FUSE_DEBUG") != "" {
+		mo.DebugLog = log.New(os.Stderr, "fuse: ", log.Lmicroseconds)
+	}
+	server, err := fs.Mount(dir, fs.New(w.meta, w.store, opts), mo)
 	if err != nil {
 		t.Fatalf("mount: %v", err)
 	}

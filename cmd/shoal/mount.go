@@ -59,7 +59,7 @@ func (f *mountFlags) mount(ctx context.Context, addr, dir string) error {
 		timeout = -1 // fs.Options: negative turns caching off
 	}
 	root := fs.New(client, client, fs.Options{CacheBytes: int64(f.cacheMB) << 20, AttrTimeout: timeout, EntryTimeout: timeout, Logger: slog.Default()})
-	mo := fs.MountOptions{Debug: f.debug}
+	var mo fs.MountOptions
 	if f.debug {
 		mo.DebugLog = log.New(os.Stderr, "fuse: ", log.LstdFlags|log.Lmicroseconds)
 	}
