@@ -259,7 +259,7 @@ func TestSessionCloseUnblocksEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	<-held
+	fullSt := <-held
 	idle, err := a.Open(context.Background(), "s") // carries no data
 	if err != nil {
 		t.Fatal(err)
@@ -275,6 +275,10 @@ func TestSessionCloseUnblocksEverything(t *testing.T) {
 	go func() { _, err := silent.Open(context.Background(), "s"); errs <- fmt.Errorf("Open: %w", err) }()
 	go func() { _, err := peerSt.Read(make([]byte, 10)); errs <- fmt.Errorf("peer Read: %w", err) }()
 	go func() { _, err := b.Accept(); errs <- fmt.Errorf("peer Accept: %w", err) }()
+	// Close once the Write has filled the window and waits for credit: a
+	// Close that cut a frame in half would be an abrupt end, not an orderly
+	// one, for the peer.
+	waitBuffered(t, fullSt, InitialWindow)
 	a.Close()
 	silent.Close()
 	for range 6 {
@@ -291,6 +295,22 @@ func TestSessionCloseUnblocksEverything(t *testing.T) {
 	}
 	if _, err := a.Open(context.Background(), "s"); !errors.Is(err, ErrSessionClosed) {
 		t.Errorf("Open after Close: got %v, want ErrSessionClosed", err)
+	}
+}
+
+// waitBuffered waits until st holds n unread bytes.
+func waitBuffered(t *testing.T, st *Stream, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		st.mu.Lock()
+		got := len(st.buf) - st.off
+		st.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream holds %d unread bytes after 10s, want %d", got, n)
+		}
 	}
 }
 
