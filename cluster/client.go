@@ -302,7 +302,7 @@ func (c *Client) Do(ctx context.Context, req *MetaRequest) (*MetaResponse, error
 		req = &r
 	}
 	var resp *MetaResponse
-	err := c.retry(ctx, fmt.Sprintf("meta op %d", req.Op), c.cfg.MetaTimeout, func(ctx context.Context) error {
+	err := c.retry(ctx, fmt.Sprintf("meta %s", req.Op), c.cfg.MetaTimeout, func(ctx context.Context) error {
 		var err error
 		resp, err = c.doOnce(ctx, req)
 		return err
@@ -357,16 +357,16 @@ func (c *Client) doOnce(ctx context.Context, req *MetaRequest) (*MetaResponse, e
 	var resp MetaResponse
 	if err := wire.WriteJSON(st, req); err != nil {
 		st.Close()
-		return nil, fmt.Errorf("meta op %d to %s: %w: %w", req.Op, c.node(), err, ErrUnavailable)
+		return nil, fmt.Errorf("meta %s to %s: %w: %w", req.Op, c.node(), err, ErrUnavailable)
 	}
 	if err := wire.ReadJSON(st, &resp); err != nil {
 		st.Close()
-		return nil, fmt.Errorf("meta op %d to %s: %w: %w", req.Op, c.node(), err, ErrUnavailable)
+		return nil, fmt.Errorf("meta %s to %s: %w: %w", req.Op, c.node(), err, ErrUnavailable)
 	}
 	st.SetDeadline(time.Time{})
 	c.putMetaStream(s, st)
 	if resp.Unavailable {
-		return nil, fmt.Errorf("meta op %d: %s: %w", req.Op, resp.Reason, ErrNotLeader)
+		return nil, fmt.Errorf("meta %s: %s: %w", req.Op, resp.Reason, ErrNotLeader)
 	}
 	return &resp, nil
 }

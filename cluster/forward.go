@@ -37,10 +37,10 @@ func (n *Node) forward(ctx context.Context, req *MetaRequest) (*MetaResponse, er
 	}
 	addr := n.nodeAddr(string(leader))
 	if addr == "" {
-		return nil, fmt.Errorf("meta op %d: leader %s has no recorded address yet: %w", req.Op, leader, ErrNotLeader)
+		return nil, fmt.Errorf("meta %s: leader %s has no recorded address yet: %w", req.Op, leader, ErrNotLeader)
 	}
 	if len(n.cfg.Secret) == 0 {
-		return nil, fmt.Errorf("meta op %d: cannot forward to leader %s without a cluster secret: %w", req.Op, leader, ErrNotLeader)
+		return nil, fmt.Errorf("meta %s: cannot forward to leader %s without a cluster secret: %w", req.Op, leader, ErrNotLeader)
 	}
 	pc := n.peerClient(addr)
 	timeout := forwardTimeout

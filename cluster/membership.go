@@ -31,10 +31,10 @@ func (n *Node) doCluster(ctx context.Context, req *MetaRequest, peer bool) (resp
 		m, leader := n.Members()
 		return &MetaResponse{Members: m, Leader: leader}, nil, true
 	case wire.OpGCMark, wire.OpGCDone:
-		return nil, fmt.Errorf("meta op %d: internal to the cluster: %w", req.Op, syscall.EPERM), true
+		return nil, fmt.Errorf("meta %s: internal to the cluster: %w", req.Op, syscall.EPERM), true
 	case wire.OpJoin, wire.OpLeave, wire.OpPlace, wire.OpDisplace, wire.OpLocate, wire.OpDropShards, wire.OpScrub, wire.OpRepair:
 		if !peer {
-			return nil, fmt.Errorf("meta op %d: needs the cluster secret (peer service): %w", req.Op, syscall.EPERM), true
+			return nil, fmt.Errorf("meta %s: needs the cluster secret (peer service): %w", req.Op, syscall.EPERM), true
 		}
 	}
 	switch req.Op {
@@ -60,7 +60,7 @@ func (n *Node) doCluster(ctx context.Context, req *MetaRequest, peer bool) (resp
 		return nil, nil, false
 	}
 	if req.Forwarded {
-		return nil, fmt.Errorf("meta op %d: forwarded here, but this node is not the leader: %w", req.Op, ErrNotLeader), true
+		return nil, fmt.Errorf("meta %s: forwarded here, but this node is not the leader: %w", req.Op, ErrNotLeader), true
 	}
 	if req.Now == 0 && !IsReadOnly(req.Op) {
 		req.Now = time.Now().UnixNano()

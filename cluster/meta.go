@@ -44,9 +44,9 @@ func ResponseError(req *MetaRequest, resp *MetaResponse) error {
 		return nil
 	}
 	if resp.Reason != "" {
-		return fmt.Errorf("meta op %d ino %d %q: %s: %w", req.Op, req.Ino, req.Name, resp.Reason, syscall.Errno(resp.Errno))
+		return fmt.Errorf("meta %s ino %d %q: %s: %w", req.Op, req.Ino, req.Name, resp.Reason, syscall.Errno(resp.Errno))
 	}
-	return fmt.Errorf("meta op %d ino %d %q: %w", req.Op, req.Ino, req.Name, syscall.Errno(resp.Errno))
+	return fmt.Errorf("meta %s ino %d %q: %w", req.Op, req.Ino, req.Name, syscall.Errno(resp.Errno))
 }
 
 // The metadata ops, flags and setattr bits of the wire format, re-exported

@@ -79,7 +79,7 @@ func (n *Node) do(ctx context.Context, req *MetaRequest, peer bool) (*MetaRespon
 		return resp, err
 	}
 	if !n.ready.Load() {
-		return nil, fmt.Errorf("meta op %d: node is not serving yet: %w", req.Op, ErrNotLeader)
+		return nil, fmt.Errorf("meta %s: node is not serving yet: %w", req.Op, ErrNotLeader)
 	}
 	if IsReadOnly(req.Op) {
 		var resp *MetaResponse
@@ -88,7 +88,7 @@ func (n *Node) do(ctx context.Context, req *MetaRequest, peer bool) (*MetaRespon
 	}
 	switch req.Op {
 	case wire.OpGCMark, wire.OpGCDone:
-		return nil, fmt.Errorf("meta op %d: internal to the cluster: %w", req.Op, syscall.EPERM)
+		return nil, fmt.Errorf("meta %s: internal to the cluster: %w", req.Op, syscall.EPERM)
 	case wire.OpCommit:
 		if err := checkInline(req.Blocks); err != nil {
 			return nil, err

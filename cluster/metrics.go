@@ -11,7 +11,7 @@ import (
 var (
 	metaRequests = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "shoal_node_meta_requests_total",
-		Help: "Metadata requests a node answered, by operation number and errno (0 = success).",
+		Help: "Metadata requests a node answered, by operation (lookup, commit, ...) and errno number (0 = success, 2 = ENOENT, ...).",
 	}, []string{"op", "errno"})
 	chunkBytes = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "shoal_node_chunk_bytes_total",
@@ -60,5 +60,5 @@ func countMeta(req *MetaRequest, resp *MetaResponse) {
 	if resp != nil {
 		errno = resp.Errno
 	}
-	metaRequests.WithLabelValues(strconv.Itoa(int(req.Op)), strconv.Itoa(int(errno))).Inc()
+	metaRequests.WithLabelValues(req.Op.String(), strconv.Itoa(int(errno))).Inc()
 }

@@ -296,7 +296,7 @@ func (r *Root) do(ctx context.Context, req *cluster.MetaRequest) (*cluster.MetaR
 func (r *Root) send(ctx context.Context, req *cluster.MetaRequest) (*cluster.MetaResponse, error) {
 	start := time.Now()
 	resp, err := r.meta.Do(ctx, req)
-	observeMeta(uint8(req.Op), start, err)
+	observeMeta(req.Op, start, err)
 	if err != nil {
 		r.noteDirsFailed(req)
 		return nil, err

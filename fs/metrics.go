@@ -1,11 +1,12 @@
 package fs
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"shoal/cluster"
 )
 
 // Mount metrics, in the Prometheus default registry (shoal mount
@@ -13,7 +14,7 @@ import (
 var (
 	metaSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "shoal_mount_meta_request_seconds",
-		Help:    "Metadata requests the mount sent, by operation number and outcome (ok or error), and how long each took.",
+		Help:    "Metadata requests the mount sent, by operation (lookup, commit, ...) and outcome (ok or error), and how long each took.",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 	}, []string{"op", "outcome"})
 	cacheLookups = promauto.NewCounterVec(prometheus.CounterOpts{
@@ -32,10 +33,10 @@ var (
 )
 
 // observeMeta records one metadata request of op that started at start.
-func observeMeta(op uint8, start time.Time, err error) {
+func observeMeta(op cluster.MetaOp, start time.Time, err error) {
 	outcome := "ok"
 	if err != nil {
 		outcome = "error"
 	}
-	metaSeconds.WithLabelValues(strconv.Itoa(int(op)), outcome).Observe(time.Since(start).Seconds())
+	metaSeconds.WithLabelValues(op.String(), outcome).Observe(time.Since(start).Seconds())
 }

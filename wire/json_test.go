@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -121,6 +122,14 @@ func FuzzReadJSON(f *testing.F) {
 // TestMetaOpValues pins the MetaOp numbers PROTOCOL.md lists: they cross
 // versions and may only be appended to.
 func TestMetaOpValues(t *testing.T) {
+	for op := OpInvalid; op <= OpRepair; op++ {
+		if name := op.String(); name == "" || name == fmt.Sprintf("op %d", op) {
+			t.Errorf("op %d has no name", uint8(op))
+		}
+	}
+	if got := (OpRepair + 1).String(); got != fmt.Sprintf("op %d", uint8(OpRepair+1)) {
+		t.Errorf("unknown op's name = %q", got)
+	}
 	ops := []MetaOp{OpInvalid, OpLookup, OpGetAttr, OpSetAttr, OpCreate, OpMkdir, OpSymlink, OpLink,
 		OpUnlink, OpRmdir, OpRename, OpReadDir, OpReadlink, OpSetXattr, OpGetXattr, OpListXattr,
 		OpRemoveXattr, OpStatfs, OpLayout, OpCommit, OpDrop, OpGCMark, OpGCDone}

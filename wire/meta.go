@@ -6,6 +6,8 @@ package wire
 // (see PROTOCOL.md). The same request, stamped by the node, is what the Raft
 // log records, so fields are only ever added, never renumbered or reused.
 
+import "fmt"
+
 // MetaOp names a metadata operation. Values are append-only: they cross
 // versions.
 type MetaOp uint8
@@ -48,6 +50,29 @@ const (
 	OpScrub              // → Scrubbed: verify every shard this node should hold now; never forwarded (peer service only)
 	OpRepair             // → Repaired: run one repair pass now; answered by the leader (peer service only)
 )
+
+// metaOpNames are the operations' names for logs, errors and metrics,
+// indexed by value.
+var metaOpNames = [...]string{
+	OpInvalid: "invalid", OpLookup: "lookup", OpGetAttr: "getattr", OpSetAttr: "setattr",
+	OpCreate: "create", OpMkdir: "mkdir", OpSymlink: "symlink", OpLink: "link",
+	OpUnlink: "unlink", OpRmdir: "rmdir", OpRename: "rename", OpReadDir: "readdir",
+	OpReadlink: "readlink", OpSetXattr: "setxattr", OpGetXattr: "getxattr", OpListXattr: "listxattr",
+	OpRemoveXattr: "removexattr", OpStatfs: "statfs", OpLayout: "layout", OpCommit: "commit",
+	OpDrop: "drop", OpGCMark: "gcmark", OpGCDone: "gcdone", OpJoin: "join",
+	OpLeave: "leave", OpMembers: "members", OpNodeStatus: "nodestatus", OpAllocInodes: "allocinodes",
+	OpPlace: "place", OpDisplace: "displace", OpLocate: "locate", OpDropShards: "dropshards",
+	OpScrub: "scrub", OpRepair: "repair",
+}
+
+// String returns the operation's name ("commit"), or "op N" for a value
+// this version does not know.
+func (o MetaOp) String() string {
+	if int(o) < len(metaOpNames) && metaOpNames[o] != "" {
+		return metaOpNames[o]
+	}
+	return fmt.Sprintf("op %d", uint8(o))
+}
 
 // ReplyMemory is how long (by the requests' Now) the metadata remembers
 // the answer to a request that names its Client and Seq.
