@@ -66,13 +66,13 @@ func TestCacheTrustsVerifyingStore(t *testing.T) {
 	bg := func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 
-	c := newChunkCache(verifyingStore{corruptStore{mem}, false}, 1<<20, log, bg)
-	if got, err := c.get(context.Background(), id); !errors.Is(err, chunkstore.ErrCorrupt) {
-		t.Errorf("store not verifying: got %q, %v; want ErrCorrupt", got, err)
+	c := newChunkCache(verifyingStore{corruptStore{mem}, false}, nil, 1<<20, log, bg)
+	if _, err := c.get(context.Background(), id); !errors.Is(err, chunkstore.ErrCorrupt) {
+		t.Errorf("store not verifying: got %v; want ErrCorrupt", err)
 	}
-	c = newChunkCache(verifyingStore{corruptStore{mem}, true}, 1<<20, log, bg)
-	if got, err := c.get(context.Background(), id); err != nil || string(got) != "not the chunk" {
-		t.Errorf("verifying store: got %q, %v; want its bytes unchecked", got, err)
+	c = newChunkCache(verifyingStore{corruptStore{mem}, true}, nil, 1<<20, log, bg)
+	if e, err := c.get(context.Background(), id); err != nil || string(e.data) != "not the chunk" {
+		t.Errorf("verifying store: got %v; want its bytes unchecked", err)
 	}
 }
 
@@ -86,27 +86,28 @@ func TestCacheVerifies(t *testing.T) {
 	bg := func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 
-	c := newChunkCache(corruptStore{mem}, 1<<20, log, bg)
-	if got, err := c.get(context.Background(), id); !errors.Is(err, chunkstore.ErrCorrupt) {
-		t.Errorf("corrupt store: got %q, %v; want ErrCorrupt", got, err)
+	c := newChunkCache(corruptStore{mem}, nil, 1<<20, log, bg)
+	if _, err := c.get(context.Background(), id); !errors.Is(err, chunkstore.ErrCorrupt) {
+		t.Errorf("corrupt store: got %v; want ErrCorrupt", err)
 	}
-	if _, ok := c.lookup(id); ok {
+	if c.cached(id) {
 		t.Errorf("corrupt chunk was cached")
 	}
 
-	c = newChunkCache(mem, int64(2*len(data)), log, bg)
-	got, err := c.get(context.Background(), id)
-	if err != nil || string(got) != string(data) {
-		t.Fatalf("get: got %q, %v; want %q", got, err, data)
+	c = newChunkCache(mem, nil, int64(2*len(data)), log, bg)
+	e, err := c.get(context.Background(), id)
+	if err != nil || string(e.data) != string(data) {
+		t.Fatalf("get: got %v; want %q", err, data)
 	}
-	if _, ok := c.lookup(id); !ok {
+	c.release(e)
+	if !c.cached(id) {
 		t.Errorf("chunk not cached after get")
 	}
 	// Two more chunks push the first out of a two-chunk cache.
 	for _, s := range []string{"other chunk #1", "other chunk #2"} {
 		c.add(chunkstore.Sum([]byte(s)), []byte(s))
 	}
-	if _, ok := c.lookup(id); ok {
+	if c.cached(id) {
 		t.Errorf("least recently used chunk still cached past the byte bound")
 	}
 }

@@ -257,17 +257,19 @@ func (f *file) writable(ctx context.Context, idx, boff, n uint64) (*wblock, erro
 	case wb != nil && wb.data != nil: // sealed: copy on write
 		cur = wb.data
 	case wb != nil && wb.hasRef:
-		b, err := f.chunkBytes(ctx, wb.ref, boff, n)
+		b, release, err := f.chunkBytes(ctx, wb.ref, boff, n)
 		if err != nil {
 			return nil, err
 		}
+		defer release()
 		cur = b
 	default:
 		if b, ok := f.committed[idx]; ok {
-			bb, err := f.chunkBytes(ctx, b, boff, n)
+			bb, release, err := f.chunkBytes(ctx, b, boff, n)
 			if err != nil {
 				return nil, err
 			}
+			defer release()
 			cur = bb
 		}
 	}
@@ -284,16 +286,17 @@ func (f *file) writable(ctx context.Context, idx, boff, n uint64) (*wblock, erro
 }
 
 // chunkBytes returns the contents of block b (its first b.Len bytes), or
-// nil if a write of n bytes at boff replaces them all anyway.
-func (f *file) chunkBytes(ctx context.Context, b cluster.Block, boff, n uint64) ([]byte, error) {
+// nil if a write of n bytes at boff replaces them all anyway, and the
+// function to call once done with them.
+func (f *file) chunkBytes(ctx context.Context, b cluster.Block, boff, n uint64) ([]byte, func(), error) {
 	if b.Len == 0 || chunkstore.ID(b.ID).IsZero() || (boff == 0 && n >= uint64(b.Len)) {
-		return nil, nil
+		return nil, func() {}, nil
 	}
-	data, err := f.r.cache.get(ctx, chunkstore.ID(b.ID))
+	e, err := f.r.cache.get(ctx, chunkstore.ID(b.ID))
 	if err != nil {
-		return nil, fmt.Errorf("load block %d of inode %d: %w", b.Index, f.ino, err)
+		return nil, nil, fmt.Errorf("load block %d of inode %d: %w", b.Index, f.ino, err)
 	}
-	return data[:min(len(data), int(b.Len))], nil
+	return e.data[:min(len(e.data), int(b.Len))], func() { f.r.cache.release(e) }, nil
 }
 
 // grow extends wb.data to need bytes, reserving a whole block at once
@@ -526,11 +529,12 @@ func (f *file) reput(ctx context.Context, id chunkstore.ID) error {
 	if id.IsZero() {
 		return nil
 	}
-	data, err := f.r.cache.get(ctx, id)
+	e, err := f.r.cache.get(ctx, id)
 	if err != nil {
 		return fmt.Errorf("re-put chunk %s: %w", id, err)
 	}
-	if err := f.r.chunks.Put(ctx, id, data); err != nil {
+	defer f.r.cache.release(e)
+	if err := f.r.chunks.Put(ctx, id, e.data); err != nil {
 		return fmt.Errorf("re-put chunk %s: %w", id, err)
 	}
 	return nil
@@ -548,16 +552,17 @@ type readPiece struct {
 // It returns the bytes read, fewer than len(dest) only at the end of the
 // file: dest's prefix or, when they all lie in one cached chunk, a slice
 // of that chunk (cached chunks never change), so that they are not copied
-// twice on their way to the kernel.
-func (f *file) read(ctx context.Context, dest []byte, off uint64) ([]byte, error) {
+// twice on their way to the kernel. In that case it also returns the
+// chunk, held: the caller releases it once done with the bytes.
+func (f *file) read(ctx context.Context, dest []byte, off uint64) ([]byte, *cacheEntry, error) {
 	f.mu.Lock()
 	if err := f.load(ctx); err != nil {
 		f.mu.Unlock()
-		return nil, err
+		return nil, nil, err
 	}
 	if off >= f.size {
 		f.mu.Unlock()
-		return dest[:0], nil
+		return dest[:0], nil, nil
 	}
 	end := min(off+uint64(len(dest)), f.size)
 	dest = dest[:end-off]
@@ -609,21 +614,22 @@ func (f *file) read(ctx context.Context, dest []byte, off uint64) ([]byte, error
 		f.r.cache.start(id, 2*f.r.opts.ReadAhead, true)
 	}
 	for _, p := range pieces {
-		data, err := f.r.cache.get(ctx, chunkstore.ID(p.b.ID))
+		e, err := f.r.cache.get(ctx, chunkstore.ID(p.b.ID))
 		if err != nil {
-			return nil, fmt.Errorf("read block %d of inode %d: %w", p.b.Index, f.ino, err)
+			return nil, nil, fmt.Errorf("read block %d of inode %d: %w", p.b.Index, f.ino, err)
 		}
-		data = data[:min(len(data), int(p.b.Len))]
+		data := e.data[:min(len(e.data), int(p.b.Len))]
 		if len(p.dst) == len(dest) && p.boff+uint64(len(dest)) <= uint64(len(data)) {
-			return data[p.boff : p.boff+uint64(len(dest))], nil
+			return data[p.boff : p.boff+uint64(len(dest))], e, nil
 		}
 		c := 0
 		if p.boff < uint64(len(data)) {
 			c = copy(p.dst, data[p.boff:])
 		}
 		clear(p.dst[c:])
+		f.r.cache.release(e)
 	}
-	return dest, nil
+	return dest, nil, nil
 }
 
 // setattr performs req (an OpSetAttr) on the open file, whose last known
@@ -688,11 +694,44 @@ type handle struct {
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	ctx, cancel := h.f.r.detach(ctx)
 	defer cancel()
-	data, err := h.f.read(ctx, dest, uint64(off))
+	data, held, err := h.f.read(ctx, dest, uint64(off))
 	if err != nil {
 		return nil, toErrno(h.f.r.log, "read", err)
 	}
+	if held != nil {
+		return &cachedRead{data: data, c: h.f.r.cache, e: held}, 0
+	}
 	return fuse.ReadResultData(data), 0
+}
+
+// cachedRead answers a FUSE read with part of a cached chunk's memory,
+// which it holds until go-fuse has written the reply and calls Done. As
+// a withSlice result (Slices) it is written straight from that memory;
+// Bytes, for any other path, copies, since go-fuse may call Done before
+// writing what Bytes returned.
+type cachedRead struct {
+	data []byte
+	c    *chunkCache
+	e    *cacheEntry
+	done atomic.Bool
+}
+
+// Size implements fuse.ReadResult.
+func (r *cachedRead) Size() int { return len(r.data) }
+
+// Bytes implements fuse.ReadResult.
+func (r *cachedRead) Bytes(buf []byte) ([]byte, fuse.Status) {
+	return append(buf[:0], r.data...), fuse.OK
+}
+
+// Slices lets go-fuse write the reply from the chunk's memory (writev).
+func (r *cachedRead) Slices() ([][]byte, fuse.Status) { return [][]byte{r.data}, fuse.OK }
+
+// Done implements fuse.ReadResult: the chunk is released, once.
+func (r *cachedRead) Done() {
+	if r.done.CompareAndSwap(false, true) {
+		r.c.release(r.e)
+	}
 }
 
 // Write implements fs.FileWriter.

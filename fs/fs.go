@@ -69,6 +69,12 @@ type Options struct {
 	NegativeTimeout time.Duration
 	// CacheBytes bounds the chunk read cache; zero means 256 MiB.
 	CacheBytes int64
+	// Buffers is the free list of block-sized buffers that written blocks
+	// and cached chunks use and give back; nil means a list of the file
+	// system's own. Give the Chunks store the same list (as
+	// cluster.ClientConfig.Buffers) so that the chunks its Gets return
+	// land in memory the cache has let go of.
+	Buffers *chunkstore.Buffers
 	// DirtyBytes bounds the written but not yet uploaded bytes held per
 	// open file; writers wait for uploads beyond it. Zero means 64 MiB.
 	DirtyBytes int64
@@ -176,15 +182,26 @@ func New(meta Metadata, chunks Chunks, opts Options) *Root {
 		log:    opts.Logger,
 
 		uploads: make(chan struct{}, opts.Uploads),
-		// Enough for one file's dirty blocks and the uploads in flight.
-		bufs:    chunkstore.NewBuffers(opts.DirtyBytes + int64(opts.Uploads)*cluster.DefaultBlockSize),
+		bufs:    opts.Buffers,
 		files:   make(map[uint64]*file),
 		pending: make(map[pendingName]*file),
 	}
-	r.cache = newChunkCache(chunks, opts.CacheBytes, opts.Logger, r.bgContext)
+	if r.bufs == nil {
+		r.bufs = NewBuffers(opts)
+	}
+	r.cache = newChunkCache(chunks, r.bufs, opts.CacheBytes, opts.Logger, r.bgContext)
 	r.node = &node{r: r}
 	r.dirs.Store(uint64(cluster.RootIno), r.node)
 	return r
+}
+
+// NewBuffers returns a free list of block-sized buffers for a file system
+// with opts (see Options.Buffers): it keeps enough for one file's dirty
+// blocks, the uploads in flight and the read-ahead window.
+func NewBuffers(opts Options) *chunkstore.Buffers {
+	opts = opts.withDefaults()
+	blocks := int64(opts.Uploads + 2*max(opts.ReadAhead, 0))
+	return chunkstore.NewBuffers(opts.DirtyBytes + blocks*cluster.DefaultBlockSize)
 }
 
 // MountOptions are the mount-time settings a caller may choose; the rest

@@ -29,8 +29,12 @@ func TestReadAheadDepth(t *testing.T) {
 	f := r.openFile(1, l, 0)
 	buf := make([]byte, bs)
 	for i := range 2 { // the second read continues the first: sequential
-		if got, err := f.read(context.Background(), buf, uint64(i*bs)); err != nil || len(got) != bs || got[0] != byte(i) {
+		got, held, err := f.read(context.Background(), buf, uint64(i*bs))
+		if err != nil || len(got) != bs || got[0] != byte(i) {
 			t.Fatalf("read block %d: got %d bytes (first %v), %v; want %d bytes (first %d)", i, len(got), got[:min(len(got), 1)], err, bs, i)
+		}
+		if held != nil {
+			r.cache.release(held)
 		}
 	}
 	// read started the fetches before returning: they are in flight or done.

@@ -49,7 +49,10 @@ func (f *mountFlags) mount(ctx context.Context, addr, dir string) error {
 	if !st.IsDir() {
 		return fmt.Errorf("mountpoint %s: not a directory", dir)
 	}
-	client, err := cluster.Dial(ctx, addr, cluster.ClientConfig{Logger: slog.Default(), RetryFor: f.retryFor})
+	fsOpts := fs.Options{CacheBytes: int64(f.cacheMB) << 20, Logger: slog.Default()}
+	// The chunks the client fetches land in memory the cache has let go of.
+	fsOpts.Buffers = fs.NewBuffers(fsOpts)
+	client, err := cluster.Dial(ctx, addr, cluster.ClientConfig{Logger: slog.Default(), RetryFor: f.retryFor, Buffers: fsOpts.Buffers})
 	if err != nil {
 		return fmt.Errorf("connect to node %s: %w", addr, err)
 	}
@@ -58,7 +61,8 @@ func (f *mountFlags) mount(ctx context.Context, addr, dir string) error {
 	if timeout == 0 {
 		timeout = -1 // fs.Options: negative turns caching off
 	}
-	root := fs.New(client, client, fs.Options{CacheBytes: int64(f.cacheMB) << 20, AttrTimeout: timeout, EntryTimeout: timeout, Logger: slog.Default()})
+	fsOpts.AttrTimeout, fsOpts.EntryTimeout = timeout, timeout
+	root := fs.New(client, client, fsOpts)
 	var mo fs.MountOptions
 	if f.debug {
 		mo.DebugLog = log.New(os.Stderr, "fuse: ", log.LstdFlags|log.Lmicroseconds)
