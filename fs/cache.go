@@ -50,14 +50,14 @@ type cacheEntry struct {
 	refs int
 }
 
-// fetch is one Get in progress. Under chunkCache.mu, finished is set with
-// e or err just before done is closed.
+// fetch is one Get in progress, in chunkCache.inflight until it ends:
+// under chunkCache.mu it leaves the map as e or err is set, just before
+// done is closed.
 type fetch struct {
-	done     chan struct{}
-	e        *cacheEntry
-	err      error
-	waiters  int // gets waiting on done; each is given a reference to e
-	finished bool
+	done    chan struct{}
+	e       *cacheEntry
+	err     error
+	waiters int // gets waiting on done; each is given a reference to e
 }
 
 func newChunkCache(store Chunks, bufs *chunkstore.Buffers, max int64, log *slog.Logger, bg func() (context.Context, context.CancelFunc)) *chunkCache {
@@ -171,7 +171,7 @@ func (c *chunkCache) get(ctx context.Context, id chunkstore.ID) (*cacheEntry, er
 		return f.e, f.err
 	case <-ctx.Done():
 		c.mu.Lock()
-		if !f.finished {
+		if c.inflight[id] == f { // still fetching
 			f.waiters--
 		} else if f.e != nil {
 			c.releaseLocked(f.e) // the reference run gave this caller
@@ -223,7 +223,6 @@ func (c *chunkCache) run(id chunkstore.ID, f *fetch, speculative bool) {
 		f.e = &cacheEntry{id: id, data: data, refs: f.waiters}
 		c.settle(f.e)
 	}
-	f.finished = true
 	c.mu.Unlock()
 	close(f.done)
 }
