@@ -36,6 +36,14 @@
 // "unavailable" (ErrNotLeader), which clients retry. A minority cannot
 // commit: its proposals fail and are answered "unavailable" too.
 //
+// # Group commit
+//
+// The leader keeps one batch of proposals in Raft at a time (propose.go):
+// the requests that arrive meanwhile wait and then go as one log entry, a
+// JSON array of MetaRequests that every replica applies in order. A lone
+// request goes at once as a plain entry; under load each log write, fsync
+// and AppendEntries carries many requests.
+//
 // # Client
 //
 // Client (client.go) speaks the wire protocol to one node at a time. It

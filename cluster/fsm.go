@@ -18,8 +18,9 @@ import (
 )
 
 // fsm adapts a State to raft.FSM. Each log entry is one JSON-encoded
-// MetaRequest, stamped by the proposing node; Apply returns the
-// *MetaResponse, which Propose hands back to the proposer.
+// MetaRequest, stamped by the proposing node, or a JSON array of them that
+// the leader grouped (propose.go); Apply returns the *MetaResponse of each,
+// which propose hands back to its proposer.
 //
 // Inline chunks: a commit's inline chunks (see inline.go) go into chunks
 // with PutLazy as the commit is applied, so every replica holds them. They
@@ -51,25 +52,47 @@ func newFSM(cfg StateConfig, chunks chunkstore.LazyPutter, log *slog.Logger) *fs
 	return &fsm{state: NewState(cfg), members: members{}, chunks: chunks, log: log, cfg: cfg}
 }
 
-// Apply implements raft.FSM.
+// Apply implements raft.FSM. An entry is one MetaRequest, answered with
+// its *MetaResponse, or a batch of them (propose.go), answered with a
+// batchResponse of one answer each, applied in order.
 func (f *fsm) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
 	start := time.Now()
 	defer func() { applySeconds.Observe(time.Since(start).Seconds()) }()
+	if isBatch(l.Data) {
+		var reqs []MetaRequest
+		if err := json.Unmarshal(l.Data, &reqs); err != nil {
+			return undecodable(l, err)
+		}
+		out := make(batchResponse, len(reqs))
+		for i := range reqs {
+			out[i] = f.apply(l.Index, &reqs[i])
+		}
+		return out
+	}
 	var req MetaRequest
 	if err := json.Unmarshal(l.Data, &req); err != nil {
-		// A log entry we cannot decode was written by a newer or broken
-		// proposer; every replica skips it alike.
-		return &MetaResponse{Errno: uint32(syscall.EINVAL), Reason: fmt.Sprintf("decode log entry %d: %v", l.Index, err)}
+		return undecodable(l, err)
 	}
+	return f.apply(l.Index, &req)
+}
+
+// undecodable answers a log entry that does not decode. Such an entry was
+// written by a newer or broken proposer; every replica skips it alike.
+func undecodable(l *raft.Log, err error) *MetaResponse {
+	return &MetaResponse{Errno: uint32(syscall.EINVAL), Reason: fmt.Sprintf("decode log entry %d: %v", l.Index, err)}
+}
+
+// apply applies one request of log entry index.
+func (f *fsm) apply(index uint64, req *MetaRequest) *MetaResponse {
 	f.mu.Lock()
 	if isMembershipOp(req.Op) {
 		defer f.mu.Unlock()
-		return f.members.apply(&req)
+		return f.members.apply(req)
 	}
-	resp := f.state.Apply(&req)
+	resp := f.state.Apply(req)
 	var recode [][32]byte
 	if req.Op == wire.OpCommit && resp.Errno == 0 && f.recode != nil {
 		recode = f.state.Recodable(req.Blocks)
@@ -82,7 +105,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 		if err := storeInline(context.Background(), f.chunks.PutLazy, req.Blocks); err != nil {
 			// The entry is committed and the chunk stays in the log; the
 			// scrub finds this replica short of it.
-			f.log.Error("apply commit: inline chunk not stored", "index", l.Index, "ino", req.Ino, "err", err)
+			f.log.Error("apply commit: inline chunk not stored", "index", index, "ino", req.Ino, "err", err)
 		}
 	}
 	return resp

@@ -123,8 +123,7 @@ func (n *Node) propose(ctx context.Context, req *MetaRequest) (*MetaResponse, er
 		timeout = time.Until(dl)
 	}
 	start := time.Now()
-	f := n.raft.Apply(data, timeout)
-	err = n.await(f)
+	answer, err := n.proposer.propose(data, timeout)
 	proposeSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
@@ -132,9 +131,9 @@ func (n *Node) propose(ctx context.Context, req *MetaRequest) (*MetaResponse, er
 		}
 		return nil, fmt.Errorf("propose op %d: %w", req.Op, err)
 	}
-	resp, ok := f.Response().(*MetaResponse)
+	resp, ok := answer.(*MetaResponse)
 	if !ok {
-		return nil, fmt.Errorf("propose op %d: state machine returned %T", req.Op, f.Response())
+		return nil, fmt.Errorf("propose op %d: state machine returned %T", req.Op, answer)
 	}
 	return resp, nil
 }

@@ -100,12 +100,14 @@ type Node struct {
 	// bufs recycles the buffers chunks and shards pass through: those
 	// pushed to this node, once stored, and those it read from its disk,
 	// once sent.
-	bufs   *chunkstore.Buffers
-	fsm    *fsm
-	raft   *raft.Raft
-	boltdb *raftboltdb.BoltStore
-	trans  *raft.NetworkTransport
-	ln     net.Listener
+	bufs *chunkstore.Buffers
+	fsm  *fsm
+	raft *raft.Raft
+	// proposer groups concurrent proposals into batch entries (propose.go).
+	proposer *proposer
+	boltdb   *raftboltdb.BoltStore
+	trans    *raft.NetworkTransport
+	ln       net.Listener
 
 	wireAddr   string // the address peers and mounts reach the wire server at
 	existing   bool   // the data directory held Raft state at start
@@ -233,7 +235,9 @@ func (n *Node) startRaft() error {
 		cfg.ID = host + cfg.Listen
 	}
 	rc.LocalID = raft.ServerID(cfg.ID)
-	// Concurrent proposals share one log write (and one fsync).
+	// Entries that reach the leader loop together share one log write
+	// (and its fsyncs); the proposer (propose.go) also groups the
+	// proposals that wait for a batch in flight into one entry.
 	rc.BatchApplyCh = true
 	if cfg.SnapshotThreshold > 0 {
 		rc.SnapshotThreshold = cfg.SnapshotThreshold
@@ -292,6 +296,7 @@ func (n *Node) startRaft() error {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
+	n.proposer = &proposer{apply: r.Apply, await: n.await}
 	n.wg.Add(1)
 	go n.watchLeadership()
 	if !existing && cfg.Join == "" && !cfg.NoBootstrap {

@@ -1,0 +1,275 @@
+package cluster
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"shoal/chunkstore"
+	"shoal/wire"
+)
+
+// appliedFuture is a raft.ApplyFuture already resolved.
+type appliedFuture struct {
+	resp any
+	err  error
+}
+
+func (f appliedFuture) Error() error  { return f.err }
+func (f appliedFuture) Index() uint64 { return 0 }
+func (f appliedFuture) Response() any { return f.resp }
+
+// logRecorder stands in for Raft under a proposer: it applies every entry
+// to a real fsm, in order, records the entries, and can hold an entry
+// until the test lets it through.
+type logRecorder struct {
+	fsm *fsm
+
+	mu      sync.Mutex
+	entries [][]byte
+	hold    chan struct{} // if set, the next entry waits for it to close
+	held    chan struct{} // closed once an entry is waiting on hold
+	fail    error         // if set, entries fail with it instead
+}
+
+func newLogRecorder() *logRecorder {
+	return &logRecorder{fsm: newFSM(StateConfig{}, chunkstore.NewMemory(), slog.Default())}
+}
+
+func (r *logRecorder) apply(data []byte, _ time.Duration) raft.ApplyFuture {
+	r.mu.Lock()
+	hold, held, fail := r.hold, r.held, r.fail
+	r.hold = nil
+	r.entries = append(r.entries, data)
+	index := uint64(len(r.entries))
+	r.mu.Unlock()
+	if hold != nil {
+		close(held)
+		<-hold
+	}
+	if fail != nil {
+		return appliedFuture{err: fail}
+	}
+	return appliedFuture{resp: r.fsm.Apply(&raft.Log{Type: raft.LogCommand, Index: index, Data: data})}
+}
+
+func (r *logRecorder) proposer() *proposer {
+	return &proposer{apply: r.apply, await: func(f raft.Future) error { return f.Error() }}
+}
+
+func mkdirJSON(t *testing.T, name string, mode uint32) []byte {
+	t.Helper()
+	data, err := json.Marshal(&MetaRequest{Op: wire.OpMkdir, Ino: wire.RootIno, Name: Name(name), Mode: mode, Now: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// TestProposerBatchesWaitingProposals holds one proposal in "Raft" while
+// five more arrive: they must go as one batch entry, and each proposer
+// must get the answer to its own request.
+func TestProposerBatchesWaitingProposals(t *testing.T) {
+	r := newLogRecorder()
+	p := r.proposer()
+	r.hold, r.held = make(chan struct{}), make(chan struct{})
+	release := r.hold
+
+	first := make(chan any, 1)
+	go func() {
+		resp, err := p.propose(mkdirJSON(t, "first", 0o700), time.Second)
+		if err != nil {
+			t.Error(err)
+		}
+		first <- resp
+	}()
+	<-r.held
+
+	const waiters = 5
+	var wg sync.WaitGroup
+	answers := make([]*MetaResponse, waiters)
+	for i := range waiters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := p.propose(mkdirJSON(t, fmt.Sprintf("d%d", i), 0o701+uint32(i)), time.Second)
+			if err != nil {
+				t.Errorf("proposal %d: %v", i, err)
+				return
+			}
+			answers[i] = resp.(*MetaResponse)
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		p.mu.Lock()
+		n := len(p.waiting)
+		p.mu.Unlock()
+		if n == waiters {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d proposals waiting, want %d", n, waiters)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	if resp := (<-first).(*MetaResponse); resp.Errno != 0 || resp.Attr.Mode&0o777 != 0o700 {
+		t.Errorf("first proposal: got errno %d mode %o, want a directory of mode 700", resp.Errno, resp.Attr.Mode&0o777)
+	}
+
+	r.mu.Lock()
+	entries := r.entries
+	r.mu.Unlock()
+	if len(entries) != 2 {
+		t.Fatalf("got %d log entries, want 2 (the first proposal, then one batch)", len(entries))
+	}
+	if isBatch(entries[0]) || !isBatch(entries[1]) {
+		t.Errorf("entries: first is a batch %v, second %v; want a plain entry, then a batch", isBatch(entries[0]), isBatch(entries[1]))
+	}
+	for i, resp := range answers {
+		if resp == nil {
+			continue
+		}
+		if want := 0o701 + uint32(i); resp.Errno != 0 || resp.Attr.Mode&0o777 != want {
+			t.Errorf("proposal %d: got errno %d mode %o, want mode %o", i, resp.Errno, resp.Attr.Mode&0o777, want)
+		}
+	}
+	// Every directory exists once, with its own mode.
+	for i := range waiters {
+		resp := r.fsm.state.Read(&MetaRequest{Op: wire.OpLookup, Ino: wire.RootIno, Name: Name(fmt.Sprintf("d%d", i))})
+		if want := 0o701 + uint32(i); resp.Errno != 0 || resp.Attr.Mode&0o777 != want {
+			t.Errorf("lookup d%d: got errno %d mode %o, want mode %o", i, resp.Errno, resp.Attr.Mode&0o777, want)
+		}
+	}
+}
+
+// TestProposerBatchFailure: a batch that Raft does not commit fails every
+// proposal in it, and the proposer goes on with the next.
+func TestProposerBatchFailure(t *testing.T) {
+	r := newLogRecorder()
+	p := r.proposer()
+	r.hold, r.held, r.fail = make(chan struct{}), make(chan struct{}), raft.ErrNotLeader
+	release := r.hold
+	go p.propose(mkdirJSON(t, "first", 0o700), time.Second)
+	<-r.held
+	errs := make(chan error, 3)
+	for i := range 3 {
+		go func() {
+			_, err := p.propose(mkdirJSON(t, fmt.Sprintf("d%d", i), 0o700), time.Second)
+			errs <- err
+		}()
+	}
+	for {
+		p.mu.Lock()
+		n := len(p.waiting)
+		p.mu.Unlock()
+		if n == 3 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	for range 3 {
+		if err := <-errs; !errors.Is(err, raft.ErrNotLeader) {
+			t.Errorf("proposal in a failed batch: got %v, want %v", err, raft.ErrNotLeader)
+		}
+	}
+	r.mu.Lock()
+	r.fail = nil
+	r.mu.Unlock()
+	resp, err := p.propose(mkdirJSON(t, "after", 0o700), time.Second)
+	if err != nil || resp.(*MetaResponse).Errno != 0 {
+		t.Fatalf("proposal after a failed batch: %v %+v", err, resp)
+	}
+}
+
+// TestFSMAppliesBatchInOrder: a batch entry's requests apply one after
+// another, each answered as if alone; an entry that does not decode is
+// answered EINVAL as a whole and changes nothing.
+func TestFSMAppliesBatchInOrder(t *testing.T) {
+	f := newFSM(StateConfig{}, chunkstore.NewMemory(), slog.Default())
+	entry := encodeBatch([][]byte{mkdirJSON(t, "a", 0o700), mkdirJSON(t, "a", 0o755), mkdirJSON(t, "b", 0o750)})
+	got, ok := f.Apply(&raft.Log{Type: raft.LogCommand, Index: 1, Data: entry}).(batchResponse)
+	if !ok || len(got) != 3 {
+		t.Fatalf("batch of 3: got %#v, want 3 answers", got)
+	}
+	if got[0].Errno != 0 || got[1].Errno != uint32(syscall.EEXIST) || got[2].Errno != 0 {
+		t.Errorf("errnos: got %d %d %d, want 0 %d 0", got[0].Errno, got[1].Errno, got[2].Errno, syscall.EEXIST)
+	}
+	for _, bad := range []string{"[", "[{}", `[{"op":1},`, "[1]", `[{"op":"x"}]`} {
+		resp, ok := f.Apply(&raft.Log{Type: raft.LogCommand, Index: 2, Data: []byte(bad)}).(*MetaResponse)
+		if !ok || resp.Errno != uint32(syscall.EINVAL) {
+			t.Errorf("entry %q: got %#v, want one EINVAL answer", bad, resp)
+		}
+	}
+	if resp := f.state.Read(&MetaRequest{Op: wire.OpLookup, Ino: wire.RootIno, Name: "b"}); resp.Errno != 0 || resp.Attr.Mode&0o777 != 0o750 {
+		t.Errorf("lookup b: got errno %d mode %o, want mode 750", resp.Errno, resp.Attr.Mode&0o777)
+	}
+}
+
+// TestTakeBatchBounds: a batch stops at maxBatchRequests requests or
+// maxBatchBytes, but always takes its first request, however large.
+func TestTakeBatchBounds(t *testing.T) {
+	mk := func(sizes ...int) []*proposal {
+		var q []*proposal
+		for _, n := range sizes {
+			q = append(q, &proposal{data: make([]byte, n)})
+		}
+		return q
+	}
+	many := make([]int, maxBatchRequests+6)
+	for i := range many {
+		many[i] = 100
+	}
+	for _, c := range []struct {
+		name  string
+		sizes []int
+		want  []int // batch lengths, in turn
+	}{
+		{"many small", many, []int{maxBatchRequests, 6}},
+		{"one huge first", []int{2 * maxBatchBytes, 10, 10}, []int{1, 2}},
+		{"huge later", []int{10, maxBatchBytes, 10}, []int{1, 1, 1}},
+	} {
+		q := mk(c.sizes...)
+		var got []int
+		for len(q) > 0 && len(got) < 10 {
+			got = append(got, len(takeBatch(&q)))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%s: batches of %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// FuzzFSMApply feeds arbitrary log entries, batches included, to the
+// FSM: it must answer each without panicking.
+func FuzzFSMApply(f *testing.F) {
+	f.Add([]byte(`{"op":3,"ino":1,"name":"a","mode":493}`))
+	f.Add(encodeBatch([][]byte{[]byte(`{"op":3,"ino":1,"name":"a","mode":493}`), []byte(`{"op":9}`)}))
+	f.Add([]byte("[]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m := newFSM(StateConfig{}, chunkstore.NewMemory(), slog.New(slog.DiscardHandler))
+		switch resp := m.Apply(&raft.Log{Type: raft.LogCommand, Index: 1, Data: data}).(type) {
+		case *MetaResponse:
+			if resp == nil {
+				t.Fatal("nil answer")
+			}
+		case batchResponse:
+			for i, r := range resp {
+				if r == nil {
+					t.Fatalf("nil answer %d of a batch", i)
+				}
+			}
+		default:
+			t.Fatalf("answer of type %T", resp)
+		}
+	})
+}
