@@ -18,7 +18,9 @@
 //   - "small": [Config.SmallFiles] files of [Config.SmallFileBytes] in one
 //     directory, with [Config.Workers] parallel workers: create (open, write,
 //     close), stat, read, rename and delete, each reported in ops/s. Caches
-//     are dropped after the create phase.
+//     are dropped after the create phase. With more than one worker, a
+//     quarter as many files are created first by a single worker ("create
+//     1 worker"), so the report shows how creates scale with parallelism.
 //   - "tree": `cp -a` of [Config.TreeSource] into the target, read every
 //     regular file (cold), remove it; seconds per phase.
 //
