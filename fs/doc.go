@@ -49,8 +49,9 @@
 // modify-write). When a sequential writer fills a block, the block is
 // sealed and uploaded in the background (Options.Uploads, 8, uploads at
 // once for the whole mount) while writing goes on; random writes stay in memory
-// until flush. Once more than Options.DirtyBytes (64 MiB) of one file's
-// blocks are unsaved, all are sealed and writers wait for uploads.
+// until flush. Once the mount holds more than Options.DirtyBytes (512 MiB)
+// of unsaved blocks, all files together, a writer seals its file's blocks
+// and waits for their uploads.
 //
 // Flush (each close(2)) and Fsync seal what is dirty, wait for all
 // uploads, then send one OpCommit with the new size, the changed blocks

@@ -217,7 +217,10 @@ func (f *file) write(ctx context.Context, data []byte, off uint64) (int, error) 
 	f.pend.valid &^= cluster.SetMtime // the write's mtime replaces an explicit one
 	f.changed = true
 	f.publish()
-	for f.dirty > f.r.opts.DirtyBytes && f.err == nil {
+	// Past the mount's dirty bound, this file's blocks go out and the
+	// writer waits for them (not for other files' blocks, which their own
+	// writers, closes and fsyncs send).
+	for f.dirty > 0 && f.r.dirty.Load() > f.r.opts.DirtyBytes && f.err == nil {
 		f.sealAll()
 		f.cond.Wait()
 	}
@@ -314,12 +317,35 @@ func (f *file) grow(wb *wblock, idx, need, from uint64) {
 			nd = f.r.bufs.Get(int(f.bs))[:need]
 		}
 		copy(nd, wb.data)
-		f.dirty += int64(cap(nd)) - int64(cap(wb.data))
+		f.addDirty(int64(cap(nd)) - int64(cap(wb.data)))
 		wb.data = nd
 	}
 	wb.data = wb.data[:need]
 	if from > old {
 		clear(wb.data[old:min(from, need)])
+	}
+}
+
+// addDirty counts n more bytes (or fewer, if negative) of dirty and
+// sealed blocks, for the file and for the mount. Called with f.mu held.
+func (f *file) addDirty(n int64) {
+	f.dirty += n
+	f.r.dirty.Add(n)
+	dirtyBytes.Add(float64(n))
+}
+
+// forget gives up the dirty blocks of a file the mount no longer keeps
+// (its last handle released) that a flush did not commit (it failed, and
+// said so): their bytes leave the mount's dirty count. Sealed blocks leave
+// it when their uploads end.
+func (f *file) forget() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, wb := range f.blocks {
+		if wb.data != nil && !wb.sealed {
+			f.addDirty(-int64(cap(wb.data)))
+			wb.data = nil
+		}
 	}
 }
 
@@ -377,7 +403,7 @@ func (f *file) upload(idx uint64, wb *wblock) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.inflight--
-	f.dirty -= int64(cap(wb.data))
+	f.addDirty(-int64(cap(wb.data)))
 	if err == nil {
 		// Nothing else refers to the sealed bytes once they are stored
 		// (readers and copy-on-write copy them under f.mu): a whole-block
@@ -469,7 +495,7 @@ func (f *file) flushLocked(ctx context.Context) error {
 // carried inline: the cache gets a copy of them, and a whole-block buffer
 // goes back to the free list.
 func (f *file) committedInline(wb *wblock, b cluster.Block) {
-	f.dirty -= int64(cap(wb.data))
+	f.addDirty(-int64(cap(wb.data)))
 	f.r.cache.add(chunkstore.ID(b.ID), bytes.Clone(wb.data))
 	if uint64(cap(wb.data)) >= f.bs {
 		f.r.bufs.Put(wb.data)

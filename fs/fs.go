@@ -75,8 +75,9 @@ type Options struct {
 	// cluster.ClientConfig.Buffers) so that the chunks its Gets return
 	// land in memory the cache has let go of.
 	Buffers *chunkstore.Buffers
-	// DirtyBytes bounds the written but not yet uploaded bytes held per
-	// open file; writers wait for uploads beyond it. Zero means 64 MiB.
+	// DirtyBytes bounds the written but not yet uploaded bytes the mount
+	// holds, all open files together; beyond it a writer uploads its
+	// file's blocks and waits. Zero means DefaultDirtyBytes.
 	DirtyBytes int64
 	// Uploads is how many chunk uploads run at once (for all files); zero
 	// means 8. Each is a round trip that ends with an fsync on the node,
@@ -122,7 +123,7 @@ func (o Options) withDefaults() Options {
 		o.CacheBytes = 256 << 20
 	}
 	if o.DirtyBytes <= 0 {
-		o.DirtyBytes = 64 << 20
+		o.DirtyBytes = DefaultDirtyBytes
 	}
 	if o.Uploads <= 0 {
 		o.Uploads = 8
@@ -157,6 +158,7 @@ type Root struct {
 	node   *node
 
 	uploads chan struct{}       // upload slots
+	dirty   atomic.Int64        // bytes of dirty and sealed blocks, all files (Options.DirtyBytes)
 	bufs    *chunkstore.Buffers // free whole-block buffers, reused to spare page faults
 
 	blockSize atomic.Uint32 // the metadata's block size, once known
@@ -196,13 +198,26 @@ func New(meta Metadata, chunks Chunks, opts Options) *Root {
 }
 
 // NewBuffers returns a free list of block-sized buffers for a file system
-// with opts (see Options.Buffers): it keeps enough for one file's dirty
-// blocks, the uploads in flight and the read-ahead window.
+// with opts (see Options.Buffers): it keeps enough for the uploads in
+// flight, the read-ahead window and keptDirtyBuffers of dirty blocks. A
+// burst of random writes may use up to Options.DirtyBytes; what it used
+// beyond that goes back to the Go heap, not to a list that would hold it
+// for good.
 func NewBuffers(opts Options) *chunkstore.Buffers {
 	opts = opts.withDefaults()
 	blocks := int64(opts.Uploads + 2*max(opts.ReadAhead, 0))
-	return chunkstore.NewBuffers(opts.DirtyBytes + blocks*cluster.DefaultBlockSize)
+	return chunkstore.NewBuffers(min(opts.DirtyBytes, keptDirtyBuffers) + blocks*cluster.DefaultBlockSize)
 }
+
+// DefaultDirtyBytes is the mount's default bound on written but not yet
+// uploaded bytes (Options.DirtyBytes). A random writer's blocks stay in
+// memory until close or fsync, so a file rewritten at random is uploaded
+// once per block, not once per write, as long as its blocks fit: 512 MiB
+// holds 128 blocks of 4 MiB.
+const DefaultDirtyBytes = 512 << 20
+
+// keptDirtyBuffers bounds the dirty blocks' share of the free list.
+const keptDirtyBuffers = 64 << 20
 
 // MountOptions are the mount-time settings a caller may choose; the rest
 // (direct mount, allow_other, default_permissions, 1 MiB requests, async
@@ -405,6 +420,7 @@ func (r *Root) release(f *file) {
 	delete(r.files, f.ino)
 	orphan := f.orphaned
 	r.mu.Unlock()
+	f.forget()
 	if orphan {
 		r.drop(ctx, f.ino)
 	}

@@ -25,6 +25,10 @@ var (
 		Name: "shoal_mount_chunk_bytes_total",
 		Help: "Chunk bytes the mount uploaded (up) and fetched (down).",
 	}, []string{"dir"})
+	dirtyBytes = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "shoal_mount_dirty_bytes",
+		Help: "Written bytes the mount holds in memory, not yet uploaded or uploading (bounded by --dirty-mb).",
+	})
 	uploadSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "shoal_mount_upload_seconds",
 		Help:    "Chunk uploads, by stage: wait (for one of Options.Uploads slots) and store (hash and store the chunk in the cluster), and how long each took.",

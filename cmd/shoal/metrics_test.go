@@ -65,4 +65,8 @@ func TestMetricsEndpoints(t *testing.T) {
 	if v := mm[`shoal_mount_meta_request_seconds_count{op="commit",outcome="ok"}`]; v < 1 {
 		t.Errorf("mount: %v commits counted, want at least 1", v)
 	}
+	// Everything written was committed at close: nothing is held.
+	if v, ok := mm[`shoal_mount_dirty_bytes`]; !ok || v != 0 {
+		t.Errorf("mount: dirty bytes %v (reported: %v), want 0 after close", v, ok)
+	}
 }

@@ -19,6 +19,7 @@ import (
 // mountFlags are the flags of a mount, shared by "mount" and "up".
 type mountFlags struct {
 	cacheMB     int
+	dirtyMB     int
 	attrTimeout time.Duration
 	retryFor    time.Duration
 	debug       bool
@@ -28,6 +29,7 @@ type mountFlags struct {
 func (f *mountFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.IntVar(&f.cacheMB, "cache-mb", 256, "size of the in-memory chunk cache in MiB")
+	fl.IntVar(&f.dirtyMB, "dirty-mb", fs.DefaultDirtyBytes>>20, "written data held in memory before upload, all files together, in MiB; beyond it writers wait for uploads")
 	fl.DurationVar(&f.attrTimeout, "attr-timeout", time.Second, "how long the kernel may cache attributes and names (0: not at all)")
 	fl.DurationVar(&f.retryFor, "retry-for", 30*time.Second, "how long to retry when the cluster cannot be reached before failing with EIO")
 	fl.BoolVar(&f.debug, "fuse-debug", false, "log every FUSE request and reply to stderr, as plain lines, whatever --log-level is")
@@ -49,7 +51,10 @@ func (f *mountFlags) mount(ctx context.Context, addr, dir string) error {
 	if !st.IsDir() {
 		return fmt.Errorf("mountpoint %s: not a directory", dir)
 	}
-	fsOpts := fs.Options{CacheBytes: int64(f.cacheMB) << 20, Logger: slog.Default()}
+	if f.cacheMB <= 0 || f.dirtyMB <= 0 {
+		return fmt.Errorf("--cache-mb and --dirty-mb must be positive (got %d and %d)", f.cacheMB, f.dirtyMB)
+	}
+	fsOpts := fs.Options{CacheBytes: int64(f.cacheMB) << 20, DirtyBytes: int64(f.dirtyMB) << 20, Logger: slog.Default()}
 	// The chunks the client fetches land in memory the cache has let go of.
 	fsOpts.Buffers = fs.NewBuffers(fsOpts)
 	client, err := cluster.Dial(ctx, addr, cluster.ClientConfig{Logger: slog.Default(), RetryFor: f.retryFor, Buffers: fsOpts.Buffers})
