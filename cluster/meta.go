@@ -79,6 +79,7 @@ const (
 	RenameNoReplace = wire.RenameNoReplace
 	RenameExchange  = wire.RenameExchange
 	DropUnopened    = wire.DropUnopened
+	ReadDirAttrs    = wire.ReadDirAttrs
 	XattrCreate     = wire.XattrCreate
 	XattrReplace    = wire.XattrReplace
 

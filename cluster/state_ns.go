@@ -32,8 +32,14 @@ func (s *State) readDir(req *MetaRequest) *MetaResponse {
 		return stErr(e, "readdir")
 	}
 	ents := make([]DirEntry, 0, len(d.entries))
+	withAttrs := req.Flags&wire.ReadDirAttrs != 0
 	for name, ino := range d.entries {
-		ents = append(ents, DirEntry{Name: Name(name), Ino: ino, Mode: s.inodes[ino].attr.Mode})
+		e := DirEntry{Name: Name(name), Ino: ino, Mode: s.inodes[ino].attr.Mode}
+		if withAttrs {
+			a := s.inodes[ino].attr
+			e.Attr = &a
+		}
+		ents = append(ents, e)
 	}
 	sort.Slice(ents, func(i, j int) bool { return ents[i].Name < ents[j].Name })
 	return &MetaResponse{Entries: ents, Dir: stAttr(d), DirBefore: d.attr.Ctime}

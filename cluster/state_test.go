@@ -390,6 +390,17 @@ func TestStateMkdirSymlinkReaddir(t *testing.T) {
 	if ents[0].Mode&stIFMT != stIFDIR || ents[2].Mode != stIFLNK|0o777 || ents[2].Ino != l.Ino {
 		t.Fatalf("readdir entries: got %+v", ents)
 	}
+	for _, e := range ents {
+		if e.Attr != nil {
+			t.Fatalf("readdir without ReadDirAttrs: entry %s carries attributes", e.Name)
+		}
+	}
+	// With ReadDirAttrs each entry carries what GetAttr answers.
+	for _, e := range h.ok(MetaRequest{Op: wire.OpReadDir, Ino: d.Ino, Flags: wire.ReadDirAttrs}).Entries {
+		if want := h.attr(e.Ino); e.Attr == nil || *e.Attr != want {
+			t.Fatalf("readdir with attributes: entry %s: got %+v, want %+v", e.Name, e.Attr, want)
+		}
+	}
 	h.wantNlink(d.Ino, 3)
 	st := h.ok(MetaRequest{Op: wire.OpStatfs}).Statfs
 	if st.Files != 5 || st.Namelen != 255 {

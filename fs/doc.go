@@ -30,8 +30,11 @@
 // before every create is answered ENOENT by fs itself when the directory
 // was made or listed by this mount less than AttrTimeout ago and the name
 // is not among those it knows (dirnames.go).
-// Readdir fetches a directory's entries once per opendir. READDIRPLUS is
-// off: it would cost a lookup per entry even for a plain ls.
+// A directory handle fetches the directory's entries once, at its first
+// read, each with its inode's attributes (cluster.ReadDirAttrs), and
+// answers the kernel's READDIRPLUS from them: "ls -l", "find" or "rm -r"
+// learn every entry's attributes with the listing instead of looking each
+// name up.
 //
 // # Block layout
 //

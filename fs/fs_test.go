@@ -1107,3 +1107,54 @@ func TestRedirectedWriteSkipsCapabilityLookup(t *testing.T) {
 		}
 	}
 }
+
+// TestListingAnswersLookups: a fresh mount lists a directory and stats
+// every entry (ls -l): the listing carries the attributes (READDIRPLUS),
+// so no entry is looked up on its own, and the attributes are right.
+func TestListingAnswersLookups(t *testing.T) {
+	w := newWorld()
+	dir, unmount := w.mount(t, fs.Options{})
+	sub := filepath.Join(dir, "d")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const files = 40
+	for i := range files {
+		p := filepath.Join(sub, fmt.Sprintf("f%02d", i))
+		if err := os.WriteFile(p, randBytes(uint64(i), i*100), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, 0o600+os.FileMode(i%8)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unmount()
+
+	cm := &countMeta{Metadata: w.meta}
+	w.meta = cm
+	dir, _ = w.mount(t, fs.Options{})
+	sub = filepath.Join(dir, "d")
+	ents, err := os.ReadDir(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != files {
+		t.Fatalf("readdir: got %d entries, want %d", len(ents), files)
+	}
+	for i, e := range ents {
+		fi, err := os.Lstat(filepath.Join(sub, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() != int64(i*100) || fi.Mode().Perm() != 0o600+os.FileMode(i%8) {
+			t.Errorf("%s: got size %d mode %v, want %d and %v", e.Name(), fi.Size(), fi.Mode().Perm(), i*100, 0o600+os.FileMode(i%8))
+		}
+	}
+	// "d" itself is looked up; its entries come with the listing.
+	if got := cm.count(cluster.OpLookup); got > 1 {
+		t.Errorf("lookups: got %d, want at most 1 (the directory's own)", got)
+	}
+	if got := cm.count(cluster.OpReadDir); got != 1 {
+		t.Errorf("readdirs: got %d, want 1", got)
+	}
+}

@@ -39,26 +39,26 @@ type node struct {
 }
 
 var (
-	_ gofs.NodeLookuper      = (*node)(nil)
-	_ gofs.NodeGetattrer     = (*node)(nil)
-	_ gofs.NodeSetattrer     = (*node)(nil)
-	_ gofs.NodeCreater       = (*node)(nil)
-	_ gofs.NodeMknoder       = (*node)(nil)
-	_ gofs.NodeMkdirer       = (*node)(nil)
-	_ gofs.NodeSymlinker     = (*node)(nil)
-	_ gofs.NodeReadlinker    = (*node)(nil)
-	_ gofs.NodeLinker        = (*node)(nil)
-	_ gofs.NodeUnlinker      = (*node)(nil)
-	_ gofs.NodeRmdirer       = (*node)(nil)
-	_ gofs.NodeRenamer       = (*node)(nil)
-	_ gofs.NodeReaddirer     = (*node)(nil)
-	_ gofs.NodeOpener        = (*node)(nil)
-	_ gofs.NodeStatfser      = (*node)(nil)
-	_ gofs.NodeFsyncer       = (*node)(nil)
-	_ gofs.NodeGetxattrer    = (*node)(nil)
-	_ gofs.NodeSetxattrer    = (*node)(nil)
-	_ gofs.NodeListxattrer   = (*node)(nil)
-	_ gofs.NodeRemovexattrer = (*node)(nil)
+	_ gofs.NodeLookuper       = (*node)(nil)
+	_ gofs.NodeGetattrer      = (*node)(nil)
+	_ gofs.NodeSetattrer      = (*node)(nil)
+	_ gofs.NodeCreater        = (*node)(nil)
+	_ gofs.NodeMknoder        = (*node)(nil)
+	_ gofs.NodeMkdirer        = (*node)(nil)
+	_ gofs.NodeSymlinker      = (*node)(nil)
+	_ gofs.NodeReadlinker     = (*node)(nil)
+	_ gofs.NodeLinker         = (*node)(nil)
+	_ gofs.NodeUnlinker       = (*node)(nil)
+	_ gofs.NodeRmdirer        = (*node)(nil)
+	_ gofs.NodeRenamer        = (*node)(nil)
+	_ gofs.NodeOpendirHandler = (*node)(nil)
+	_ gofs.NodeOpener         = (*node)(nil)
+	_ gofs.NodeStatfser       = (*node)(nil)
+	_ gofs.NodeFsyncer        = (*node)(nil)
+	_ gofs.NodeGetxattrer     = (*node)(nil)
+	_ gofs.NodeSetxattrer     = (*node)(nil)
+	_ gofs.NodeListxattrer    = (*node)(nil)
+	_ gofs.NodeRemovexattrer  = (*node)(nil)
 
 	_ gofs.FileReader    = (*handle)(nil)
 	_ gofs.FileWriter    = (*handle)(nil)
@@ -463,11 +463,19 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	return 0
 }
 
-// Readdir implements fs.NodeReaddirer: it fetches all entries at once.
-func (n *node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
-	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpReadDir, Ino: n.ino()})
+// OpendirHandle implements fs.NodeOpendirHandler: a directory is read
+// through a dirHandle.
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	return &dirHandle{n: n}, 0, 0
+}
+
+// list fetches all of n's entries at once, with their attributes, and
+// returns them as the kernel lists them ("." and ".." first) together
+// with the attributes by name.
+func (n *node) list(ctx context.Context) ([]fuse.DirEntry, map[string]cluster.Attr, syscall.Errno) {
+	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpReadDir, Ino: n.ino(), Flags: cluster.ReadDirAttrs})
 	if err != nil {
-		return nil, n.errno("readdir", err)
+		return nil, nil, n.errno("readdir", err)
 	}
 	parent := n.ino()
 	if _, p := n.Parent(); p != nil {
@@ -478,16 +486,90 @@ func (n *node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 		fuse.DirEntry{Name: ".", Ino: n.ino(), Mode: syscall.S_IFDIR},
 		fuse.DirEntry{Name: "..", Ino: parent, Mode: syscall.S_IFDIR})
 	names := make(map[string]struct{}, len(resp.Entries))
+	attrs := make(map[string]cluster.Attr, len(resp.Entries))
 	for _, e := range resp.Entries {
 		list = append(list, fuse.DirEntry{Name: string(e.Name), Ino: e.Ino, Mode: e.Mode})
 		names[string(e.Name)] = struct{}{}
+		if e.Attr != nil && e.Attr.Ino == e.Ino {
+			attrs[string(e.Name)] = *e.Attr
+		}
 	}
 	var ctime int64
 	if resp.Dir != nil && resp.Dir.Ino == n.ino() {
 		ctime = resp.Dir.Ctime
 	}
 	n.knowNames(names, ctime)
-	return gofs.NewListDirStream(list), 0
+	return list, attrs, 0
+}
+
+// dirHandle is an open directory. It fetches the listing at its first
+// read, each entry with its inode's attributes, and answers the lookups
+// of a READDIRPLUS (which hands the kernel each entry's attributes with
+// its name) from those, so that "ls -l", "find" or "rm -r" cost one round
+// trip per directory rather than one per entry. Like getdents(2) on any
+// file system, what it lists is the directory as of that first read.
+// go-fuse calls its methods one at a time.
+type dirHandle struct {
+	n       *node
+	listed  bool
+	entries []fuse.DirEntry
+	attrs   map[string]cluster.Attr
+	next    int // index of the next entry to read
+}
+
+var (
+	_ gofs.FileReaddirenter = (*dirHandle)(nil)
+	_ gofs.FileSeekdirer    = (*dirHandle)(nil)
+	_ gofs.FileLookuper     = (*dirHandle)(nil)
+)
+
+func (h *dirHandle) load(ctx context.Context) syscall.Errno {
+	if h.listed {
+		return 0
+	}
+	entries, attrs, errno := h.n.list(ctx)
+	if errno != 0 {
+		return errno
+	}
+	h.entries, h.attrs, h.listed = entries, attrs, true
+	return 0
+}
+
+// Readdirent implements fs.FileReaddirenter. An entry's offset is the
+// index of the one after it, which Seekdir takes back.
+func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if errno := h.load(ctx); errno != 0 {
+		return nil, errno
+	}
+	if h.next >= len(h.entries) {
+		return nil, 0
+	}
+	e := h.entries[h.next]
+	h.next++
+	e.Off = uint64(h.next)
+	return &e, 0
+}
+
+// Seekdir implements fs.FileSeekdirer.
+func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if errno := h.load(ctx); errno != 0 {
+		return errno
+	}
+	if off > uint64(len(h.entries)) {
+		return syscall.EINVAL
+	}
+	h.next = int(off)
+	return 0
+}
+
+// Lookup implements fs.FileLookuper, for READDIRPLUS: a name the listing
+// carried attributes for is answered from them; any other the directory
+// looks up.
+func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if a, ok := h.attrs[name]; ok {
+		return h.n.child(ctx, a, out), 0
+	}
+	return h.n.Lookup(ctx, name, out)
 }
 
 // Fsync implements fs.NodeFsyncer: for a file it flushes like close; for

@@ -87,6 +87,7 @@ const (
 	RenameNoReplace = 1 << 0 // OpRename: fail with EEXIST if the target exists (RENAME_NOREPLACE)
 	RenameExchange  = 1 << 1 // OpRename: swap the two names (RENAME_EXCHANGE)
 	DropUnopened    = 1 << 2 // OpUnlink, OpRename: if the inode the op takes a name from is NewIno and that was its last name, free it at once (the client does not hold it open), so no OpDrop follows
+	ReadDirAttrs    = 1 << 0 // OpReadDir: each entry carries its inode's attributes (DirEntry.Attr)
 	XattrCreate     = 1 << 0 // OpSetXattr: fail with EEXIST if set (XATTR_CREATE)
 	XattrReplace    = 1 << 1 // OpSetXattr: fail with ENODATA if unset (XATTR_REPLACE)
 	PlaceReplace    = 1 << 0 // OpPlace: replace a placement of another scheme (the chunk was re-encoded)
@@ -127,6 +128,9 @@ type DirEntry struct {
 	Name Name   `json:"name"`
 	Ino  uint64 `json:"ino"`
 	Mode uint32 `json:"mode"` // file type bits and permissions of the inode
+	// Attr is the inode's attributes, if the OpReadDir asked for them
+	// (ReadDirAttrs).
+	Attr *Attr `json:"attr,omitempty"`
 }
 
 // Block is one block of a file: bytes [Index*BlockSize, Index*BlockSize+Len)

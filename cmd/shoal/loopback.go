@@ -35,17 +35,16 @@ func loopbackCmd() *cobra.Command {
 			// server does with the data.
 			srv, err := gofs.Mount(dir, root, &gofs.Options{
 				MountOptions: fuse.MountOptions{
-					AllowOther:         true,
-					Options:            []string{"default_permissions"},
-					FsName:             orig,
-					Name:               "loopback",
-					DirectMount:        true,
-					DirectMountStrict:  true,
-					MaxWrite:           1 << 20,
-					MaxReadAhead:       1 << 20,
-					MaxBackground:      64,
-					DisableSplice:      true,
-					DisableReadDirPlus: true,
+					AllowOther:        true,
+					Options:           []string{"default_permissions"},
+					FsName:            orig,
+					Name:              "loopback",
+					DirectMount:       true,
+					DirectMountStrict: true,
+					MaxWrite:          1 << 20,
+					MaxReadAhead:      1 << 20,
+					MaxBackground:     64,
+					DisableSplice:     true,
 					// Every read and write goes through this process.
 					DisabledCapabilities: fuse.CAP_PASSTHROUGH,
 				},
