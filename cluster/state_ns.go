@@ -37,7 +37,7 @@ func (s *State) readDir(req *MetaRequest) *MetaResponse {
 		e := DirEntry{Name: Name(name), Ino: ino, Mode: s.inodes[ino].attr.Mode}
 		if withAttrs {
 			a := s.inodes[ino].attr
-			e.Attr = &a
+			e.Attr, e.NoXattrs = &a, len(s.inodes[ino].xattrs) == 0
 		}
 		ents = append(ents, e)
 	}

@@ -1128,6 +1128,9 @@ func TestListingAnswersLookups(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := unix.Setxattr(filepath.Join(sub, "f07"), "user.k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
 	unmount()
 
 	cm := &countMeta{Metadata: w.meta}
@@ -1149,6 +1152,24 @@ func TestListingAnswersLookups(t *testing.T) {
 		if fi.Size() != int64(i*100) || fi.Mode().Perm() != 0o600+os.FileMode(i%8) {
 			t.Errorf("%s: got size %d mode %v, want %d and %v", e.Name(), fi.Size(), fi.Mode().Perm(), i*100, 0o600+os.FileMode(i%8))
 		}
+	}
+	// The getxattr "ls -l" sends for each entry is answered by the mount
+	// for those listed without extended attributes.
+	buf := make([]byte, 64)
+	for _, e := range ents {
+		n, err := unix.Lgetxattr(filepath.Join(sub, e.Name()), "user.k", buf)
+		if e.Name() == "f07" {
+			if err != nil || string(buf[:n]) != "v" {
+				t.Errorf("getxattr f07 user.k: got %q, %v; want \"v\"", buf[:n], err)
+			}
+			continue
+		}
+		if !errors.Is(err, unix.ENODATA) {
+			t.Errorf("getxattr %s user.k: got %v, want ENODATA", e.Name(), err)
+		}
+	}
+	if got := cm.count(cluster.OpGetXattr); got != 1 {
+		t.Errorf("getxattr requests: got %d, want 1 (for the one file that has one)", got)
 	}
 	// "d" itself is looked up; its entries come with the listing.
 	if got := cm.count(cluster.OpLookup); got > 1 {

@@ -26,10 +26,13 @@ type node struct {
 	hasAttr bool
 	capVal  []byte // cached security.capability value, nil if absent
 	capErr  syscall.Errno
-	capTill time.Time           // capVal/capErr valid until then
-	fresh   time.Time           // directories: attr was exact then (dirattr.go)
-	names   map[string]struct{} // directories: every name, if known (dirnames.go)
-	namesAt time.Time           // when names were last known complete
+	capTill time.Time // capVal/capErr valid until then
+	// noXattrsTill: a listing said the inode had no extended attributes;
+	// getxattr and listxattr answer so themselves until then.
+	noXattrsTill time.Time
+	fresh        time.Time           // directories: attr was exact then (dirattr.go)
+	names        map[string]struct{} // directories: every name, if known (dirnames.go)
+	namesAt      time.Time           // when names were last known complete
 	// namesCtime is the directory's ctime when names were last known
 	// complete (0: unknown); namesSteps maps the ctimes before this
 	// mount's changes to the ctimes after, for those not yet connected
@@ -471,8 +474,8 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle
 
 // list fetches all of n's entries at once, with their attributes, and
 // returns them as the kernel lists them ("." and ".." first) together
-// with the attributes by name.
-func (n *node) list(ctx context.Context) ([]fuse.DirEntry, map[string]cluster.Attr, syscall.Errno) {
+// with what it says of each entry by name.
+func (n *node) list(ctx context.Context) ([]fuse.DirEntry, map[string]listed, syscall.Errno) {
 	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpReadDir, Ino: n.ino(), Flags: cluster.ReadDirAttrs})
 	if err != nil {
 		return nil, nil, n.errno("readdir", err)
@@ -486,12 +489,12 @@ func (n *node) list(ctx context.Context) ([]fuse.DirEntry, map[string]cluster.At
 		fuse.DirEntry{Name: ".", Ino: n.ino(), Mode: syscall.S_IFDIR},
 		fuse.DirEntry{Name: "..", Ino: parent, Mode: syscall.S_IFDIR})
 	names := make(map[string]struct{}, len(resp.Entries))
-	attrs := make(map[string]cluster.Attr, len(resp.Entries))
+	attrs := make(map[string]listed, len(resp.Entries))
 	for _, e := range resp.Entries {
 		list = append(list, fuse.DirEntry{Name: string(e.Name), Ino: e.Ino, Mode: e.Mode})
 		names[string(e.Name)] = struct{}{}
 		if e.Attr != nil && e.Attr.Ino == e.Ino {
-			attrs[string(e.Name)] = *e.Attr
+			attrs[string(e.Name)] = listed{attr: *e.Attr, noXattrs: e.NoXattrs}
 		}
 	}
 	var ctime int64
@@ -513,8 +516,14 @@ type dirHandle struct {
 	n       *node
 	listed  bool
 	entries []fuse.DirEntry
-	attrs   map[string]cluster.Attr
+	attrs   map[string]listed
 	next    int // index of the next entry to read
+}
+
+// listed is what a listing says of an entry besides its name.
+type listed struct {
+	attr     cluster.Attr
+	noXattrs bool // the inode has no extended attributes
 }
 
 var (
@@ -564,12 +573,18 @@ func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 
 // Lookup implements fs.FileLookuper, for READDIRPLUS: a name the listing
 // carried attributes for is answered from them; any other the directory
-// looks up.
+// looks up. An inode listed without extended attributes answers the
+// getxattr that "ls -l" sends for each entry itself, for AttrTimeout.
 func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	if a, ok := h.attrs[name]; ok {
-		return h.n.child(ctx, a, out), 0
+	e, ok := h.attrs[name]
+	if !ok {
+		return h.n.Lookup(ctx, name, out)
 	}
-	return h.n.Lookup(ctx, name, out)
+	c := h.n.child(ctx, e.attr, out)
+	if cn, ok := c.Operations().(*node); ok && e.noXattrs {
+		cn.knowNoXattrs()
+	}
+	return c, 0
 }
 
 // Fsync implements fs.NodeFsyncer: for a file it flushes like close; for
@@ -626,8 +641,8 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 	if strings.HasPrefix(attr, aclPrefix) {
 		return 0, syscall.EOPNOTSUPP
 	}
-	if n.r.isPending(n.ino()) {
-		return 0, syscall.ENODATA // a new file has no xattrs yet
+	if n.r.isPending(n.ino()) || n.hasNoXattrs() {
+		return 0, syscall.ENODATA // a new file has no xattrs yet, a listed one may have none
 	}
 	var val []byte
 	if attr == xattrCapability {
@@ -675,11 +690,26 @@ func (n *node) newFileHasNoCap() {
 	n.mu.Unlock()
 }
 
-// forgetCap drops the cached security.capability answer.
+// forgetCap drops the cached security.capability answer, and the
+// knowledge that n has no extended attributes.
 func (n *node) forgetCap() {
 	n.mu.Lock()
-	n.capTill = time.Time{}
+	n.capTill, n.noXattrsTill = time.Time{}, time.Time{}
 	n.mu.Unlock()
+}
+
+// knowNoXattrs records that n had no extended attributes just now.
+func (n *node) knowNoXattrs() {
+	n.mu.Lock()
+	n.noXattrsTill = time.Now().Add(n.r.opts.AttrTimeout)
+	n.mu.Unlock()
+}
+
+// hasNoXattrs reports whether n is known to have no extended attributes.
+func (n *node) hasNoXattrs() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return time.Now().Before(n.noXattrsTill)
 }
 
 // Setxattr implements fs.NodeSetxattrer.
@@ -704,8 +734,8 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 // Listxattr implements fs.NodeListxattrer: names NUL-terminated, with
 // ERANGE and the needed size if dest is too small.
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	if n.r.isPending(n.ino()) {
-		return 0, 0 // a new file has no xattrs yet
+	if n.r.isPending(n.ino()) || n.hasNoXattrs() {
+		return 0, 0 // a new file has no xattrs yet, a listed one may have none
 	}
 	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpListXattr, Ino: n.ino()})
 	if err != nil {

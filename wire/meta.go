@@ -131,6 +131,9 @@ type DirEntry struct {
 	// Attr is the inode's attributes, if the OpReadDir asked for them
 	// (ReadDirAttrs).
 	Attr *Attr `json:"attr,omitempty"`
+	// NoXattrs says, with Attr, that the inode has no extended
+	// attributes.
+	NoXattrs bool `json:"noxattrs,omitempty"`
 }
 
 // Block is one block of a file: bytes [Index*BlockSize, Index*BlockSize+Len)
