@@ -514,8 +514,7 @@ func (n *node) list(ctx context.Context) ([]fuse.DirEntry, map[string]listed, sy
 // go-fuse calls its methods one at a time.
 type dirHandle struct {
 	n       *node
-	listed  bool
-	entries []fuse.DirEntry
+	entries []fuse.DirEntry // nil until the first read (then "." and ".." at least)
 	attrs   map[string]listed
 	next    int // index of the next entry to read
 }
@@ -532,15 +531,16 @@ var (
 	_ gofs.FileLookuper     = (*dirHandle)(nil)
 )
 
+// load fetches the listing unless it has it.
 func (h *dirHandle) load(ctx context.Context) syscall.Errno {
-	if h.listed {
+	if h.entries != nil {
 		return 0
 	}
 	entries, attrs, errno := h.n.list(ctx)
 	if errno != 0 {
 		return errno
 	}
-	h.entries, h.attrs, h.listed = entries, attrs, true
+	h.entries, h.attrs = entries, attrs
 	return 0
 }
 

@@ -36,10 +36,7 @@ func (r *runner) small(ctx context.Context) error {
 		cold  bool
 		op    func(w *smallWorker, i int) error
 	}{
-		{"create", false, func(w *smallWorker, i int) error {
-			w.pat.fill(w.buf)
-			return writeFile(name(i), w.buf)
-		}},
+		{"create", false, createAs(name)},
 		{"stat", true, func(w *smallWorker, i int) error {
 			fi, err := os.Stat(name(i))
 			if err == nil && fi.Size() != int64(size) {
@@ -85,15 +82,22 @@ func (r *runner) serialCreate(ctx context.Context) error {
 	}
 	defer os.RemoveAll(dir)
 	n := max(r.cfg.SmallFiles/4, 1)
-	elapsed, err := r.parallel(ctx, "small "+serialCreatePhase, n, 1, func(w *smallWorker, i int) error {
-		w.pat.fill(w.buf)
-		return writeFile(filepath.Join(dir, fmt.Sprintf("s%06d", i)), w.buf)
-	})
+	name := func(i int) string { return filepath.Join(dir, fmt.Sprintf("s%06d", i)) }
+	elapsed, err := r.parallel(ctx, "small "+serialCreatePhase, n, 1, createAs(name))
 	if err != nil {
 		return fmt.Errorf("%s: %w", serialCreatePhase, err)
 	}
 	r.add(WorkloadSmall, serialCreatePhase, UnitOpsps, int64(n), elapsed)
 	return nil
+}
+
+// createAs returns the create op of the small-file workload: file i,
+// named name(i), gets the worker's next pattern bytes.
+func createAs(name func(i int) string) func(w *smallWorker, i int) error {
+	return func(w *smallWorker, i int) error {
+		w.pat.fill(w.buf)
+		return writeFile(name(i), w.buf)
+	}
 }
 
 // smallWorker is one worker's private state.
