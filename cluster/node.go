@@ -239,6 +239,10 @@ func (n *Node) startRaft() error {
 	// (and its fsyncs); the proposer (propose.go) also groups the
 	// proposals that wait for a batch in flight into one entry.
 	rc.BatchApplyCh = true
+	// Timings go to Prometheus (raftmetrics.go), labelled by peer; the
+	// legacy copies with the peer id in the key would only be dropped.
+	rc.NoLegacyTelemetry = true
+	exportRaftMetrics()
 	if cfg.SnapshotThreshold > 0 {
 		rc.SnapshotThreshold = cfg.SnapshotThreshold
 		rc.TrailingLogs = cfg.SnapshotThreshold / 2

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -31,9 +32,15 @@ func loopbackCmd() *cobra.Command {
 				return fmt.Errorf("loopback %s: %w", orig, err)
 			}
 			// The FUSE settings of shoal's own mount (fs.Mount, with its
-			// read-ahead window), so that the two differ only in what the
-			// server does with the data.
+			// read-ahead window and a default mount's cache times), so
+			// that the two differ only in what the server does with the
+			// data. Without the times, go-fuse would let the kernel cache
+			// no attribute or name at all, and every stat would cross.
+			cacheFor, noNegative := defaultAttrTimeout, time.Duration(0)
 			srv, err := gofs.Mount(dir, root, &gofs.Options{
+				AttrTimeout:     &cacheFor,
+				EntryTimeout:    &cacheFor,
+				NegativeTimeout: &noNegative,
 				MountOptions: fuse.MountOptions{
 					AllowOther:        true,
 					Options:           []string{"default_permissions"},

@@ -58,6 +58,13 @@ func TestMetricsEndpoints(t *testing.T) {
 	if v := nm[`shoal_node_chunk_bytes_total{dir="in"}`]; v < float64(len(data)) {
 		t.Errorf("node: %v chunk bytes in, want at least %d", v, len(data))
 	}
+	// Raft's own timings: each commit the file's close made was written
+	// to the leader's log and committed.
+	for _, name := range []string{"shoal_node_raft_commit_seconds_count", "shoal_node_raft_leader_write_seconds_count"} {
+		if v := nm[name]; v < 1 {
+			t.Errorf("node: %s = %v, want at least 1", name, v)
+		}
+	}
 	mm := scrape(t, mountMetrics)
 	if v := mm[`shoal_mount_chunk_bytes_total{dir="up"}`]; v < float64(len(data)) {
 		t.Errorf("mount: %v bytes uploaded, want at least %d", v, len(data))
