@@ -28,22 +28,18 @@ import (
 // commit (3 s).
 var raftBuckets = prometheus.ExponentialBuckets(0.0001, 2, 16)
 
+// raftHistogram registers a histogram of Raft timings in seconds.
+func raftHistogram(name, help string) prometheus.Histogram {
+	return promauto.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: raftBuckets})
+}
+
 var (
-	raftCommitSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
-		Name:    "shoal_node_raft_commit_seconds",
-		Help:    "On the leader: how long a log entry took from being dispatched to being committed by a majority of voters (its own log write, then the followers').",
-		Buckets: raftBuckets,
-	})
-	raftLeaderWriteSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
-		Name:    "shoal_node_raft_leader_write_seconds",
-		Help:    "On the leader: how long writing new entries to its own Raft log (fsynced) took, before they go to the followers.",
-		Buckets: raftBuckets,
-	})
-	raftFollowerWriteSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
-		Name:    "shoal_node_raft_follower_write_seconds",
-		Help:    "On a follower: how long writing the entries of one AppendEntries to its Raft log (fsynced) took.",
-		Buckets: raftBuckets,
-	})
+	raftCommitSeconds = raftHistogram("shoal_node_raft_commit_seconds",
+		"On the leader: how long a log entry took from being dispatched to being committed by a majority of voters (its own log write, then the followers').")
+	raftLeaderWriteSeconds = raftHistogram("shoal_node_raft_leader_write_seconds",
+		"On the leader: how long writing new entries to its own Raft log (fsynced) took, before they go to the followers.")
+	raftFollowerWriteSeconds = raftHistogram("shoal_node_raft_follower_write_seconds",
+		"On a follower: how long writing the entries of one AppendEntries to its Raft log (fsynced) took.")
 	raftAppendSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "shoal_node_raft_append_entries_seconds",
 		Help:    "On the leader: how long one AppendEntries to a follower took, from sending to its answer (the follower's log write included), by follower id.",
