@@ -1106,6 +1106,19 @@ func TestRedirectedWriteSkipsCapabilityLookup(t *testing.T) {
 			t.Errorf("file %d: %d getxattr requests sent, want 0", i, got)
 		}
 	}
+	// That knowledge ends when this mount sets an attribute: it reads
+	// back what it set.
+	p := filepath.Join(dir, "redirected0")
+	if err := syscall.Setxattr(p, "user.k", []byte("v"), 0); err != nil {
+		t.Fatalf("setxattr: %v", err)
+	}
+	buf := make([]byte, 8)
+	if n, err := syscall.Getxattr(p, "user.k", buf); err != nil || string(buf[:n]) != "v" {
+		t.Errorf("getxattr user.k after setxattr: got %q, %v; want \"v\"", buf[:n], err)
+	}
+	if n, err := syscall.Listxattr(p, buf); err != nil || string(buf[:n]) != "user.k\x00" {
+		t.Errorf("listxattr after setxattr: got %q, %v; want \"user.k\\x00\"", buf[:n], err)
+	}
 }
 
 // TestListingAnswersLookups: a fresh mount lists a directory and stats

@@ -268,7 +268,12 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 			n.addName(name)
 			c := n.child(ctx, a, out)
 			cn := c.Operations().(*node)
-			cn.newFileHasNoCap()
+			// A file made just now has no extended attributes; the
+			// kernel asks for security.capability before the first
+			// write, which for a file whose create a shell's
+			// redirection already committed (its first close) would
+			// otherwise be a round trip per file.
+			cn.knowNoXattrs()
 			return c, &handle{n: cn, f: f}, 0, 0
 		}
 	}
@@ -678,16 +683,6 @@ func copyXattr(dest, val []byte) (uint32, syscall.Errno) {
 		return uint32(len(val)), syscall.ERANGE
 	}
 	return uint32(copy(dest, val)), 0
-}
-
-// newFileHasNoCap caches that new file n has no security.capability, as
-// a getxattr would have answered now: the kernel asks before the first
-// write, which for a file whose create a shell's redirection already
-// committed (its first close) would otherwise be a round trip per file.
-func (n *node) newFileHasNoCap() {
-	n.mu.Lock()
-	n.capVal, n.capErr, n.capTill = nil, syscall.ENODATA, time.Now().Add(n.r.opts.AttrTimeout)
-	n.mu.Unlock()
 }
 
 // forgetCap drops the cached security.capability answer, and the
