@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -273,13 +274,16 @@ func Run(ctx context.Context, cfg Config, targets []Target, progress io.Writer) 
 			}
 		}
 	}()
+	// Each target's patterns count up from a seed of their own, drawn
+	// afresh for every run (see runner.pattern).
+	seeds := rand.Uint64()
 	for i, t := range targets {
 		rep.Results[i].Target = t
 		scratch, err := os.MkdirTemp(t.Dir, "shoal-bench-")
 		if err != nil {
 			return rep, fmt.Errorf("bench %s: scratch dir: %w", t.Label, err)
 		}
-		runners = append(runners, &runner{cfg: cfg, target: t, scratch: scratch, prog: p, res: &rep.Results[i]})
+		runners = append(runners, &runner{cfg: cfg, target: t, scratch: scratch, prog: p, res: &rep.Results[i], seed: seeds + uint64(i)<<40})
 	}
 	steps := []struct {
 		name string
@@ -353,6 +357,18 @@ type runner struct {
 	scratch string
 	prog    *prog
 	res     *TargetResult
+	seed    uint64 // the last pattern's seed (see pattern)
+}
+
+// pattern returns the data source of one phase. Every call, in every
+// round and on every target, gets a seed of its own, so no phase writes
+// what an earlier one wrote: a store that deduplicates chunks (shoal
+// does) must not find a second round's file already stored, which would
+// make its writes look as fast as hashing alone. Not safe for concurrent
+// use: phases call it before their workers start.
+func (r *runner) pattern() *pattern {
+	r.seed++
+	return newPattern(r.seed)
 }
 
 // add records a metric computed from a count and an elapsed time.

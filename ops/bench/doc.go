@@ -40,8 +40,10 @@
 //
 // # Data
 //
-// Written data is pseudo-random and every 4 KiB page of it is distinct, so
-// a store that compresses or deduplicates gets no unfair advantage.
+// Written data is pseudo-random and every 4 KiB page of it is distinct,
+// across phases, rounds and targets of a run, and from one run to the
+// next, so a store that compresses or deduplicates gets no unfair
+// advantage (a second round does not find the first round's file stored).
 //
 // # Bounds
 //

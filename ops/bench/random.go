@@ -22,7 +22,7 @@ func (r *runner) random(ctx context.Context) error {
 	defer os.RemoveAll(dir)
 	name := filepath.Join(dir, "random.dat")
 	size := r.cfg.RandBytes - r.cfg.RandBytes%randBlock
-	pat := newPattern(2)
+	pat := r.pattern()
 	b := r.prog.bar(r.target.Label+" random setup", size, true)
 	err := writeSeq(ctx, name, size, make([]byte, min(1<<20, size)), pat, b)
 	b.done()

@@ -21,7 +21,7 @@ func (r *runner) seq(ctx context.Context) error {
 	name := filepath.Join(dir, "seq.dat")
 	size, block := r.cfg.SeqBytes, r.cfg.SeqBlock
 	buf := make([]byte, block)
-	pat := newPattern(1)
+	pat := r.pattern()
 
 	b := r.prog.bar(r.target.Label+" seq write", size, true)
 	start := time.Now()

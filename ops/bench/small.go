@@ -113,8 +113,8 @@ func (r *runner) parallel(ctx context.Context, desc string, n, nworkers int, op 
 	defer cancel(nil)
 	workers := make([]*smallWorker, nworkers)
 	for k := range workers {
-		// Seeds differ per worker so no two files share contents.
-		workers[k] = &smallWorker{buf: make([]byte, r.cfg.SmallFileBytes), pat: newPattern(uint64(100 + k))}
+		// A pattern per worker, so no two files share contents.
+		workers[k] = &smallWorker{buf: make([]byte, r.cfg.SmallFileBytes), pat: r.pattern()}
 	}
 	b := r.prog.bar(r.target.Label+" "+desc, int64(n), false)
 	defer b.done()
