@@ -107,7 +107,9 @@
 // and an error log line naming the chunk; wrong bytes never reach a
 // reader. A read that
 // continues the previous one starts fetching the next Options.ReadAhead
-// blocks (8) in the background, several at once. Readers hold the chunks
+// blocks (8) in the background, several at once, no more than a quarter
+// of the cache holds (else they would be evicted before they are read,
+// and fetched again). Readers hold the chunks
 // they use (a FUSE read answered from a cached chunk until its reply is
 // written); an evicted chunk nobody holds gives its buffer back to
 // Options.Buffers, which the store's Gets should allocate from, so that a

@@ -94,7 +94,8 @@ type Options struct {
 	// ReadAhead is how many blocks past a sequential reader are fetched in
 	// the background; zero means 8, a negative value disables read-ahead.
 	// At most twice that many read-ahead fetches run at once (for all
-	// files).
+	// files). A small CacheBytes lowers it: the blocks ahead take at most
+	// a quarter of the cache, so they are still there when read.
 	ReadAhead int
 	// OpTimeout bounds background work (uploads, read-ahead, commits at
 	// release) that has no caller to time it; zero means 5 minutes.
