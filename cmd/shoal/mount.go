@@ -32,7 +32,7 @@ type mountFlags struct {
 
 func (f *mountFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.IntVar(&f.cacheMB, "cache-mb", 256, "size of the in-memory chunk cache in MiB")
+	fl.IntVar(&f.cacheMB, "cache-mb", 256, "size of the in-memory chunk cache in MiB; blocks read ahead take up to a quarter of it")
 	fl.IntVar(&f.dirtyMB, "dirty-mb", fs.DefaultDirtyBytes>>20, "written data held in memory before upload, all files together, in MiB; beyond it writers wait for uploads")
 	fl.DurationVar(&f.attrTimeout, "attr-timeout", defaultAttrTimeout, "how long the kernel may cache attributes and names (0: not at all)")
 	fl.DurationVar(&f.retryFor, "retry-for", 30*time.Second, "how long to retry when the cluster cannot be reached before failing with EIO")
