@@ -34,10 +34,11 @@ func (s *State) readDir(req *MetaRequest) *MetaResponse {
 	ents := make([]DirEntry, 0, len(d.entries))
 	withAttrs := req.Flags&wire.ReadDirAttrs != 0
 	for name, ino := range d.entries {
-		e := DirEntry{Name: Name(name), Ino: ino, Mode: s.inodes[ino].attr.Mode}
+		in := s.inodes[ino]
+		e := DirEntry{Name: Name(name), Ino: ino, Mode: in.attr.Mode}
 		if withAttrs {
-			a := s.inodes[ino].attr
-			e.Attr, e.NoXattrs = &a, len(s.inodes[ino].xattrs) == 0
+			a := in.attr
+			e.Attr, e.NoXattrs = &a, len(in.xattrs) == 0
 		}
 		ents = append(ents, e)
 	}

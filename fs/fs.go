@@ -106,13 +106,13 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.AttrTimeout == 0 {
-		o.AttrTimeout = time.Second
+		o.AttrTimeout = DefaultAttrTimeout
 	}
 	if o.AttrTimeout < 0 {
 		o.AttrTimeout = 0
 	}
 	if o.EntryTimeout == 0 {
-		o.EntryTimeout = time.Second
+		o.EntryTimeout = DefaultAttrTimeout
 	}
 	if o.EntryTimeout < 0 {
 		o.EntryTimeout = 0
@@ -209,6 +209,10 @@ func NewBuffers(opts Options) *chunkstore.Buffers {
 	blocks := int64(opts.Uploads + 2*max(opts.ReadAhead, 0))
 	return chunkstore.NewBuffers(min(opts.DirtyBytes, keptDirtyBuffers) + blocks*cluster.DefaultBlockSize)
 }
+
+// DefaultAttrTimeout is how long the kernel may cache attributes and
+// names by default (Options.AttrTimeout and EntryTimeout).
+const DefaultAttrTimeout = time.Second
 
 // DefaultDirtyBytes is the mount's default bound on written but not yet
 // uploaded bytes (Options.DirtyBytes). A random writer's blocks stay in

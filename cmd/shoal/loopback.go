@@ -36,7 +36,7 @@ func loopbackCmd() *cobra.Command {
 			// that the two differ only in what the server does with the
 			// data. Without the times, go-fuse would let the kernel cache
 			// no attribute or name at all, and every stat would cross.
-			cacheFor, noNegative := defaultAttrTimeout, time.Duration(0)
+			cacheFor, noNegative := fs.DefaultAttrTimeout, time.Duration(0)
 			srv, err := gofs.Mount(dir, root, &gofs.Options{
 				AttrTimeout:     &cacheFor,
 				EntryTimeout:    &cacheFor,

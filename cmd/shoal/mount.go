@@ -16,10 +16,6 @@ import (
 	"shoal/fs"
 )
 
-// defaultAttrTimeout is how long a mount lets the kernel cache attributes
-// and names unless --attr-timeout says otherwise.
-const defaultAttrTimeout = time.Second
-
 // mountFlags are the flags of a mount, shared by "mount" and "up".
 type mountFlags struct {
 	cacheMB     int
@@ -34,7 +30,7 @@ func (f *mountFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.IntVar(&f.cacheMB, "cache-mb", 256, "size of the in-memory chunk cache in MiB; blocks read ahead take up to a quarter of it")
 	fl.IntVar(&f.dirtyMB, "dirty-mb", fs.DefaultDirtyBytes>>20, "written data held in memory before upload, all files together, in MiB; beyond it writers wait for uploads")
-	fl.DurationVar(&f.attrTimeout, "attr-timeout", defaultAttrTimeout, "how long the kernel may cache attributes and names (0: not at all)")
+	fl.DurationVar(&f.attrTimeout, "attr-timeout", fs.DefaultAttrTimeout, "how long the kernel may cache attributes and names (0: not at all)")
 	fl.DurationVar(&f.retryFor, "retry-for", 30*time.Second, "how long to retry when the cluster cannot be reached before failing with EIO")
 	fl.BoolVar(&f.debug, "fuse-debug", false, "log every FUSE request and reply to stderr, as plain lines, whatever --log-level is")
 }
