@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -46,15 +47,76 @@ func shoalBinary(t *testing.T) string {
 	return binPath
 }
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
+// heldPorts keeps open the lock files of the ports freeAddr handed out, so
+// that no other test process (go test runs packages in parallel) takes them
+// while this one lives.
+var heldPorts struct {
+	sync.Mutex
+	files []*os.File
+}
+
+// freeAddr returns a loopback address with a port that is free and reserved
+// for this test process. Ports come from below the kernel's ephemeral range:
+// a port the kernel handed out for ":0" lies inside that range, where the
+// next outgoing connection or another package's ":0" listener may take it
+// before the process under test binds it.
 func freeAddr(t *testing.T) string {
 	t.Helper()
+	const lowest = 10000
+	top := ephemeralLow()
+	for range 500 {
+		if top <= lowest+1000 {
+			break
+		}
+		port := lowest + rand.IntN(top-lowest)
+		if addr, ok := reservePort(port); ok {
+			return addr
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// reservePort takes port's lock file without waiting and checks that the
+// port can be bound; the lock is held until the test process exits.
+func reservePort(port int) (string, bool) {
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), fmt.Sprintf("shoal-test-port-%d.lock", port)), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return "", false
+	}
+	if unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+		lock.Close()
+		return "", false
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		lock.Close()
+		return "", false
+	}
+	ln.Close()
+	heldPorts.Lock()
+	heldPorts.files = append(heldPorts.files, lock)
+	heldPorts.Unlock()
+	return addr, true
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768 if
+// it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	var lo, hi int
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil {
+		return 32768
+	}
+	return lo
 }
 
 // proc is a running shoal process whose output goes to the test log.
