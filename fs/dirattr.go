@@ -92,8 +92,8 @@ func (r *Root) noteDir(dir *cluster.Attr, before int64) {
 	}
 	if d := r.dir(dir.Ino); d != nil {
 		d.rememberFresh(*dir)
-		d.changedDir(before, dir.Ctime)
 	}
+	r.known.changed(dir.Ino, before, dir.Ctime)
 }
 
 // noteDirsFailed forgets that the directories req may have changed have
@@ -105,17 +105,15 @@ func (r *Root) noteDirsFailed(req *cluster.MetaRequest) {
 		cluster.OpListXattr, cluster.OpLayout, cluster.OpStatfs:
 		return
 	}
-	for _, ino := range []uint64{req.Ino, req.NewParent} {
+	inos := []uint64{req.Ino, req.NewParent}
+	if req.Create != nil {
+		inos = append(inos, req.Create.Ino)
+	}
+	for _, ino := range inos {
 		if d := r.dir(ino); d != nil {
 			d.stale()
-			d.forgetNames()
 		}
-	}
-	if req.Create != nil {
-		if d := r.dir(req.Create.Ino); d != nil {
-			d.stale()
-			d.forgetNames()
-		}
+		r.known.forget(ino)
 	}
 }
 

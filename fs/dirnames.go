@@ -22,8 +22,15 @@ package fs
 // do not connect yet wait (up to maxPendingSteps, beyond which the list
 // is taken to be stale); while some wait, an aged-out list is kept, not
 // used, and trusted again once they connect.
+//
+// The mount keeps these lists by inode number, apart from the kernel's
+// nodes: the kernel forgets the node of a directory whose dentry it evicts
+// (under memory pressure, say, in the middle of a long copy) and looks the
+// directory up anew, and every change this mount makes is recorded by
+// inode number whichever node it came through, so the list stays exact.
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +39,11 @@ import (
 
 // maxKnownNames bounds the names a listed directory keeps known.
 const maxKnownNames = 1 << 14
+
+// maxKnownDirs bounds the directories whose names the mount keeps; past
+// it, lists that aged out are dropped first, and a new list is not kept
+// if none did.
+const maxKnownDirs = 4096
 
 // maxPendingSteps bounds the directory changes kept waiting for the one
 // before them (see above). An answer can be late by many others: its
@@ -46,91 +58,132 @@ var localNegatives = promauto.NewCounter(prometheus.CounterOpts{
 	Help: "Lookups of absent names the mount answered itself, from a directory listing it knew complete.",
 })
 
-// knowNames records names as all of directory n's names, as of now,
-// when its ctime was ctime (0 if unknown).
-func (n *node) knowNames(names map[string]struct{}, ctime int64) {
-	if n.r.opts.AttrTimeout <= 0 || len(names) > maxKnownNames {
-		return
-	}
-	n.mu.Lock()
-	n.names, n.namesAt, n.namesCtime, n.namesSteps = names, time.Now(), ctime, nil
-	n.mu.Unlock()
+// dirNames is what the mount knows of the names in one directory.
+type dirNames struct {
+	names map[string]struct{} // every name
+	at    time.Time           // when names were last known complete
+	// ctime is the directory's ctime when names were last known complete
+	// (0: unknown); steps maps the ctimes before this mount's changes to
+	// the ctimes after, for those not yet connected to ctime.
+	ctime int64
+	steps map[int64]int64
 }
 
-// changedDir records that one of this mount's ops took directory n's
-// ctime from before to after, as of now. If that connects the ctime n's
-// names are exact at with the op's, the names are exact as of now.
-func (n *node) changedDir(before, after int64) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.names == nil || n.namesCtime == 0 {
+// expired reports whether d's names are of no more use: learnt timeout
+// ago or more, with no change of this mount's waiting to connect.
+func (d *dirNames) expired(timeout time.Duration) bool {
+	return time.Since(d.at) >= timeout && len(d.steps) == 0
+}
+
+// knownNames holds the names the mount knows of directories, by inode
+// number.
+type knownNames struct {
+	timeout time.Duration // AttrTimeout: how long a list is trusted
+	mu      sync.Mutex
+	dirs    map[uint64]*dirNames
+}
+
+// know records names as all of directory ino's names, as of now, when its
+// ctime was ctime (0 if unknown).
+func (k *knownNames) know(ino uint64, names map[string]struct{}, ctime int64) {
+	if k.timeout <= 0 || len(names) > maxKnownNames {
 		return
 	}
-	if n.namesSteps == nil {
-		n.namesSteps = make(map[int64]int64)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.dirs == nil {
+		k.dirs = make(map[uint64]*dirNames)
 	}
-	n.namesSteps[before] = after
+	if _, ok := k.dirs[ino]; !ok && len(k.dirs) >= maxKnownDirs {
+		for i, d := range k.dirs {
+			if d.expired(k.timeout) {
+				delete(k.dirs, i)
+			}
+		}
+		if len(k.dirs) >= maxKnownDirs {
+			return
+		}
+	}
+	k.dirs[ino] = &dirNames{names: names, at: time.Now(), ctime: ctime}
+}
+
+// changed records that one of this mount's ops took directory ino's
+// ctime from before to after, as of now. If that connects the ctime its
+// names are exact at with the op's, the names are exact as of now.
+func (k *knownNames) changed(ino uint64, before, after int64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	d := k.dirs[ino]
+	if d == nil || d.ctime == 0 {
+		return
+	}
+	if d.steps == nil {
+		d.steps = make(map[int64]int64)
+	}
+	d.steps[before] = after
 	for {
-		next, ok := n.namesSteps[n.namesCtime]
+		next, ok := d.steps[d.ctime]
 		if !ok {
 			break
 		}
-		delete(n.namesSteps, n.namesCtime)
-		n.namesCtime, n.namesAt = next, time.Now()
+		delete(d.steps, d.ctime)
+		d.ctime, d.at = next, time.Now()
 	}
-	if len(n.namesSteps) > maxPendingSteps {
+	if len(d.steps) > maxPendingSteps {
 		// Someone else changed the directory: keep the names only for
 		// what is left of their AttrTimeout.
-		n.namesCtime, n.namesSteps = 0, nil
+		d.ctime, d.steps = 0, nil
 	}
 }
 
-// knownAbsent reports whether directory n surely lacks name: its names
-// are known, less than AttrTimeout ago, and name is not among them.
-func (n *node) knownAbsent(name string) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.names == nil {
+// absent reports whether directory ino surely lacks name: its names are
+// known, less than AttrTimeout ago, and name is not among them.
+func (k *knownNames) absent(ino uint64, name string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	d := k.dirs[ino]
+	if d == nil {
 		return false
 	}
-	if time.Since(n.namesAt) >= n.r.opts.AttrTimeout {
-		if len(n.namesSteps) == 0 {
-			n.names, n.namesCtime = nil, 0
-		}
-		// Else an answer is late (a commit waiting out a Raft
-		// snapshot, say): keep following, and trust the names again
-		// once it connects.
+	if d.expired(k.timeout) {
+		delete(k.dirs, ino)
 		return false
 	}
-	_, ok := n.names[name]
+	if time.Since(d.at) >= k.timeout {
+		// An answer is late (a commit waiting out a Raft snapshot,
+		// say): keep following, and trust the names again once it
+		// connects.
+		return false
+	}
+	_, ok := d.names[name]
 	if !ok {
 		localNegatives.Inc()
 	}
 	return !ok
 }
 
-// addName records that directory n now holds name (this mount made it).
-func (n *node) addName(name string) {
-	n.mu.Lock()
-	if n.names != nil {
-		n.names[name] = struct{}{}
+// add records that directory ino now holds name (this mount made it).
+func (k *knownNames) add(ino uint64, name string) {
+	k.mu.Lock()
+	if d := k.dirs[ino]; d != nil {
+		d.names[name] = struct{}{}
 	}
-	n.mu.Unlock()
+	k.mu.Unlock()
 }
 
-// dropName records that directory n no longer holds name.
-func (n *node) dropName(name string) {
-	n.mu.Lock()
-	if n.names != nil {
-		delete(n.names, name)
+// drop records that directory ino no longer holds name.
+func (k *knownNames) drop(ino uint64, name string) {
+	k.mu.Lock()
+	if d := k.dirs[ino]; d != nil {
+		delete(d.names, name)
 	}
-	n.mu.Unlock()
+	k.mu.Unlock()
 }
 
-// forgetNames forgets directory n's names: an op on it failed, and the
-// mount cannot tell whether it took effect.
-func (n *node) forgetNames() {
-	n.mu.Lock()
-	n.names, n.namesCtime, n.namesSteps = nil, 0, nil
-	n.mu.Unlock()
+// forget forgets directory ino's names: an op on it failed, and the mount
+// cannot tell whether it took effect.
+func (k *knownNames) forget(ino uint64) {
+	k.mu.Lock()
+	delete(k.dirs, ino)
+	k.mu.Unlock()
 }

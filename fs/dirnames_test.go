@@ -1,12 +1,8 @@
 package fs
 
 import (
-	"io"
-	"log/slog"
 	"testing"
 	"time"
-
-	"shoal/chunkstore"
 )
 
 // TestDirNamesFollowSteps drives a directory's known names through the
@@ -16,44 +12,70 @@ import (
 // (someone else changed the directory) make the list age out for good.
 func TestDirNamesFollowSteps(t *testing.T) {
 	const timeout = 50 * time.Millisecond
-	r := New(nil, chunkstore.NewMemory(), Options{AttrTimeout: timeout, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	n := &node{r: r}
-	n.knowNames(map[string]struct{}{"a": {}}, 10)
-	if !n.knownAbsent("x") || n.knownAbsent("a") {
+	const ino = 7
+	k := &knownNames{timeout: timeout}
+	n := func() *dirNames { return k.dirs[ino] }
+	k.know(ino, map[string]struct{}{"a": {}}, 10)
+	if !k.absent(ino, "x") || k.absent(ino, "a") {
 		t.Fatal("a fresh listing: x should be known absent and a present")
 	}
 
 	// 10→20 comes after 20→30: the chain connects when it does.
-	n.changedDir(20, 30)
-	n.changedDir(10, 20)
-	if n.namesCtime != 30 || len(n.namesSteps) != 0 {
-		t.Fatalf("after out-of-order steps: at %d with %d waiting, want at 30 with none", n.namesCtime, len(n.namesSteps))
+	k.changed(ino, 20, 30)
+	k.changed(ino, 10, 20)
+	if n().ctime != 30 || len(n().steps) != 0 {
+		t.Fatalf("after out-of-order steps: at %d with %d waiting, want at 30 with none", n().ctime, len(n().steps))
 	}
 
 	// A late step: the list ages out but is kept, then trusted again.
-	n.changedDir(40, 50)
+	k.changed(ino, 40, 50)
 	time.Sleep(2 * timeout)
-	if n.knownAbsent("x") {
+	if k.absent(ino, "x") {
 		t.Fatal("aged-out list still answered")
 	}
-	if n.names == nil {
+	if n() == nil {
 		t.Fatal("aged-out list dropped although a step waits for a late one")
 	}
-	n.changedDir(30, 40)
-	if !n.knownAbsent("x") {
+	k.changed(ino, 30, 40)
+	if !k.absent(ino, "x") {
 		t.Fatal("list not trusted again once the late step connected")
 	}
 
 	// Someone else's change: this mount's steps start where it left the
 	// directory, never where the chain is.
 	for i := range int64(maxPendingSteps + 1) {
-		n.changedDir(1000+i, 1001+i)
+		k.changed(ino, 1000+i, 1001+i)
 	}
-	if n.namesCtime != 0 || n.namesSteps != nil {
-		t.Fatalf("steps that never connect: at %d with %d waiting, want the chain given up", n.namesCtime, len(n.namesSteps))
+	if n().ctime != 0 || n().steps != nil {
+		t.Fatalf("steps that never connect: at %d with %d waiting, want the chain given up", n().ctime, len(n().steps))
 	}
 	time.Sleep(2 * timeout)
-	if n.knownAbsent("x") || n.names != nil {
+	if k.absent(ino, "x") || n() != nil {
 		t.Fatal("a list that lost its chain should age out and be dropped")
+	}
+}
+
+// TestKnownDirsBounded: past maxKnownDirs directories a new list is kept
+// only in place of lists that aged out.
+func TestKnownDirsBounded(t *testing.T) {
+	const timeout = 50 * time.Millisecond
+	k := &knownNames{timeout: timeout}
+	for ino := range uint64(maxKnownDirs) {
+		k.know(ino, map[string]struct{}{}, 1)
+	}
+	k.know(maxKnownDirs, map[string]struct{}{}, 1)
+	if k.absent(maxKnownDirs, "x") {
+		t.Fatal("a list past the bound was kept while every other was fresh")
+	}
+	if !k.absent(0, "x") {
+		t.Fatal("a fresh list was dropped to make room")
+	}
+	time.Sleep(2 * timeout)
+	k.know(maxKnownDirs, map[string]struct{}{}, 1)
+	if !k.absent(maxKnownDirs, "x") {
+		t.Fatal("a list was not kept although the others had aged out")
+	}
+	if len(k.dirs) != 1 {
+		t.Fatalf("%d lists kept after the others aged out, want 1", len(k.dirs))
 	}
 }

@@ -172,7 +172,8 @@ type Root struct {
 	inoMu           sync.Mutex
 	inoNext, inoEnd uint64 // inode numbers reserved for new files (pending.go)
 
-	dirs sync.Map // inode number → *node of the directories the kernel knows (dirattr.go)
+	dirs  sync.Map   // inode number → *node of the directories the kernel knows (dirattr.go)
+	known knownNames // the names of directories, by inode number (dirnames.go)
 }
 
 // New returns a file system over meta and chunks.
@@ -192,6 +193,7 @@ func New(meta Metadata, chunks Chunks, opts Options) *Root {
 	if r.bufs == nil {
 		r.bufs = NewBuffers(opts)
 	}
+	r.known.timeout = opts.AttrTimeout
 	r.cache = newChunkCache(chunks, r.bufs, opts.CacheBytes, opts.Logger, r.bgContext)
 	r.node = &node{r: r}
 	r.dirs.Store(uint64(cluster.RootIno), r.node)

@@ -134,7 +134,7 @@ func (n *node) child(ctx context.Context, a cluster.Attr, out *fuse.EntryOut) *g
 
 // Lookup implements fs.NodeLookuper.
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	if n.knownAbsent(name) {
+	if n.r.known.absent(n.ino(), name) {
 		return nil, syscall.ENOENT
 	}
 	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpLookup, Ino: n.ino(), Name: cluster.Name(name)})
@@ -265,7 +265,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		now := time.Now().UnixNano()
 		a := cluster.Attr{Ino: ino, Mode: mode, Nlink: 1, Uid: uid, Gid: gid, Atime: now, Mtime: now, Ctime: now}
 		if f, ok := n.r.createDeferred(n.ino(), name, a); ok {
-			n.addName(name)
+			n.r.known.add(n.ino(), name)
 			c := n.child(ctx, a, out)
 			cn := c.Operations().(*node)
 			// A file made just now has no extended attributes; the
@@ -285,7 +285,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if err != nil {
 		return nil, nil, 0, n.errno("create", err)
 	}
-	n.addName(name)
+	n.r.known.add(n.ino(), name)
 	a := resp.Attr
 	var fresh *cluster.Layout
 	if a.Size == 0 {
@@ -342,7 +342,7 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 	if err != nil {
 		return nil, n.errno("mknod", err)
 	}
-	n.addName(name)
+	n.r.known.add(n.ino(), name)
 	return n.child(ctx, resp.Attr, out), 0
 }
 
@@ -357,12 +357,9 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if err != nil {
 		return nil, n.errno("mkdir", err)
 	}
-	n.addName(name)
-	c := n.child(ctx, resp.Attr, out)
-	if cn, ok := c.Operations().(*node); ok {
-		cn.knowNames(map[string]struct{}{}, resp.Attr.Ctime) // new, so empty
-	}
-	return c, 0
+	n.r.known.add(n.ino(), name)
+	n.r.known.know(resp.Attr.Ino, map[string]struct{}{}, resp.Attr.Ctime) // new, so empty
+	return n.child(ctx, resp.Attr, out), 0
 }
 
 // Symlink implements fs.NodeSymlinker.
@@ -376,7 +373,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if err != nil {
 		return nil, n.errno("symlink", err)
 	}
-	n.addName(name)
+	n.r.known.add(n.ino(), name)
 	return n.child(ctx, resp.Attr, out), 0
 }
 
@@ -397,7 +394,7 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 	if err != nil {
 		return nil, n.errno("link", err)
 	}
-	n.addName(name)
+	n.r.known.add(n.ino(), name)
 	return n.child(ctx, resp.Attr, out), 0
 }
 
@@ -411,7 +408,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if err != nil {
 		return n.errno("unlink", err)
 	}
-	n.dropName(name)
+	n.r.known.drop(n.ino(), name)
 	n.r.removed(ctx, resp.Removed)
 	return 0
 }
@@ -427,7 +424,7 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	}
 	_, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpRmdir, Ino: n.ino(), Name: cluster.Name(name)})
 	if err == nil {
-		n.dropName(name)
+		n.r.known.drop(n.ino(), name)
 	}
 	return n.errno("rmdir", err)
 }
@@ -462,10 +459,8 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 		return n.errno("rename", err)
 	}
 	if req.Flags&cluster.RenameExchange == 0 {
-		n.dropName(name)
-		if np, ok := newParent.EmbeddedInode().Operations().(*node); ok {
-			np.addName(newName)
-		}
+		n.r.known.drop(n.ino(), name)
+		n.r.known.add(req.NewParent, newName)
 	}
 	n.r.removed(ctx, resp.Removed)
 	return 0
@@ -506,7 +501,7 @@ func (n *node) list(ctx context.Context) ([]fuse.DirEntry, map[string]listed, sy
 	if resp.Dir != nil && resp.Dir.Ino == n.ino() {
 		ctime = resp.Dir.Ctime
 	}
-	n.knowNames(names, ctime)
+	n.r.known.know(n.ino(), names, ctime)
 	return list, attrs, 0
 }
 
