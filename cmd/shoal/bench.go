@@ -96,6 +96,7 @@ process as it does for a shoal mount.`,
 	fl.IntVar(&cfg.Workers, "workers", 0, "parallel workers for small files (default 4)")
 	fl.StringVar(&cfg.TreeSource, "tree", "", "source tree to copy (default $(go env GOROOT)/src)")
 	fl.IntVar(&cfg.Rounds, "rounds", 0, "run each workload this many times and report the median (default 1)")
+	fl.BoolVar(&cfg.KeepCaches, "keep-caches", false, "do not sync and drop the kernel's caches before cold reads (cold figures then read from memory; dropping needs root)")
 	return cmd
 }
 

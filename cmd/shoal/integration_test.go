@@ -90,7 +90,7 @@ func TestHelpOnEveryCommand(t *testing.T) {
 // in the directory it serves.
 func TestBenchFuseFloor(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(shoalBinary(t), "bench", "--baselines", "--fuse-floor", "--workloads", "seq", "--seq-bytes", "4194304", "--labels", "plain", dir)
+	cmd := exec.Command(shoalBinary(t), "bench", "--baselines", "--fuse-floor", "--keep-caches", "--workloads", "seq", "--seq-bytes", "4194304", "--labels", "plain", dir)
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
 	if err := cmd.Run(); err != nil {
