@@ -29,7 +29,8 @@
 // within AttrTimeout (dirattr.go). Likewise the lookup the kernel sends
 // before every create is answered ENOENT by fs itself when the directory
 // was made or listed by this mount less than AttrTimeout ago and the name
-// is not among those it knows (dirnames.go).
+// is not among those it knows (dirnames.go). What it knows is kept by
+// inode number, so it outlives the kernel forgetting the directory's node.
 // A directory handle fetches the directory's entries once, at its first
 // read, each with its inode's attributes (cluster.ReadDirAttrs), and
 // answers the kernel's READDIRPLUS from them: "ls -l", "find" or "rm -r"
