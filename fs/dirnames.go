@@ -86,11 +86,15 @@ type knownNames struct {
 // know records names as all of directory ino's names, as of now, when its
 // ctime was ctime (0 if unknown).
 func (k *knownNames) know(ino uint64, names map[string]struct{}, ctime int64) {
-	if k.timeout <= 0 || len(names) > maxKnownNames {
+	if k.timeout <= 0 {
 		return
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if len(names) > maxKnownNames {
+		delete(k.dirs, ino) // what was known is older than this listing
+		return
+	}
 	if k.dirs == nil {
 		k.dirs = make(map[uint64]*dirNames)
 	}
@@ -162,11 +166,15 @@ func (k *knownNames) absent(ino uint64, name string) bool {
 	return !ok
 }
 
-// add records that directory ino now holds name (this mount made it).
+// add records that directory ino now holds name (this mount made it). A
+// directory that grows past maxKnownNames is no longer known.
 func (k *knownNames) add(ino uint64, name string) {
 	k.mu.Lock()
 	if d := k.dirs[ino]; d != nil {
 		d.names[name] = struct{}{}
+		if len(d.names) > maxKnownNames {
+			delete(k.dirs, ino)
+		}
 	}
 	k.mu.Unlock()
 }

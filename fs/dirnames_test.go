@@ -79,3 +79,26 @@ func TestKnownDirsBounded(t *testing.T) {
 		t.Fatalf("%d lists kept after the others aged out, want 1", len(k.dirs))
 	}
 }
+
+// TestKnownNamesBoundedPerDir: a directory with more than maxKnownNames
+// names is not known, whether a listing says so or this mount's creates
+// take it there, and a listing that large replaces what was known before.
+func TestKnownNamesBoundedPerDir(t *testing.T) {
+	k := &knownNames{timeout: time.Minute}
+	big := make(map[string]struct{}, maxKnownNames+1)
+	for i := range maxKnownNames + 1 {
+		big[string(rune('a'+i%26))+string(rune(i))] = struct{}{}
+	}
+	k.know(1, map[string]struct{}{}, 1)
+	k.know(1, big, 2)
+	if k.absent(1, "x") {
+		t.Fatal("an older, smaller list still answers after a listing past the bound")
+	}
+	k.know(2, map[string]struct{}{}, 1)
+	for name := range big {
+		k.add(2, name)
+	}
+	if k.absent(2, "x") {
+		t.Fatal("a list grown past the bound by creates still answers")
+	}
+}
