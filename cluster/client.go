@@ -355,7 +355,7 @@ func (c *Client) doOnce(ctx context.Context, req *MetaRequest) (*MetaResponse, e
 		st.SetDeadline(dl)
 	}
 	var resp MetaResponse
-	if err := wire.WriteJSON(st, req); err != nil {
+	if err := wire.WriteMetaRequest(st, req); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("meta %s to %s: %w: %w", req.Op, c.node(), err, ErrUnavailable)
 	}

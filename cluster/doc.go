@@ -40,9 +40,12 @@
 //
 // The leader keeps one batch of proposals in Raft at a time (propose.go):
 // the requests that arrive meanwhile wait and then go as one log entry, a
-// JSON array of MetaRequests that every replica applies in order. A lone
+// batch of MetaRequests that every replica applies in order. A lone
 // request goes at once as a plain entry; under load each log write, fsync
-// and AppendEntries carries many requests.
+// and AppendEntries carries many requests. A request is encoded as on the
+// metadata stream: JSON, or a meta envelope when it carries inline chunk
+// bytes (wire.EncodeMetaRequest); a batch is a JSON array of plain ones,
+// else a batch envelope (encodeBatch).
 //
 // # Client
 //

@@ -3,7 +3,6 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -62,8 +61,8 @@ func (f *fsm) Apply(l *raft.Log) any {
 	start := time.Now()
 	defer func() { applySeconds.Observe(time.Since(start).Seconds()) }()
 	if isBatch(l.Data) {
-		var reqs []MetaRequest
-		if err := json.Unmarshal(l.Data, &reqs); err != nil {
+		reqs, err := decodeBatch(l.Data)
+		if err != nil {
 			return undecodable(l, err)
 		}
 		out := make(batchResponse, len(reqs))
@@ -73,7 +72,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 		return out
 	}
 	var req MetaRequest
-	if err := json.Unmarshal(l.Data, &req); err != nil {
+	if err := wire.DecodeMetaRequest(l.Data, &req); err != nil {
 		return undecodable(l, err)
 	}
 	return f.apply(l.Index, &req)

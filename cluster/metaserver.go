@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +22,7 @@ var ErrNotLeader = errors.New("not the raft leader")
 func (n *Node) serveMeta(st *wire.Stream, remote string) {
 	for {
 		var req MetaRequest
-		if err := wire.ReadJSON(st, &req); err != nil {
+		if err := wire.ReadMetaRequest(st, &req); err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, wire.ErrSessionClosed) {
 				n.log.Warn("meta stream", "peer", remote, "err", err)
 			}
@@ -114,9 +113,9 @@ func (n *Node) do(ctx context.Context, req *MetaRequest, peer bool) (*MetaRespon
 // propose appends req to the Raft log and returns the state machine's
 // answer once it is committed by a majority and applied here.
 func (n *Node) propose(ctx context.Context, req *MetaRequest) (*MetaResponse, error) {
-	data, err := json.Marshal(req)
+	data, err := wire.EncodeMetaRequest(req)
 	if err != nil {
-		return nil, fmt.Errorf("propose op %d: encode: %w", req.Op, err)
+		return nil, fmt.Errorf("propose op %d: %w", req.Op, err)
 	}
 	timeout := proposeTimeout
 	if dl, ok := ctx.Deadline(); ok {

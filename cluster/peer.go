@@ -134,7 +134,7 @@ func (n *Node) servePeer(st *wire.Stream, remote string) {
 	}
 	for {
 		var req MetaRequest
-		if err := wire.ReadJSON(st, &req); err != nil {
+		if err := wire.ReadMetaRequest(st, &req); err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, wire.ErrSessionClosed) {
 				n.log.Warn("peer stream", "peer", remote, "err", err)
 			}

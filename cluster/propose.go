@@ -11,25 +11,30 @@ package cluster
 //
 // The proposer keeps at most one batch in Raft. A proposal that arrives
 // while one is in flight waits; when the batch is applied, everything that
-// waited goes to Raft as the next batch, one entry holding all of them (a
-// JSON array of MetaRequests; see encodeBatch). A lone proposer pays
-// nothing: its entry is the plain MetaRequest, sent at once, as before.
+// waited goes to Raft as the next batch, one entry holding all of them
+// (see encodeBatch). A lone proposer pays nothing: its entry is its
+// encoded MetaRequest, sent at once, as before.
 // The more proposers wait, the larger the batch, so the fsyncs and round
 // trips per request fall as the load grows.
 
 import (
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"shoal/wire"
 )
 
 // Batch bounds: a batch entry holds at most maxBatchRequests requests and,
 // past its first request, at most maxBatchBytes of encoded requests. A
-// commit carries at most a few inline chunks of InlineMax bytes (in
-// base64), so a batch of ordinary requests stays well below a MiB; a GC
-// mark listing thousands of chunks goes alone.
+// small file's commit carries its one inline chunk of at most
+// MaxInlineChunk bytes, so a batch of ordinary requests stays well below
+// a few MiB; a request past maxBatchBytes (a GC mark listing thousands of
+// chunks, a commit of many inline chunks) goes alone.
 const (
 	maxBatchRequests = 64
 	maxBatchBytes    = 1 << 20
@@ -160,17 +165,35 @@ func (p *proposer) commit(batch []*proposal) {
 	}
 }
 
-// encodeBatch makes one log entry of encoded MetaRequests: a single one is
-// the entry itself, several are a JSON array of them.
+// batchEnvelope is the first byte of a batch entry that holds requests
+// other than plain JSON (meta envelopes, see wire.EncodeMetaRequest): a
+// uvarint count, then that many times a uvarint length and that many bytes
+// of one encoded request.
+const batchEnvelope = 0x02
+
+// encodeBatch makes one log entry of encoded MetaRequests (each as
+// wire.EncodeMetaRequest makes it): a single one is the entry itself;
+// several are a JSON array of them if all are plain JSON, else a batch
+// envelope.
 func encodeBatch(datas [][]byte) []byte {
 	if len(datas) == 1 {
 		return datas[0]
 	}
-	size := 1
+	size, plain := 1, true
 	for _, d := range datas {
-		size += len(d) + 1
+		size += len(d) + binary.MaxVarintLen32
+		plain = plain && len(d) > 0 && d[0] == '{'
 	}
 	out := make([]byte, 0, size)
+	if !plain {
+		out = append(out, batchEnvelope)
+		out = binary.AppendUvarint(out, uint64(len(datas)))
+		for _, d := range datas {
+			out = binary.AppendUvarint(out, uint64(len(d)))
+			out = append(out, d...)
+		}
+		return out
+	}
 	out = append(out, '[')
 	for i, d := range datas {
 		if i > 0 {
@@ -181,10 +204,45 @@ func encodeBatch(datas [][]byte) []byte {
 	return append(out, ']')
 }
 
-// isBatch reports whether a log entry is a batch (a JSON array) rather
-// than one MetaRequest (a JSON object). encoding/json puts no space
-// before either.
-func isBatch(data []byte) bool { return len(data) > 0 && data[0] == '[' }
+// isBatch reports whether a log entry is a batch (a JSON array or a batch
+// envelope) rather than one MetaRequest (a JSON object or a meta
+// envelope). encoding/json puts no space before either.
+func isBatch(data []byte) bool {
+	return len(data) > 0 && (data[0] == '[' || data[0] == batchEnvelope)
+}
+
+// decodeBatch decodes a batch entry.
+func decodeBatch(data []byte) ([]MetaRequest, error) {
+	if data[0] == '[' {
+		var reqs []MetaRequest
+		if err := json.Unmarshal(data, &reqs); err != nil {
+			return nil, fmt.Errorf("decode batch: %w", err)
+		}
+		return reqs, nil
+	}
+	rest := data[1:]
+	count, n := binary.Uvarint(rest)
+	if n <= 0 || count > maxBatchRequests {
+		return nil, fmt.Errorf("decode batch envelope: bad count")
+	}
+	rest = rest[n:]
+	reqs := make([]MetaRequest, count)
+	for i := range reqs {
+		size, n := binary.Uvarint(rest)
+		if n <= 0 || size > uint64(len(rest)-n) {
+			return nil, fmt.Errorf("decode batch envelope: bad length of request %d", i)
+		}
+		rest = rest[n:]
+		if err := wire.DecodeMetaRequest(rest[:size], &reqs[i]); err != nil {
+			return nil, fmt.Errorf("decode batch envelope request %d: %w", i, err)
+		}
+		rest = rest[size:]
+	}
+	if len(rest) != 0 {
+		return nil, fmt.Errorf("decode batch envelope: %d bytes after the last request", len(rest))
+	}
+	return reqs, nil
+}
 
 // batchResponse is the FSM's answer to a batch entry: one answer per
 // request, in order.

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -255,6 +257,12 @@ func FuzzFSMApply(f *testing.F) {
 	f.Add([]byte(`{"op":3,"ino":1,"name":"a","mode":493}`))
 	f.Add(encodeBatch([][]byte{[]byte(`{"op":3,"ino":1,"name":"a","mode":493}`), []byte(`{"op":9}`)}))
 	f.Add([]byte("[]"))
+	inline, err := wire.EncodeMetaRequest(&MetaRequest{Op: wire.OpCommit, Ino: 2, Size: 2, Blocks: []Block{{Len: 2, Data: []byte("hi")}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(inline)
+	f.Add(encodeBatch([][]byte{[]byte(`{"op":9}`), inline}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m := newFSM(StateConfig{}, chunkstore.NewMemory(), slog.New(slog.DiscardHandler))
 		switch resp := m.Apply(&raft.Log{Type: raft.LogCommand, Index: 1, Data: data}).(type) {
@@ -272,4 +280,59 @@ func FuzzFSMApply(f *testing.F) {
 			t.Fatalf("answer of type %T", resp)
 		}
 	})
+}
+
+// TestFSMAppliesEnvelopes: a commit whose inline chunk travels as a meta
+// envelope, alone or in a batch envelope beside plain JSON requests, is
+// applied like its JSON form (the chunk is stored, the size recorded), in
+// order; a damaged batch envelope is answered EINVAL as a whole.
+func TestFSMAppliesEnvelopes(t *testing.T) {
+	store := chunkstore.NewMemory()
+	f := newFSM(StateConfig{}, store, slog.Default())
+	created, ok := f.Apply(&raft.Log{Type: raft.LogCommand, Index: 1, Data: []byte(`{"op":4,"ino":1,"name":"f","mode":33188,"now":1}`)}).(*MetaResponse)
+	if !ok || created.Errno != 0 {
+		t.Fatalf("create: %#v", created)
+	}
+	commit := func(data string) []byte {
+		enc, err := wire.EncodeMetaRequest(&MetaRequest{Op: wire.OpCommit, Ino: created.Attr.Ino, Size: uint64(len(data)), Now: 2,
+			Blocks: []Block{{Index: 0, ID: wire.ChunkID(chunkstore.Sum([]byte(data))), Len: uint32(len(data)), Data: []byte(data)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if enc[0] == '{' {
+			t.Fatal("a commit with inline bytes encoded as plain JSON")
+		}
+		return enc
+	}
+	if resp, ok := f.Apply(&raft.Log{Type: raft.LogCommand, Index: 2, Data: commit("hello")}).(*MetaResponse); !ok || resp.Errno != 0 || resp.Attr.Size != 5 {
+		t.Fatalf("commit alone: %#v", resp)
+	}
+	entry := encodeBatch([][]byte{mkdirJSON(t, "a", 0o700), commit("hello, world"), mkdirJSON(t, "a", 0o755)})
+	if entry[0] != batchEnvelope {
+		t.Fatalf("batch with an envelope starts with %q", entry[0])
+	}
+	got, ok := f.Apply(&raft.Log{Type: raft.LogCommand, Index: 3, Data: entry}).(batchResponse)
+	if !ok || len(got) != 3 {
+		t.Fatalf("batch of 3: got %#v", got)
+	}
+	if got[0].Errno != 0 || got[1].Errno != 0 || got[1].Attr.Size != 12 || got[2].Errno != uint32(syscall.EEXIST) {
+		t.Errorf("batch answers: %+v %+v %+v", *got[0], *got[1], *got[2])
+	}
+	for _, data := range []string{"hello", "hello, world"} {
+		if b, err := store.Get(context.Background(), chunkstore.Sum([]byte(data))); err != nil || string(b) != data {
+			t.Errorf("inline chunk %q: got %q, %v", data, b, err)
+		}
+	}
+	for name, bad := range map[string][]byte{
+		"truncated":     entry[:len(entry)-1],
+		"trailing byte": append(bytes.Clone(entry), 0),
+		"no count":      {batchEnvelope},
+		"count too big": {batchEnvelope, maxBatchRequests + 1},
+		"bad request":   {batchEnvelope, 1, 1, '{'},
+	} {
+		resp, ok := f.Apply(&raft.Log{Type: raft.LogCommand, Index: 4, Data: bad}).(*MetaResponse)
+		if !ok || resp.Errno != uint32(syscall.EINVAL) {
+			t.Errorf("%s: got %#v, want one EINVAL answer", name, resp)
+		}
+	}
 }
