@@ -583,8 +583,9 @@ func TestNoSpaceInline(t *testing.T) {
 // countMeta counts metadata requests by op.
 type countMeta struct {
 	fs.Metadata
-	mu  sync.Mutex
-	ops map[cluster.MetaOp]int
+	mu      sync.Mutex
+	ops     map[cluster.MetaOp]int
+	lookups []string // the names looked up, in order
 }
 
 func (m *countMeta) Do(ctx context.Context, req *cluster.MetaRequest) (*cluster.MetaResponse, error) {
@@ -593,8 +594,25 @@ func (m *countMeta) Do(ctx context.Context, req *cluster.MetaRequest) (*cluster.
 		m.ops = make(map[cluster.MetaOp]int)
 	}
 	m.ops[req.Op]++
+	if req.Op == cluster.OpLookup {
+		m.lookups = append(m.lookups, string(req.Name))
+	}
 	m.mu.Unlock()
 	return m.Metadata.Do(ctx, req)
+}
+
+// lookupsSince returns the names looked up after the first n (n from
+// count(cluster.OpLookup)) that keep accepts, all of them if keep is nil.
+func (m *countMeta) lookupsSince(n int, keep func(name string) bool) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, name := range m.lookups[n:] {
+		if keep == nil || keep(name) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 func (m *countMeta) count(op cluster.MetaOp) int {
@@ -842,8 +860,8 @@ func TestNoPosixACLs(t *testing.T) {
 // AttrTimeout has passed.
 func TestKnownNamesSkipLookups(t *testing.T) {
 	w := newWorld()
-	lm := &lookupLog{Metadata: w.meta}
-	w.meta = lm
+	cm := &countMeta{Metadata: w.meta}
+	w.meta = cm
 	// Names stay known for AttrTimeout after their last step: a minute
 	// here, so that a slow machine cannot age them out between steps.
 	dir, _ := w.mount(t, fs.Options{AttrTimeout: time.Minute, EntryTimeout: time.Minute})
@@ -852,7 +870,7 @@ func TestKnownNamesSkipLookups(t *testing.T) {
 	if err := os.Mkdir(d, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	before := lm.count()
+	before := cm.count(cluster.OpLookup)
 	for _, name := range []string{"a", "b", "c"} {
 		if err := os.WriteFile(filepath.Join(d, name), []byte(name), 0o644); err != nil {
 			t.Fatal(err)
@@ -866,7 +884,7 @@ func TestKnownNamesSkipLookups(t *testing.T) {
 	}
 	// The kernel may evict d's dentry meanwhile and look d up again; a
 	// name in d must cost nothing.
-	if sent := lm.since(before, func(name string) bool { return name != "d" }); len(sent) != 0 {
+	if sent := cm.lookupsSince(before, func(name string) bool { return name != "d" }); len(sent) != 0 {
 		t.Errorf("lookups sent while creating in a new directory: %q, want none", sent)
 	}
 	if err := os.Rename(filepath.Join(d, "a"), filepath.Join(d, "sub", "a2")); err != nil {
@@ -916,11 +934,11 @@ func TestKnownNamesSkipLookups(t *testing.T) {
 	if len(ents) != 4 { // b c sub x
 		t.Errorf("listing: %d entries, want 4", len(ents))
 	}
-	before = lm.count()
+	before = cm.count(cluster.OpLookup)
 	if _, err := os.Stat(filepath.Join(d, "never")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("stat of an absent name after a listing: %v", err)
 	}
-	if sent := lm.since(before, func(name string) bool { return name == "never" }); len(sent) != 0 {
+	if sent := cm.lookupsSince(before, func(name string) bool { return name == "never" }); len(sent) != 0 {
 		t.Errorf("lookups sent for an absent name of a listed directory: %d, want 0", len(sent))
 	}
 }
@@ -1005,8 +1023,8 @@ func seenWhileChanging(t *testing.T, path string, timeout time.Duration, changes
 // what the renames did.
 func TestRenameKeepsKnownNames(t *testing.T) {
 	w := newWorld()
-	lm := &lookupLog{Metadata: w.meta}
-	w.meta = lm
+	cm := &countMeta{Metadata: w.meta}
+	w.meta = cm
 	// Names stay known for AttrTimeout after their last step: a minute
 	// here, so that a slow machine cannot age them out between steps.
 	dir, _ := w.mount(t, fs.Options{AttrTimeout: time.Minute, EntryTimeout: time.Minute})
@@ -1017,11 +1035,7 @@ func TestRenameKeepsKnownNames(t *testing.T) {
 		}
 	}
 	const n = 20
-	for i := range n {
-		if err := os.WriteFile(filepath.Join(d, fmt.Sprint("f", i)), []byte(fmt.Sprint(i)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeNumbered(t, d, n)
 	// File i goes to g<i> within d if i is even, else to h<i> in e.
 	isTarget := func(name string) bool { return strings.HasPrefix(name, "g") || strings.HasPrefix(name, "h") }
 	target := func(i int) string {
@@ -1030,7 +1044,7 @@ func TestRenameKeepsKnownNames(t *testing.T) {
 		}
 		return filepath.Join(d, fmt.Sprint("g", i))
 	}
-	before := lm.count()
+	before := cm.count(cluster.OpLookup)
 	for i := range n {
 		if err := os.Rename(filepath.Join(d, fmt.Sprint("f", i)), target(i)); err != nil {
 			t.Fatal(err)
@@ -1038,7 +1052,7 @@ func TestRenameKeepsKnownNames(t *testing.T) {
 	}
 	// The kernel may have evicted the sources' dentries meanwhile and
 	// look them up again; a new name must cost nothing.
-	if sent := lm.since(before, isTarget); len(sent) != 0 {
+	if sent := cm.lookupsSince(before, isTarget); len(sent) != 0 {
 		t.Errorf("lookups sent for %d renames to new names in directories this mount made: %q, want none", n, sent)
 	}
 	for i := range n {
@@ -1071,41 +1085,15 @@ func TestRenameKeepsKnownNames(t *testing.T) {
 	wantFile(t, filepath.Join(wd, "moved"), []byte("1"))
 }
 
-// lookupLog records the names metadata is asked to look up.
-type lookupLog struct {
-	fs.Metadata
-	mu    sync.Mutex
-	names []string
-}
-
-func (m *lookupLog) Do(ctx context.Context, req *cluster.MetaRequest) (*cluster.MetaResponse, error) {
-	if req.Op == cluster.OpLookup {
-		m.mu.Lock()
-		m.names = append(m.names, string(req.Name))
-		m.mu.Unlock()
-	}
-	return m.Metadata.Do(ctx, req)
-}
-
-// since returns the names looked up after the first n that keep accepts
-// (all of them if keep is nil).
-func (m *lookupLog) since(n int, keep func(name string) bool) []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []string
-	for _, name := range m.names[n:] {
-		if keep == nil || keep(name) {
-			out = append(out, name)
+// writeNumbered writes files f0 … f<n-1> in dir, file i holding i in
+// decimal.
+func writeNumbered(t *testing.T, dir string, n int) {
+	t.Helper()
+	for i := range n {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprint("f", i)), []byte(fmt.Sprint(i)), 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
-	return out
-}
-
-// count returns how many lookups were sent so far.
-func (m *lookupLog) count() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.names)
 }
 
 // TestKnownNamesOutliveForget: the kernel forgets the node of a directory
@@ -1115,22 +1103,18 @@ func (m *lookupLog) count() int {
 // no lookup for them.
 func TestKnownNamesOutliveForget(t *testing.T) {
 	w := newWorld()
-	lm := &lookupLog{Metadata: w.meta}
-	w.meta = lm
+	cm := &countMeta{Metadata: w.meta}
+	w.meta = cm
 	dir, _ := w.mount(t, fs.Options{AttrTimeout: time.Minute, EntryTimeout: time.Minute})
 	d := filepath.Join(dir, "d")
 	if err := os.Mkdir(d, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	const n = 20
-	for i := range n {
-		if err := os.WriteFile(filepath.Join(d, fmt.Sprint("f", i)), []byte(fmt.Sprint(i)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeNumbered(t, d, n)
 	// Evict until the kernel has forgotten d's node: it looks "d" up then.
-	made := lm.count()
-	for i := 0; !slices.Contains(lm.since(made, nil), "d"); i++ {
+	made := cm.count(cluster.OpLookup)
+	for i := 0; !slices.Contains(cm.lookupsSince(made, nil), "d"); i++ {
 		if i == 50 {
 			t.Fatal("d's node outlived 50 rounds of drop_caches")
 		}
@@ -1141,14 +1125,14 @@ func TestKnownNamesOutliveForget(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := lm.count()
+	before := cm.count(cluster.OpLookup)
 	for i := range n {
 		if err := os.Rename(filepath.Join(d, fmt.Sprint("f", i)), filepath.Join(d, fmt.Sprint("g", i))); err != nil {
 			t.Fatal(err)
 		}
 	}
 	isTarget := func(name string) bool { return strings.HasPrefix(name, "g") }
-	if sent := lm.since(before, isTarget); len(sent) != 0 {
+	if sent := cm.lookupsSince(before, isTarget); len(sent) != 0 {
 		t.Errorf("renames to new names in a directory this mount made, after the kernel forgot it, sent lookups of %q, want none", sent)
 	}
 	for i := range n {

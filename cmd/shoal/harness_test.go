@@ -63,14 +63,11 @@ var heldPorts struct {
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	const lowest = 10000
-	top := ephemeralLow()
-	for range 500 {
-		if top <= lowest+1000 {
-			break
-		}
-		port := lowest + rand.IntN(top-lowest)
-		if addr, ok := reservePort(port); ok {
-			return addr
+	if top := ephemeralLow(); top > lowest+1000 {
+		for range 500 {
+			if addr, ok := reservePort(lowest + rand.IntN(top-lowest)); ok {
+				return addr
+			}
 		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
