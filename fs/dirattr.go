@@ -47,13 +47,16 @@ func (n *node) freshAttr() (cluster.Attr, bool) {
 // kernel may hold more than one node of a directory over time, and the
 // one it sends requests to is the one to keep up to date.
 func (n *node) register() {
-	if n.StableAttr().Mode&syscall.S_IFMT != syscall.S_IFDIR {
+	if !n.isDir() {
 		return
 	}
 	if v, ok := n.r.dirs.Load(n.ino()); !ok || v.(*node) != n {
 		n.r.dirs.Store(n.ino(), n)
 	}
 }
+
+// isDir reports whether n is a directory.
+func (n *node) isDir() bool { return n.StableAttr().Mode&syscall.S_IFMT == syscall.S_IFDIR }
 
 // dir returns the node of directory ino, if the kernel knows it.
 func (r *Root) dir(ino uint64) *node {

@@ -8,6 +8,7 @@
 //	server, err := fs.Mount("/mnt/shoal", root, fs.MountOptions{})
 //	...
 //	server.Unmount()
+//	root.Sync(ctx) // what the mount still holds: see dirchanges.go
 //
 // fs never imports the wire package: it names metadata ops through
 // constants mirrored in ops.go (checked against wire by a test).
@@ -35,7 +36,11 @@
 // read, each with its inode's attributes (cluster.ReadDirAttrs), and
 // answers the kernel's READDIRPLUS from them: "ls -l", "find" or "rm -r"
 // learn every entry's attributes with the listing instead of looking each
-// name up.
+// name up. A chmod, chown or utimens of a directory is answered at once
+// and sent, together with the others of the next Options.DirAttrDelay
+// (5 ms), as one request, or sooner when something depends on it: a
+// request naming the directory, a rmdir or rename, an fsync of the
+// directory, unmount (Root.Sync) (dirchanges.go).
 //
 // # Block layout
 //

@@ -69,14 +69,59 @@ type file struct {
 	local atomic.Pointer[localAttrs]
 }
 
-// pendingAttrs are the attribute changes (chmod, chown, utimens) made to a
-// file while it had uncommitted writes. They are not sent on their own but
-// folded into the next commit (cluster.OpCommit with Valid), which is what
-// lets "write, set times, set mode, close" cost one metadata round trip.
+// pendingAttrs are attribute changes (chmod, chown, utimens) the mount
+// holds instead of sending them at once: a file's while it has uncommitted
+// writes, folded into its next commit (cluster.OpCommit with Valid), which
+// is what lets "write, set times, set mode, close" cost one metadata round
+// trip; a directory's for a moment (dirchanges.go).
 type pendingAttrs struct {
-	valid          uint32 // cluster.Set* bits; SetMtime: f.mtime was set explicitly
-	mode, uid, gid uint32
-	atime, ctime   int64
+	valid               uint32 // cluster.Set* bits
+	mode, uid, gid      uint32
+	atime, mtime, ctime int64
+}
+
+// fold adds the changes of setattr request req (only foldable bits) and
+// stamps them with the time now.
+func (p *pendingAttrs) fold(req *cluster.MetaRequest) {
+	p.valid |= req.Valid & foldable
+	if req.Valid&cluster.SetMode != 0 {
+		p.mode = req.Mode
+	}
+	if req.Valid&cluster.SetUid != 0 {
+		p.uid = req.Uid
+	}
+	if req.Valid&cluster.SetGid != 0 {
+		p.gid = req.Gid
+	}
+	if req.Valid&cluster.SetAtime != 0 {
+		p.atime = req.Atime
+	}
+	if req.Valid&cluster.SetMtime != 0 {
+		p.mtime = req.Mtime
+	}
+	p.ctime = time.Now().UnixNano()
+}
+
+// apply makes a show the changes, as metadata will once it has them.
+func (p *pendingAttrs) apply(a *cluster.Attr) {
+	if p.valid&cluster.SetMode != 0 {
+		a.Mode = a.Mode&syscall.S_IFMT | p.mode&07777
+	}
+	if p.valid&cluster.SetUid != 0 {
+		a.Uid = p.uid
+	}
+	if p.valid&cluster.SetGid != 0 {
+		a.Gid = p.gid
+	}
+	if p.valid&cluster.SetAtime != 0 {
+		a.Atime = p.atime
+	}
+	if p.valid&cluster.SetMtime != 0 {
+		a.Mtime = p.mtime
+	}
+	if p.valid != 0 {
+		a.Ctime = max(a.Ctime, p.ctime)
+	}
 }
 
 // foldable are the setattr bits a file with uncommitted writes keeps for
@@ -156,24 +201,9 @@ func (f *file) overlay(a *cluster.Attr) {
 	if l == nil {
 		return
 	}
+	l.pend.apply(a)
 	a.Size = l.size
 	a.Mtime = l.mtime
-	p := &l.pend
-	if p.valid&cluster.SetMode != 0 {
-		a.Mode = a.Mode&syscall.S_IFMT | p.mode&07777
-	}
-	if p.valid&cluster.SetUid != 0 {
-		a.Uid = p.uid
-	}
-	if p.valid&cluster.SetGid != 0 {
-		a.Gid = p.gid
-	}
-	if p.valid&cluster.SetAtime != 0 {
-		a.Atime = p.atime
-	}
-	if p.valid != 0 {
-		a.Ctime = max(a.Ctime, p.ctime)
-	}
 }
 
 // write copies data into the file at off. It never talks to metadata
@@ -700,24 +730,10 @@ func (f *file) setattr(ctx context.Context, req *cluster.MetaRequest, base *clus
 // fold keeps the attribute changes of req (only foldable bits) for the
 // next commit. Called with f.mu held.
 func (f *file) fold(req *cluster.MetaRequest) {
-	p := &f.pend
-	p.valid |= req.Valid
-	if req.Valid&cluster.SetMode != 0 {
-		p.mode = req.Mode
-	}
-	if req.Valid&cluster.SetUid != 0 {
-		p.uid = req.Uid
-	}
-	if req.Valid&cluster.SetGid != 0 {
-		p.gid = req.Gid
-	}
-	if req.Valid&cluster.SetAtime != 0 {
-		p.atime = req.Atime
-	}
+	f.pend.fold(req)
 	if req.Valid&cluster.SetMtime != 0 {
 		f.mtime = req.Mtime
 	}
-	p.ctime = time.Now().UnixNano()
 }
 
 // handle is an open file descriptor of a regular file. All handles of an

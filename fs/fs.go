@@ -91,6 +91,11 @@ type Options struct {
 	// SyncCreate creates every new file in metadata at once, instead of
 	// with its first commit (pending.go).
 	SyncCreate bool
+	// DirAttrDelay is how long chmod, chown and utimens of a directory
+	// wait in the mount, gathering more, before they go to metadata
+	// together (dirchanges.go); zero means DefaultDirAttrDelay, a negative
+	// value sends each at once.
+	DirAttrDelay time.Duration
 	// ReadAhead is how many blocks past a sequential reader are fetched in
 	// the background; zero means 8, a negative value disables read-ahead.
 	// At most twice that many read-ahead fetches run at once (for all
@@ -119,6 +124,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.NegativeTimeout < 0 {
 		o.NegativeTimeout = 0
+	}
+	if o.DirAttrDelay == 0 {
+		o.DirAttrDelay = DefaultDirAttrDelay
 	}
 	if o.CacheBytes <= 0 {
 		o.CacheBytes = 256 << 20
@@ -174,6 +182,13 @@ type Root struct {
 
 	dirs  sync.Map   // inode number → *node of the directories the kernel knows (dirattr.go)
 	known knownNames // the names of directories, by inode number (dirnames.go)
+
+	// Directory attribute changes not yet sent (dirchanges.go).
+	dirMu         sync.Mutex
+	dirChanges    map[uint64]*dirChange // by directory inode number
+	ndirChanges   atomic.Int32          // len(dirChanges), read without dirMu
+	dirTimerArmed bool                  // a flushDirsLater is due
+	dirSendMu     sync.Mutex            // held while sending changes, so they go in order
 }
 
 // New returns a file system over meta and chunks.
@@ -189,6 +204,8 @@ func New(meta Metadata, chunks Chunks, opts Options) *Root {
 		bufs:    opts.Buffers,
 		files:   make(map[uint64]*file),
 		pending: make(map[pendingName]*file),
+
+		dirChanges: make(map[uint64]*dirChange),
 	}
 	if r.bufs == nil {
 		r.bufs = NewBuffers(opts)
@@ -324,6 +341,9 @@ func (r *Root) detach(ctx context.Context) (context.Context, context.CancelFunc)
 func (r *Root) do(ctx context.Context, req *cluster.MetaRequest) (*cluster.MetaResponse, error) {
 	ctx, cancel := r.detach(ctx)
 	defer cancel()
+	if err := r.flushDirsFor(ctx, req); err != nil {
+		return nil, err
+	}
 	if err := r.materializeFor(ctx, req); err != nil {
 		return nil, err
 	}

@@ -52,7 +52,8 @@ func (w *world) mount(t testing.TB, opts fs.Options) (string, func()) {
 	if os.Getenv("SHOAL_FUSE_DEBUG") != "" {
 		mo.DebugLog = log.New(os.Stderr, "fuse: ", log.Lmicroseconds)
 	}
-	server, err := fs.Mount(dir, fs.New(w.meta, w.store, opts), mo)
+	root := fs.New(w.meta, w.store, opts)
+	server, err := fs.Mount(dir, root, mo)
 	if err != nil {
 		t.Fatalf("mount: %v", err)
 	}
@@ -63,6 +64,10 @@ func (w *world) mount(t testing.TB, opts fs.Options) (string, func()) {
 				t.Errorf("unmount %s: %v", dir, err)
 				// Never leave a stale mount behind.
 				syscall.Unmount(dir, syscall.MNT_DETACH)
+			}
+			// As shoal mount does once unmounted.
+			if err := root.Sync(context.Background()); err != nil {
+				t.Errorf("sync after unmount of %s: %v", dir, err)
 			}
 		})
 	}

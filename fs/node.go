@@ -91,6 +91,7 @@ func (n *node) fillAttr(a cluster.Attr, out *fuse.Attr) {
 	if f := n.r.lookupFile(a.Ino); f != nil {
 		f.overlay(&a)
 	}
+	n.r.overlayDir(&a)
 	out.Ino = a.Ino
 	out.Size = a.Size
 	out.Blocks = (a.Size + 511) / 512
@@ -200,6 +201,13 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 	if req.Valid == 0 {
 		return n.Getattr(ctx, fh, out)
 	}
+	if n.isDir() {
+		if a, ok := n.r.deferDirAttr(n, req); ok {
+			n.fillAttr(a, &out.Attr)
+			out.SetTimeout(n.r.opts.AttrTimeout)
+			return 0
+		}
+	}
 	var resp *cluster.MetaResponse
 	var err error
 	if f := n.r.lookupFile(n.ino()); f != nil {
@@ -241,6 +249,7 @@ func (n *node) owner(ctx context.Context, mode uint32) (uid, gid, m uint32, errn
 		a = resp.Attr
 		n.remember(a)
 	}
+	n.r.overlayDir(&a) // a setgid or chgrp of n may not be sent yet
 	if a.Mode&syscall.S_ISGID != 0 {
 		gid = a.Gid
 		if mode&syscall.S_IFMT == syscall.S_IFDIR {
@@ -588,14 +597,17 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 }
 
 // Fsync implements fs.NodeFsyncer: for a file it flushes like close; for
-// a directory it creates the files pending in it (other metadata changes
-// are committed before they return).
+// a directory it sends its pending attribute changes and creates the files
+// pending in it (other metadata changes are committed before they return).
 func (n *node) Fsync(ctx context.Context, fh gofs.FileHandle, flags uint32) syscall.Errno {
 	if h, ok := fh.(*handle); ok {
 		return h.Fsync(ctx, flags)
 	}
 	ctx, cancel := n.r.detach(ctx)
 	defer cancel()
+	if err := n.r.flushDirs(ctx, []uint64{n.ino()}); err != nil {
+		return n.errno("fsync", err)
+	}
 	return n.errno("fsync", n.r.materializeIn(ctx, n.ino()))
 }
 

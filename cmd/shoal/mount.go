@@ -88,6 +88,11 @@ func (f *mountFlags) mount(ctx context.Context, addr, dir string) error {
 		slog.Warn("file system was unmounted from outside", "mountpoint", dir)
 	}
 	slog.Info("unmounted", "mountpoint", dir)
+	syncCtx, cancel := context.WithTimeout(context.Background(), f.retryFor)
+	defer cancel()
+	if err := root.Sync(syncCtx); err != nil {
+		return fmt.Errorf("unmount %s: %w", dir, err)
+	}
 	return nil
 }
 
