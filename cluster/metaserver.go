@@ -28,11 +28,12 @@ func (n *Node) serveMeta(st *wire.Stream, remote string) {
 			}
 			return
 		}
+		start := time.Now()
 		resp, err := n.Do(context.Background(), &req)
 		if err != nil && (resp == nil || resp.Errno == 0) {
 			resp = &MetaResponse{Errno: uint32(errnoOf(err)), Reason: err.Error(), Unavailable: errors.Is(err, ErrNotLeader)}
 		}
-		countMeta(&req, resp)
+		countMeta(&req, resp, start)
 		if err := wire.WriteJSON(st, resp); err != nil {
 			n.log.Warn("meta stream write", "peer", remote, "err", err)
 			return

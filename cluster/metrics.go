@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -53,12 +54,22 @@ var (
 		Name: "shoal_node_forwarded_requests_total",
 		Help: "Metadata requests a follower forwarded to the leader and got an answer for.",
 	})
+
+	metaSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "shoal_node_meta_request_seconds",
+		Help:    "How long a node took to answer a client's metadata request, from having read it to having the answer (Raft commit included for changes), by operation.",
+		Buckets: prometheus.ExponentialBuckets(0.00002, 2, 18),
+	}, []string{"op"})
 )
 
-func countMeta(req *MetaRequest, resp *MetaResponse) {
+// countMeta records a metadata request answered with resp after it was
+// read at start.
+func countMeta(req *MetaRequest, resp *MetaResponse, start time.Time) {
 	errno := uint32(0)
 	if resp != nil {
 		errno = resp.Errno
 	}
-	metaRequests.WithLabelValues(req.Op.String(), strconv.Itoa(int(errno))).Inc()
+	op := req.Op.String()
+	metaRequests.WithLabelValues(op, strconv.Itoa(int(errno))).Inc()
+	metaSeconds.WithLabelValues(op).Observe(time.Since(start).Seconds())
 }
