@@ -124,8 +124,9 @@ func (p *pendingAttrs) apply(a *cluster.Attr) {
 	}
 }
 
-// foldable are the setattr bits a file with uncommitted writes keeps for
-// its next commit instead of sending at once.
+// foldable are the setattr bits the mount may hold instead of sending at
+// once (pendingAttrs): a file with uncommitted writes keeps them for its
+// next commit, a directory for Options.DirAttrDelay.
 const foldable = cluster.SetMode | cluster.SetUid | cluster.SetGid | cluster.SetAtime | cluster.SetMtime
 
 // localAttrs is a published copy of an open file's uncommitted size, mtime

@@ -21,6 +21,7 @@ type mountFlags struct {
 	cacheMB     int
 	dirtyMB     int
 	attrTimeout time.Duration
+	dirAttrs    time.Duration
 	retryFor    time.Duration
 	debug       bool
 	metrics     string
@@ -31,6 +32,7 @@ func (f *mountFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.cacheMB, "cache-mb", 256, "size of the in-memory chunk cache in MiB; blocks read ahead take up to a quarter of it")
 	fl.IntVar(&f.dirtyMB, "dirty-mb", fs.DefaultDirtyBytes>>20, "written data held in memory before upload, all files together, in MiB; beyond it writers wait for uploads")
 	fl.DurationVar(&f.attrTimeout, "attr-timeout", fs.DefaultAttrTimeout, "how long the kernel may cache attributes and names (0: not at all)")
+	fl.DurationVar(&f.dirAttrs, "dir-attr-delay", fs.DefaultDirAttrDelay, "how long a directory's chmod, chown and utimens wait in the mount to go to the cluster together (0: each at once); fsync of the directory sends them at once")
 	fl.DurationVar(&f.retryFor, "retry-for", 30*time.Second, "how long to retry when the cluster cannot be reached before failing with EIO")
 	fl.BoolVar(&f.debug, "fuse-debug", false, "log every FUSE request and reply to stderr, as plain lines, whatever --log-level is")
 }
@@ -67,6 +69,10 @@ func (f *mountFlags) mount(ctx context.Context, addr, dir string) error {
 		timeout = -1 // fs.Options: negative turns caching off
 	}
 	fsOpts.AttrTimeout, fsOpts.EntryTimeout = timeout, timeout
+	fsOpts.DirAttrDelay = f.dirAttrs
+	if f.dirAttrs <= 0 {
+		fsOpts.DirAttrDelay = -1 // fs.Options: negative sends each at once
+	}
 	root := fs.New(client, client, fsOpts)
 	var mo fs.MountOptions
 	if f.debug {
