@@ -178,12 +178,20 @@ func TestBadFlagsSayWhatIsWrong(t *testing.T) {
 // checks it unmounted cleanly and that a second run sees the file.
 func TestUpUnmountsOnSignal(t *testing.T) {
 	data, mnt := t.TempDir(), filepath.Join(t.TempDir(), "mnt")
-	args := []string{"up", "--data", data, "--listen", freeAddr(t), "--raft", freeAddr(t), mnt}
+	// A directory's chmod waits in the mount until unmount sends it.
+	args := []string{"up", "--data", data, "--listen", freeAddr(t), "--raft", freeAddr(t), "--dir-attr-delay", "1h", mnt}
 	p := startProc(t, "up", args...)
 	waitMounted(t, mnt, p)
 	t.Cleanup(func() { detach(mnt) })
 	want := randomBytes(1, 3<<20+17)
 	writeFile(t, filepath.Join(mnt, "f"), want)
+	d := filepath.Join(mnt, "d")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(d, 0o701); err != nil {
+		t.Fatal(err)
+	}
 	p.cmd.Process.Signal(os.Interrupt)
 	select {
 	case <-p.done:
@@ -204,6 +212,11 @@ func TestUpUnmountsOnSignal(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("after restart read %d bytes, want the %d written", len(got), len(want))
+	}
+	if st, err := os.Stat(d); err != nil {
+		t.Error(err)
+	} else if st.Mode().Perm() != 0o701 {
+		t.Errorf("directory chmodded before Ctrl-C, after restart: mode %v, want 0701", st.Mode().Perm())
 	}
 	if err := p.stop(); err != nil {
 		t.Fatal(err)
