@@ -14,6 +14,22 @@ import (
 	"shoal/fs"
 )
 
+// mountWithDir mounts a new world whose metadata requests are counted,
+// with directory changes held until something sends them, and makes
+// directory d (mode 755) in it.
+func mountWithDir(t *testing.T) (w *world, cm *countMeta, dir, d string) {
+	t.Helper()
+	w = newWorld()
+	cm = &countMeta{Metadata: w.meta}
+	w.meta = cm
+	dir, _ = w.mount(t, fs.Options{DirAttrDelay: time.Hour})
+	d = filepath.Join(dir, "d")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return w, cm, dir, d
+}
+
 // metaAttr returns what metadata itself holds for inode ino.
 func metaAttr(t *testing.T, w *world, ino uint64) cluster.Attr {
 	t.Helper()
@@ -56,14 +72,7 @@ func statIno(t *testing.T, p string) syscall.Stat_t {
 // -a makes to a directory show at once through the mount, reach metadata
 // as one request, and do so when the directory is fsynced.
 func TestDirAttrChangesGoTogether(t *testing.T) {
-	w := newWorld()
-	cm := &countMeta{Metadata: w.meta}
-	w.meta = cm
-	dir, _ := w.mount(t, fs.Options{DirAttrDelay: time.Hour})
-	d := filepath.Join(dir, "d")
-	if err := os.Mkdir(d, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	w, cm, _, d := mountWithDir(t)
 	mtime := copyDirAttrs(t, d, 1234, 0o750)
 	st := statIno(t, d)
 	if st.Mode&0o7777 != 0o750 || st.Gid != 1234 || st.Mtim.Nano() != mtime.UnixNano() {
@@ -100,14 +109,7 @@ func TestDirAttrChangesGoTogether(t *testing.T) {
 // new file's commit into it), and before a rmdir, which names it by
 // its parent only.
 func TestDirAttrChangesBeforeRequests(t *testing.T) {
-	w := newWorld()
-	cm := &countMeta{Metadata: w.meta}
-	w.meta = cm
-	dir, _ := w.mount(t, fs.Options{DirAttrDelay: time.Hour})
-	d := filepath.Join(dir, "d")
-	if err := os.Mkdir(d, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	w, cm, dir, d := mountWithDir(t)
 	mtime := copyDirAttrs(t, d, 99, 0o711)
 	if err := os.WriteFile(filepath.Join(d, "f"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
