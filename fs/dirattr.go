@@ -55,6 +55,18 @@ func (n *node) register() {
 	}
 }
 
+// namedDirs returns the inode numbers a request names that may be
+// directories it reads or changes: its inode, the new parent of a rename
+// or of a file's commit, and the parent of the create a commit carries.
+// Zero or repeated numbers may be among them.
+func namedDirs(req *cluster.MetaRequest) []uint64 {
+	inos := []uint64{req.Ino, req.NewParent}
+	if req.Create != nil {
+		inos = append(inos, req.Create.Ino)
+	}
+	return inos
+}
+
 // isDir reports whether n is a directory.
 func (n *node) isDir() bool { return n.StableAttr().Mode&syscall.S_IFMT == syscall.S_IFDIR }
 
@@ -108,11 +120,7 @@ func (r *Root) noteDirsFailed(req *cluster.MetaRequest) {
 		cluster.OpListXattr, cluster.OpLayout, cluster.OpStatfs:
 		return
 	}
-	inos := []uint64{req.Ino, req.NewParent}
-	if req.Create != nil {
-		inos = append(inos, req.Create.Ino)
-	}
-	for _, ino := range inos {
+	for _, ino := range namedDirs(req) {
 		if d := r.dir(ino); d != nil {
 			d.stale()
 		}

@@ -31,6 +31,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"syscall"
 	"time"
 
@@ -114,18 +115,11 @@ func (r *Root) flushDirsFor(ctx context.Context, req *cluster.MetaRequest) error
 	case cluster.OpRmdir, cluster.OpRename:
 		return r.flushDirs(ctx, nil)
 	}
-	inos := []uint64{req.Ino}
-	if req.NewParent != 0 {
-		inos = append(inos, req.NewParent)
-	}
-	if req.Create != nil {
-		inos = append(inos, req.Create.Ino)
-	}
-	return r.flushDirs(ctx, inos)
+	return r.flushDirs(ctx, namedDirs(req))
 }
 
-// flushDirs sends the pending changes of the directories inos, or of all
-// directories if inos is nil, and waits for metadata to hold them. One
+// flushDirs sends the pending changes of the directories inos (each once,
+// however often it is named), or of all directories if inos is nil, and waits for metadata to hold them. One
 // send runs at a time, so a directory's changes arrive in order. A change
 // to a directory removed meanwhile is dropped.
 func (r *Root) flushDirs(ctx context.Context, inos []uint64) error {
@@ -146,8 +140,8 @@ func (r *Root) flushDirs(ctx context.Context, inos []uint64) error {
 			sends = append(sends, send{ino, c.pend, c.version})
 		}
 	} else {
-		for _, ino := range inos {
-			if c := r.dirChanges[ino]; c != nil {
+		for i, ino := range inos {
+			if c := r.dirChanges[ino]; c != nil && !slices.Contains(inos[:i], ino) {
 				sends = append(sends, send{ino, c.pend, c.version})
 			}
 		}
