@@ -42,7 +42,10 @@
 // the requests that arrive meanwhile wait and then go as one log entry, a
 // batch of MetaRequests that every replica applies in order. A lone
 // request goes at once as a plain entry; under load each log write, fsync
-// and AppendEntries carries many requests. A request is encoded as on the
+// and AppendEntries carries many requests. Where commits are slow (they
+// wait for a follower's log write), a batch waits up to 2 ms for the
+// proposers it expects back, so that requesters taking turns do not split
+// into groups that each wait for two commits. A request is encoded as on the
 // metadata stream: JSON, or a meta envelope when it carries inline chunk
 // bytes (wire.EncodeMetaRequest); a batch is a JSON array of plain ones,
 // else a batch envelope (encodeBatch).

@@ -300,7 +300,7 @@ func (n *Node) startRaft() error {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
-	n.proposer = &proposer{apply: r.Apply, await: n.await}
+	n.proposer = newProposer(r.Apply, n.await)
 	n.wg.Add(1)
 	go n.watchLeadership()
 	if !existing && cfg.Join == "" && !cfg.NoBootstrap {

@@ -16,6 +16,24 @@ package cluster
 // encoded MetaRequest, sent at once, as before.
 // The more proposers wait, the larger the batch, so the fsyncs and round
 // trips per request fall as the load grows.
+//
+// A batch also waits a little for proposers expected back (gather). The
+// proposers a batch answers come back with their next request a moment
+// later, while the batch of those that waited meanwhile is already in
+// Raft: they miss it and wait for the one after. So four creators split
+// into two groups taking turns, two per batch, each waiting for two
+// commits per request; on three nodes four creators got twice the rate
+// of one, not four times. Where a commit takes longer than maxGather (it
+// waits for a follower's log write too), a batch therefore starts only
+// once as many proposals wait as the last batch served plus those that
+// waited for it (the proposers seen at work), or once maxGather has
+// passed, whichever comes first. A lone proposer is expected alone and
+// never waits. Where a commit is quicker (one node: a local log write,
+// about as long as a proposer's way back), the turns keep the log busy
+// and waiting would leave it idle, so there is no gathering. A gather
+// that runs out of time means the proposers are slower to come back than
+// thought: the next batches skip gathering, twice as many after each
+// such gather in a row (at most maxGatherSkip), until one succeeds.
 
 import (
 	"encoding/binary"
@@ -40,6 +58,14 @@ const (
 	maxBatchBytes    = 1 << 20
 )
 
+// maxGather bounds how long a batch waits for the proposers expected
+// back; after a gather that ran out of time, at most maxGatherSkip
+// batches go without one (see above).
+const (
+	maxGather     = 2 * time.Millisecond
+	maxGatherSkip = 64
+)
+
 // proposer hands encoded MetaRequests to Raft, in batches (see above).
 type proposer struct {
 	// apply appends one log entry (raft.Raft.Apply).
@@ -47,9 +73,30 @@ type proposer struct {
 	// await waits for a future, or for the node to stop (Node.await).
 	await func(raft.Future) error
 
+	// A batch gathers only after a commit that took slowCommit or longer,
+	// and waits at most gatherWait (both maxGather but in tests).
+	slowCommit, gatherWait time.Duration
+
+	arrived chan struct{} // a proposal joined waiting (buffered, one slot)
+
 	mu       sync.Mutex
-	inflight bool        // a batch is in Raft
+	inflight bool        // a batch is in Raft or gathering
 	waiting  []*proposal // proposals for the next batch, oldest first
+	// Of the last batch: how many proposers it served plus how many waited
+	// for it (expected back for the next), how long its commit took, and
+	// when it ended.
+	width      int
+	lastCommit time.Duration
+	lastDone   time.Time
+	// skip is how many batches go on without gathering; backoff what
+	// skip becomes after the next gather that runs out of time.
+	skip, backoff int
+}
+
+// newProposer returns a proposer that appends entries with apply and
+// waits for them with await.
+func newProposer(apply func(data []byte, timeout time.Duration) raft.ApplyFuture, await func(raft.Future) error) *proposer {
+	return &proposer{apply: apply, await: await, slowCommit: maxGather, gatherWait: maxGather, arrived: make(chan struct{}, 1)}
 }
 
 // proposal is one request waiting for its batch to be applied.
@@ -67,30 +114,76 @@ type proposal struct {
 func (p *proposer) propose(data []byte, timeout time.Duration) (any, error) {
 	pr := &proposal{data: data, timeout: timeout, done: make(chan struct{})}
 	p.mu.Lock()
+	p.waiting = append(p.waiting, pr)
 	if p.inflight {
-		p.waiting = append(p.waiting, pr)
+		select {
+		case p.arrived <- struct{}{}:
+		default:
+		}
 		p.mu.Unlock()
 		<-pr.done
 		return pr.resp, pr.err
 	}
 	p.inflight = true
 	p.mu.Unlock()
-	p.run([]*proposal{pr})
+	// pr is the oldest waiting proposal, so the first batch run takes it.
+	p.run()
+	<-pr.done
 	return pr.resp, pr.err
 }
 
-// run commits batch, answers its proposals, and passes the turn on: the
-// proposals that waited meanwhile become the next batch, run in a
+// run gathers a batch, commits it, answers its proposals, and passes the
+// turn on: if proposals waited meanwhile, the next batch runs in a
 // goroutine of its own so that this one's caller can go on.
-func (p *proposer) run(batch []*proposal) {
+func (p *proposer) run() {
+	batch := p.gather()
+	start := time.Now()
 	p.commit(batch)
+	took := time.Since(start)
 	p.mu.Lock()
-	next := takeBatch(&p.waiting)
-	p.inflight = len(next) > 0
+	p.width = len(batch) + len(p.waiting)
+	p.lastCommit = took
+	p.lastDone = time.Now()
+	p.inflight = len(p.waiting) > 0
+	more := p.inflight
 	p.mu.Unlock()
-	if len(next) > 0 {
-		go p.run(next)
+	if more {
+		go p.run()
 	}
+}
+
+// gather takes the next batch from the waiting proposals, once as many
+// wait as the last batch's width, or gatherWait has passed. It does not
+// wait if the last commit took less than slowCommit, nor for a proposer
+// arriving when the last batch ended long ago (more than gatherWait: it
+// is not part of a stream of batches), nor while gathering is skipped.
+func (p *proposer) gather() []*proposal {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	want := min(p.width, maxBatchRequests)
+	if len(p.waiting) >= want || p.lastCommit < p.slowCommit || time.Since(p.lastDone) > p.gatherWait {
+		return takeBatch(&p.waiting)
+	}
+	if p.skip > 0 {
+		p.skip--
+		return takeBatch(&p.waiting)
+	}
+	timer := time.NewTimer(p.gatherWait)
+	defer timer.Stop()
+	for len(p.waiting) < want {
+		p.mu.Unlock()
+		select {
+		case <-p.arrived:
+			p.mu.Lock()
+		case <-timer.C:
+			p.mu.Lock()
+			p.backoff = min(max(2*p.backoff, 1), maxGatherSkip)
+			p.skip = p.backoff
+			return takeBatch(&p.waiting)
+		}
+	}
+	p.backoff = 0
+	return takeBatch(&p.waiting)
 }
 
 // takeBatch removes from *waiting the oldest proposals that fit in one

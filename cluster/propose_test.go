@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -63,7 +65,7 @@ func (r *logRecorder) apply(data []byte, _ time.Duration) raft.ApplyFuture {
 }
 
 func (r *logRecorder) proposer() *proposer {
-	return &proposer{apply: r.apply, await: func(f raft.Future) error { return f.Error() }}
+	return newProposer(r.apply, func(f raft.Future) error { return f.Error() })
 }
 
 func mkdirJSON(t *testing.T, name string, mode uint32) []byte {
@@ -73,6 +75,138 @@ func mkdirJSON(t *testing.T, name string, mode uint32) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// waitQueued waits until n proposals wait for the next batch of p.
+func waitQueued(t *testing.T, p *proposer, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		p.mu.Lock()
+		got := len(p.waiting)
+		p.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d proposals waiting, want %d", got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestProposerGathersProposersComingBack: a proposer whose batch was
+// answered and that proposes again at once goes in the next batch with
+// those that waited, instead of waiting for the one after it (every
+// commit counts as slow here, and a gather waits as long as it takes).
+// It comes back late (50 ms) so that, were there no gathering, the
+// others' batch would surely go without it.
+func TestProposerGathersProposersComingBack(t *testing.T) {
+	r := newLogRecorder()
+	p := r.proposer()
+	p.slowCommit, p.gatherWait = 0, time.Hour
+	r.hold, r.held = make(chan struct{}), make(chan struct{})
+	release := r.hold
+
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i, name := range []string{"a0", "a1"} {
+			if i > 0 {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if _, err := p.propose(mkdirJSON(t, name, 0o700), time.Second); err != nil {
+				t.Errorf("propose %s: %v", name, err)
+			}
+		}
+	})
+	<-r.held
+	for i := range 3 {
+		wg.Go(func() {
+			if _, err := p.propose(mkdirJSON(t, fmt.Sprintf("b%d", i), 0o700), time.Second); err != nil {
+				t.Errorf("propose b%d: %v", i, err)
+			}
+		})
+	}
+	waitQueued(t, p, 3)
+	close(release)
+	wg.Wait()
+
+	r.mu.Lock()
+	entries := r.entries
+	r.mu.Unlock()
+	if len(entries) != 2 {
+		t.Fatalf("got %d log entries, want 2: a0 alone, then b0, b1, b2 and a1 together", len(entries))
+	}
+	reqs, err := decodeBatch(entries[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, req := range reqs {
+		names = append(names, string(req.Name))
+	}
+	got := strings.Join(names, " ")
+	if len(names) == 4 {
+		slices.Sort(names[:3]) // the b's queued in any order
+	}
+	if strings.Join(names, " ") != "b0 b1 b2 a1" {
+		t.Errorf("second entry holds %q, want the three b's, then a1", got)
+	}
+}
+
+// TestProposerLoneProposerDoesNotGather: one proposer alone, however slow
+// the commits, never waits for others: no gather of its runs out of time.
+func TestProposerLoneProposerDoesNotGather(t *testing.T) {
+	r := newLogRecorder()
+	p := r.proposer()
+	p.slowCommit, p.gatherWait = 0, 50*time.Millisecond
+	for i := range 5 {
+		if _, err := p.propose(mkdirJSON(t, fmt.Sprintf("d%d", i), 0o700), time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(r.entries) != 5 || p.backoff != 0 {
+		t.Errorf("got %d entries and gathering backed off %d times, want 5 entries and no gather that ran out of time", len(r.entries), p.backoff)
+	}
+}
+
+// TestProposerGatherRunsOutOfTime: proposers expected back that do not
+// come hold the batch of those waiting only until gatherWait, and make
+// the next batches skip gathering.
+func TestProposerGatherRunsOutOfTime(t *testing.T) {
+	r := newLogRecorder()
+	p := r.proposer()
+	p.slowCommit, p.gatherWait = 0, 20*time.Millisecond
+	r.hold, r.held = make(chan struct{}), make(chan struct{})
+	release := r.hold
+	first := make(chan error, 1)
+	go func() {
+		_, err := p.propose(mkdirJSON(t, "first", 0o700), time.Second)
+		first <- err // and proposes nothing more
+	}()
+	<-r.held
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() {
+			if _, err := p.propose(mkdirJSON(t, fmt.Sprintf("d%d", i), 0o700), time.Second); err != nil {
+				t.Errorf("propose d%d: %v", i, err)
+			}
+		})
+	}
+	waitQueued(t, p, 3)
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	r.mu.Lock()
+	entries := len(r.entries)
+	r.mu.Unlock()
+	p.mu.Lock()
+	backoff, skip := p.backoff, p.skip
+	p.mu.Unlock()
+	if entries != 2 || backoff != 1 || skip != 1 {
+		t.Errorf("got %d entries, backoff %d, skip %d; want 2 entries (first, then the three that waited) and the next batch skipping its gather", entries, backoff, skip)
+	}
 }
 
 // TestProposerBatchesWaitingProposals holds one proposal in "Raft" while
@@ -109,18 +243,7 @@ func TestProposerBatchesWaitingProposals(t *testing.T) {
 			answers[i] = resp.(*MetaResponse)
 		}()
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		p.mu.Lock()
-		n := len(p.waiting)
-		p.mu.Unlock()
-		if n == waiters {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d proposals waiting, want %d", n, waiters)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(t, p, waiters)
 	close(release)
 	wg.Wait()
 	if resp := (<-first).(*MetaResponse); resp.Errno != 0 || resp.Attr.Mode&0o777 != 0o700 {
@@ -169,15 +292,7 @@ func TestProposerBatchFailure(t *testing.T) {
 			errs <- err
 		}()
 	}
-	for {
-		p.mu.Lock()
-		n := len(p.waiting)
-		p.mu.Unlock()
-		if n == 3 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(t, p, 3)
 	close(release)
 	for range 3 {
 		if err := <-errs; !errors.Is(err, raft.ErrNotLeader) {
