@@ -94,6 +94,20 @@ func waitQueued(t *testing.T, p *proposer, n int) {
 	}
 }
 
+// queueProposals starts n proposers of directories prefix0, prefix1…
+// and waits until all of them wait for the next batch of p.
+func queueProposals(t *testing.T, p *proposer, wg *sync.WaitGroup, prefix string, n int) {
+	t.Helper()
+	for i := range n {
+		wg.Go(func() {
+			if _, err := p.propose(mkdirJSON(t, fmt.Sprintf("%s%d", prefix, i), 0o700), time.Second); err != nil {
+				t.Errorf("propose %s%d: %v", prefix, i, err)
+			}
+		})
+	}
+	waitQueued(t, p, n)
+}
+
 // TestProposerGathersProposersComingBack: a proposer whose batch was
 // answered and that proposes again at once goes in the next batch with
 // those that waited, instead of waiting for the one after it (every
@@ -119,14 +133,7 @@ func TestProposerGathersProposersComingBack(t *testing.T) {
 		}
 	})
 	<-r.held
-	for i := range 3 {
-		wg.Go(func() {
-			if _, err := p.propose(mkdirJSON(t, fmt.Sprintf("b%d", i), 0o700), time.Second); err != nil {
-				t.Errorf("propose b%d: %v", i, err)
-			}
-		})
-	}
-	waitQueued(t, p, 3)
+	queueProposals(t, p, &wg, "b", 3)
 	close(release)
 	wg.Wait()
 
@@ -185,14 +192,7 @@ func TestProposerGatherRunsOutOfTime(t *testing.T) {
 	}()
 	<-r.held
 	var wg sync.WaitGroup
-	for i := range 3 {
-		wg.Go(func() {
-			if _, err := p.propose(mkdirJSON(t, fmt.Sprintf("d%d", i), 0o700), time.Second); err != nil {
-				t.Errorf("propose d%d: %v", i, err)
-			}
-		})
-	}
-	waitQueued(t, p, 3)
+	queueProposals(t, p, &wg, "d", 3)
 	close(release)
 	if err := <-first; err != nil {
 		t.Fatal(err)
