@@ -40,7 +40,10 @@
 // and sent, together with the others of the next Options.DirAttrDelay
 // (5 ms), as one request, or sooner when something depends on it: a
 // request naming the directory, a rmdir or rename, an fsync of the
-// directory, unmount (Root.Sync) (dirchanges.go).
+// directory, unmount (Root.Sync) (dirchanges.go). The unlink of a file not
+// open in the mount is answered at once and sent in the background; the
+// requests that could tell wait for it, and so do fsync of the directory
+// and unmount (unlinks.go).
 //
 // # Block layout
 //

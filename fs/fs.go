@@ -91,6 +91,10 @@ type Options struct {
 	// SyncCreate creates every new file in metadata at once, instead of
 	// with its first commit (pending.go).
 	SyncCreate bool
+	// SyncUnlink sends every unlink to metadata before answering it,
+	// instead of answering the unlink of a file not open in the mount at
+	// once and sending it in the background (unlinks.go).
+	SyncUnlink bool
 	// DirAttrDelay is how long chmod, chown and utimens of a directory
 	// wait in the mount, gathering more, before they go to metadata
 	// together (dirchanges.go); zero means DefaultDirAttrDelay, a negative
@@ -189,6 +193,8 @@ type Root struct {
 	ndirChanges   atomic.Int32          // len(dirChanges), read without dirMu
 	dirTimerArmed bool                  // a flushDirsLater is due
 	dirSendMu     sync.Mutex            // held while sending changes, so they go in order
+
+	unlinks heldUnlinks // unlinks answered, not yet in metadata (unlinks.go)
 }
 
 // New returns a file system over meta and chunks.
@@ -206,6 +212,7 @@ func New(meta Metadata, chunks Chunks, opts Options) *Root {
 		pending: make(map[pendingName]*file),
 
 		dirChanges: make(map[uint64]*dirChange),
+		unlinks:    heldUnlinks{changed: make(chan struct{})},
 	}
 	if r.bufs == nil {
 		r.bufs = NewBuffers(opts)
@@ -341,17 +348,33 @@ func (r *Root) detach(ctx context.Context) (context.Context, context.CancelFunc)
 func (r *Root) do(ctx context.Context, req *cluster.MetaRequest) (*cluster.MetaResponse, error) {
 	ctx, cancel := r.detach(ctx)
 	defer cancel()
-	if err := r.flushDirsFor(ctx, req); err != nil {
-		return nil, err
-	}
-	if err := r.materializeFor(ctx, req); err != nil {
+	if err := r.prepare(ctx, req); err != nil {
 		return nil, err
 	}
 	return r.send(ctx, req)
 }
 
-// send sends one metadata request as it is.
+// prepare sends what req must come after: the held attribute changes of
+// the directories it names (dirchanges.go) and the pending files it needs
+// (pending.go).
+func (r *Root) prepare(ctx context.Context, req *cluster.MetaRequest) error {
+	if err := r.flushDirsFor(ctx, req); err != nil {
+		return err
+	}
+	return r.materializeFor(ctx, req)
+}
+
+// send sends one metadata request as it is, once the unlinks held before
+// it that it could see are in metadata (unlinks.go).
 func (r *Root) send(ctx context.Context, req *cluster.MetaRequest) (*cluster.MetaResponse, error) {
+	if err := r.awaitUnlinks(ctx, req); err != nil {
+		return nil, err
+	}
+	return r.sendNow(ctx, req)
+}
+
+// sendNow sends one metadata request as it is, at once.
+func (r *Root) sendNow(ctx context.Context, req *cluster.MetaRequest) (*cluster.MetaResponse, error) {
 	start := time.Now()
 	resp, err := r.meta.Do(ctx, req)
 	observeMeta(req.Op, start, err)

@@ -29,6 +29,10 @@ var (
 		Name: "shoal_mount_dirty_bytes",
 		Help: "Written bytes the mount holds in memory, not yet uploaded or uploading (bounded by --dirty-mb).",
 	})
+	heldUnlinksGauge = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "shoal_mount_held_unlinks",
+		Help: "Unlinks the mount has answered and metadata has not yet (unlinks.go; --sync-unlink turns holding off).",
+	})
 	uploadSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "shoal_mount_upload_seconds",
 		Help:    "Chunk uploads, by stage: wait (for one of Options.Uploads slots) and store (hash and store the chunk in the cluster), and how long each took.",

@@ -413,6 +413,10 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	n.register()
 	req := &cluster.MetaRequest{Op: cluster.OpUnlink, Ino: n.ino(), Name: cluster.Name(name)}
 	n.r.dropUnopened(req, n.GetChild(name))
+	if req.Flags&cluster.DropUnopened != 0 && !n.r.opts.SyncUnlink {
+		// No one holds the file open here: answer now, send later.
+		return n.errno("unlink", n.r.unlinkLater(ctx, n, req))
+	}
 	resp, err := n.r.do(ctx, req)
 	if err != nil {
 		return n.errno("unlink", err)
@@ -597,8 +601,9 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 }
 
 // Fsync implements fs.NodeFsyncer: for a file it flushes like close; for
-// a directory it sends its pending attribute changes and creates the files
-// pending in it (other metadata changes are committed before they return).
+// a directory it sends its pending attribute changes, waits for the held
+// unlinks and creates the files pending in it (other metadata changes are
+// committed before they return).
 func (n *node) Fsync(ctx context.Context, fh gofs.FileHandle, flags uint32) syscall.Errno {
 	if h, ok := fh.(*handle); ok {
 		return h.Fsync(ctx, flags)
@@ -606,6 +611,9 @@ func (n *node) Fsync(ctx context.Context, fh gofs.FileHandle, flags uint32) sysc
 	ctx, cancel := n.r.detach(ctx)
 	defer cancel()
 	if err := n.r.flushDirs(ctx, []uint64{n.ino()}); err != nil {
+		return n.errno("fsync", err)
+	}
+	if err := n.r.syncUnlinks(ctx); err != nil {
 		return n.errno("fsync", err)
 	}
 	return n.errno("fsync", n.r.materializeIn(ctx, n.ino()))
