@@ -224,7 +224,8 @@ func TestUpUnmountsOnSignal(t *testing.T) {
 }
 
 // TestKill9LosesNothingAcknowledged writes files, closes them, kills -9 the
-// node and the mount, restarts both and compares checksums.
+// node and the mount, restarts both and compares checksums. A file
+// unlinked before, its directory then fsynced, must stay gone.
 func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	n := startNode(t, t.TempDir(), "--block-size", "1048576")
 	mnt := filepath.Join(t.TempDir(), "mnt")
@@ -257,9 +258,33 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	full := randomBytes(5, 5<<20+12345)
 	copy(full[1<<20-1000:], patch)
 	want["f5"] = sha256.Sum256(full)
+	// The mount answers an unlink at once; fsync of the directory waits
+	// until the cluster has it.
+	gone := filepath.Join(mnt, "a/b/gone")
+	writeFile(t, gone, randomBytes(3, 1000))
+	if err := os.Remove(gone); err != nil {
+		t.Fatal(err)
+	}
+	syncDir(t, filepath.Dir(gone))
 
 	crashAndRestart(t, n, m, mnt, "--block-size", "1048576")
 	checkSums(t, mnt, want)
+	if _, err := os.Lstat(gone); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a file unlinked before its directory's fsync, after kill -9 and restart: got %v, want it gone", err)
+	}
+}
+
+// syncDir fsyncs directory dir.
+func syncDir(t *testing.T, dir string) {
+	t.Helper()
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		t.Fatalf("fsync %s: %v", dir, err)
+	}
 }
 
 // crashAndRestart kills -9 the mount and the node, restarts the node with
