@@ -214,12 +214,14 @@ func (r *Root) awaitUnlinks(ctx context.Context, req *cluster.MetaRequest) error
 // sees reports whether request req, sent now, could see the effect of
 // unlink u: whether it must wait for u. Only reads of one name, one
 // inode or one directory can tell that an unlink elsewhere has not
-// happened yet.
+// happened yet, and a reservation of inode numbers cannot tell at all.
 func sees(req, u *cluster.MetaRequest) bool {
 	if req == nil {
 		return true
 	}
 	switch req.Op {
+	case cluster.OpAllocInodes:
+		return false
 	case cluster.OpLookup:
 		return u.Ino == req.Ino && u.Name == req.Name
 	case cluster.OpReadDir:

@@ -39,12 +39,15 @@ func (g *unlinkGate) Do(ctx context.Context, req *cluster.MetaRequest) (*cluster
 
 // mountGated mounts a new world whose unlinks wait at metadata behind a
 // gate, with directory d holding files f0 … f(n-1), each closed.
+// Attributes stay fresh for an hour: the kernel asks for d's before each
+// unlink, and were they to go stale on a slow machine, the mount would
+// rightly ask metadata, which waits for the unlinks held behind the gate.
 func mountGated(t *testing.T, n int) (w *world, g *unlinkGate, d string) {
 	t.Helper()
 	w = newWorld()
 	g = &unlinkGate{Metadata: w.meta, open: make(chan struct{})}
 	w.meta = g
-	dir, _ := w.mount(t, fs.Options{})
+	dir, _ := w.mount(t, fs.Options{AttrTimeout: time.Hour, EntryTimeout: time.Hour})
 	d = filepath.Join(dir, "d")
 	if err := os.Mkdir(d, 0o755); err != nil {
 		t.Fatal(err)
