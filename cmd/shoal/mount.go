@@ -72,10 +72,10 @@ func (f *mountFlags) mount(ctx context.Context, addr, dir string) error {
 	}
 	fsOpts.AttrTimeout, fsOpts.EntryTimeout = timeout, timeout
 	fsOpts.DirAttrDelay = f.dirAttrs
-	fsOpts.SyncUnlink = f.syncUnlink
 	if f.dirAttrs <= 0 {
 		fsOpts.DirAttrDelay = -1 // fs.Options: negative sends each at once
 	}
+	fsOpts.SyncUnlink = f.syncUnlink
 	root := fs.New(client, client, fsOpts)
 	var mo fs.MountOptions
 	if f.debug {
