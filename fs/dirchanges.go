@@ -175,10 +175,10 @@ func (r *Root) flushDirs(ctx context.Context, inos []uint64) error {
 
 // Sync sends to metadata what the mount still holds that needs no open
 // file to be sent: the directory attribute changes of the last
-// Options.DirAttrDelay, and the held unlinks (unlinks.go), whose failures
-// since the last fsync of a directory it returns. Call it after
+// Options.DirAttrDelay, and the held unlinks and renames (held.go), whose
+// failures since the last fsync of a directory it returns. Call it after
 // unmounting, before closing the metadata client; open files were flushed
 // when the kernel released them.
 func (r *Root) Sync(ctx context.Context) error {
-	return errors.Join(r.flushDirs(ctx, nil), r.syncUnlinks(ctx))
+	return errors.Join(r.flushDirs(ctx, nil), r.syncHeld(ctx))
 }

@@ -91,10 +91,10 @@ type Options struct {
 	// SyncCreate creates every new file in metadata at once, instead of
 	// with its first commit (pending.go).
 	SyncCreate bool
-	// SyncUnlink sends every unlink to metadata before answering it,
-	// instead of answering the unlink of a file not open in the mount at
-	// once and sending it in the background (unlinks.go).
-	SyncUnlink bool
+	// SyncNames sends every unlink and rename to metadata before
+	// answering it, instead of answering those of files not open in the
+	// mount at once and sending them in the background (held.go).
+	SyncNames bool
 	// DirAttrDelay is how long chmod, chown and utimens of a directory
 	// wait in the mount, gathering more, before they go to metadata
 	// together (dirchanges.go); zero means DefaultDirAttrDelay, a negative
@@ -194,7 +194,7 @@ type Root struct {
 	dirTimerArmed bool                  // a flushDirsLater is due
 	dirSendMu     sync.Mutex            // held while sending changes, so they go in order
 
-	unlinks heldUnlinks // unlinks answered, not yet in metadata (unlinks.go)
+	held heldOps // unlinks and renames answered, not yet in metadata (held.go)
 }
 
 // New returns a file system over meta and chunks.
@@ -212,7 +212,7 @@ func New(meta Metadata, chunks Chunks, opts Options) *Root {
 		pending: make(map[pendingName]*file),
 
 		dirChanges: make(map[uint64]*dirChange),
-		unlinks:    heldUnlinks{changed: make(chan struct{})},
+		held:       heldOps{changed: make(chan struct{})},
 	}
 	if r.bufs == nil {
 		r.bufs = NewBuffers(opts)
@@ -364,10 +364,10 @@ func (r *Root) prepare(ctx context.Context, req *cluster.MetaRequest) error {
 	return r.materializeFor(ctx, req)
 }
 
-// send sends one metadata request as it is, once the unlinks held before
-// it that it could see are in metadata (unlinks.go).
+// send sends one metadata request as it is, once the unlinks and renames
+// held before it that it could see are in metadata (held.go).
 func (r *Root) send(ctx context.Context, req *cluster.MetaRequest) (*cluster.MetaResponse, error) {
-	if err := r.awaitUnlinks(ctx, req); err != nil {
+	if err := r.awaitHeldFor(ctx, req); err != nil {
 		return nil, err
 	}
 	return r.sendNow(ctx, req)
@@ -485,15 +485,33 @@ func (r *Root) dropUnopened(req *cluster.MetaRequest, c *gofs.Inode) {
 	if c == nil || c.IsDir() {
 		return
 	}
-	ino := c.StableAttr().Ino
-	r.mu.Lock()
-	f := r.files[ino]
-	open := f != nil && f.opens > 0
-	r.mu.Unlock()
-	if !open {
+	if ino := c.StableAttr().Ino; !r.isOpen(ino) {
 		req.Flags |= cluster.DropUnopened
 		req.NewIno = ino
 	}
+}
+
+// isOpen reports whether the file of inode ino is open in the mount.
+func (r *Root) isOpen(ino uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f := r.files[ino]
+	return f != nil && f.opens > 0
+}
+
+// holdsRename reports whether rename req, of file moved onto target (nil
+// if the kernel knows the new name as free), may be answered before
+// metadata has it (held.go): it exchanges nothing, moves a file no one
+// holds open here, and replaces none or another such file (dropUnopened
+// said so in req).
+func (r *Root) holdsRename(req *cluster.MetaRequest, moved *node, target *gofs.Inode) bool {
+	switch {
+	case r.opts.SyncNames, req.Flags&cluster.RenameExchange != 0, moved == nil, moved.isDir():
+		return false
+	case target != nil && req.Flags&cluster.DropUnopened == 0:
+		return false
+	}
+	return !r.isOpen(moved.ino())
 }
 
 // removed handles what an unlink or rename answered: an inode that lost

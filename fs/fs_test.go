@@ -34,6 +34,7 @@ type world struct {
 	local *cluster.Local
 	meta  fs.Metadata // local, or a test wrapper of it
 	store fs.Chunks
+	root  *fs.Root // of the last mount
 }
 
 func newWorld() *world {
@@ -53,6 +54,7 @@ func (w *world) mount(t testing.TB, opts fs.Options) (string, func()) {
 		mo.DebugLog = log.New(os.Stderr, "fuse: ", log.Lmicroseconds)
 	}
 	root := fs.New(w.meta, w.store, opts)
+	w.root = root
 	server, err := fs.Mount(dir, root, mo)
 	if err != nil {
 		t.Fatalf("mount: %v", err)

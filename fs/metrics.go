@@ -29,9 +29,9 @@ var (
 		Name: "shoal_mount_dirty_bytes",
 		Help: "Written bytes the mount holds in memory, not yet uploaded or uploading (bounded by --dirty-mb).",
 	})
-	heldUnlinksGauge = promauto.NewGauge(prometheus.GaugeOpts{
-		Name: "shoal_mount_held_unlinks",
-		Help: "Unlinks the mount has answered and metadata has not yet (unlinks.go; --sync-unlink turns holding off).",
+	heldOpsGauge = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "shoal_mount_held_ops",
+		Help: "Unlinks and renames the mount has answered and metadata has not yet (held.go; --sync-names turns holding off).",
 	})
 	uploadSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "shoal_mount_upload_seconds",

@@ -413,7 +413,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	n.register()
 	req := &cluster.MetaRequest{Op: cluster.OpUnlink, Ino: n.ino(), Name: cluster.Name(name)}
 	n.r.dropUnopened(req, n.GetChild(name))
-	if req.Flags&cluster.DropUnopened != 0 && !n.r.opts.SyncUnlink {
+	if req.Flags&cluster.DropUnopened != 0 && !n.r.opts.SyncNames {
 		// No one holds the file open here: answer now, send later.
 		return n.errno("unlink", n.r.unlinkLater(ctx, n, req))
 	}
@@ -457,15 +457,23 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if flags&exchange != 0 {
 		req.Flags |= cluster.RenameExchange
 	}
+	var moved *node
+	if c := n.GetChild(name); c != nil {
+		moved, _ = c.Operations().(*node)
+	}
+	to, _ := newParent.(*node)
+	target := newParent.EmbeddedInode().GetChild(newName)
+	if req.Flags&cluster.RenameExchange == 0 {
+		n.r.dropUnopened(req, target)
+	}
+	if n.r.holdsRename(req, moved, target) && to != nil {
+		// No one holds either file open here: answer now, send later.
+		return n.errno("rename", n.r.renameLater(ctx, n, to, moved, req))
+	}
 	// Both directories change (the answer says how: noteDirs), the
 	// moved inode's ctime too, and, for a directory, its "..".
-	if c := n.GetChild(name); c != nil {
-		if cn, ok := c.Operations().(*node); ok {
-			defer cn.stale()
-		}
-	}
-	if req.Flags&cluster.RenameExchange == 0 {
-		n.r.dropUnopened(req, newParent.EmbeddedInode().GetChild(newName))
+	if moved != nil {
+		defer moved.stale()
 	}
 	resp, err := n.r.do(ctx, req)
 	if err != nil {
@@ -602,7 +610,7 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 
 // Fsync implements fs.NodeFsyncer: for a file it flushes like close; for
 // a directory it sends its pending attribute changes, waits for the held
-// unlinks and creates the files pending in it (other metadata changes are
+// unlinks and renames and creates the files pending in it (other metadata changes are
 // committed before they return).
 func (n *node) Fsync(ctx context.Context, fh gofs.FileHandle, flags uint32) syscall.Errno {
 	if h, ok := fh.(*handle); ok {
@@ -613,7 +621,7 @@ func (n *node) Fsync(ctx context.Context, fh gofs.FileHandle, flags uint32) sysc
 	if err := n.r.flushDirs(ctx, []uint64{n.ino()}); err != nil {
 		return n.errno("fsync", err)
 	}
-	if err := n.r.syncUnlinks(ctx); err != nil {
+	if err := n.r.syncHeld(ctx); err != nil {
 		return n.errno("fsync", err)
 	}
 	return n.errno("fsync", n.r.materializeIn(ctx, n.ino()))

@@ -225,7 +225,8 @@ func TestUpUnmountsOnSignal(t *testing.T) {
 
 // TestKill9LosesNothingAcknowledged writes files, closes them, kills -9 the
 // node and the mount, restarts both and compares checksums. A file
-// unlinked before, its directory then fsynced, must stay gone.
+// unlinked or renamed before, its directories then fsynced, must stay
+// gone from its old name.
 func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	n := startNode(t, t.TempDir(), "--block-size", "1048576")
 	mnt := filepath.Join(t.TempDir(), "mnt")
@@ -258,19 +259,27 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	full := randomBytes(5, 5<<20+12345)
 	copy(full[1<<20-1000:], patch)
 	want["f5"] = sha256.Sum256(full)
-	// The mount answers an unlink at once; fsync of the directory waits
-	// until the cluster has it.
+	// The mount answers an unlink or a rename at once; fsync of the
+	// directory waits until the cluster has it.
 	gone := filepath.Join(mnt, "a/b/gone")
 	writeFile(t, gone, randomBytes(3, 1000))
 	if err := os.Remove(gone); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Rename(filepath.Join(mnt, "f6"), filepath.Join(mnt, "a/b/moved")); err != nil {
+		t.Fatal(err)
+	}
+	want["a/b/moved"] = want["f6"]
+	delete(want, "f6")
+	syncDir(t, mnt)
 	syncDir(t, filepath.Dir(gone))
 
 	crashAndRestart(t, n, m, mnt, "--block-size", "1048576")
 	checkSums(t, mnt, want)
-	if _, err := os.Lstat(gone); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("a file unlinked before its directory's fsync, after kill -9 and restart: got %v, want it gone", err)
+	for _, p := range []string{gone, filepath.Join(mnt, "f6")} {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s, unlinked or renamed before its directory's fsync, after kill -9 and restart: got %v, want it gone", p, err)
+		}
 	}
 }
 
