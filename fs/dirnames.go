@@ -45,6 +45,15 @@ const maxKnownNames = 1 << 14
 // if none did.
 const maxKnownDirs = 4096
 
+// relistMisses is how many lookups of absent names in one directory the
+// mount asks metadata before it lists the directory, to answer the next
+// ones itself: a program filling a directory it did not make (tar x or
+// cp into an existing tree, rsync's temporary names, mv onto new names)
+// looks up one absent name per file, each a round trip otherwise. A
+// directory is listed so at most once per AttrTimeout, and never again
+// once it has more than maxKnownNames names.
+const relistMisses = 8
+
 // maxPendingSteps bounds the directory changes kept waiting for the one
 // before them (see above). An answer can be late by many others: its
 // goroutine descheduled for milliseconds while the rest go on at
@@ -81,6 +90,15 @@ type knownNames struct {
 	timeout time.Duration // AttrTimeout: how long a list is trusted
 	mu      sync.Mutex
 	dirs    map[uint64]*dirNames
+	misses  map[uint64]*dirMisses // by directory inode number, at most maxKnownDirs
+}
+
+// dirMisses counts the lookups of absent names in one directory that
+// metadata answered (see relistMisses).
+type dirMisses struct {
+	n      int       // since the directory was last listed for them
+	listed time.Time // when it was
+	huge   bool      // it had more than maxKnownNames names
 }
 
 // know records names as all of directory ino's names, as of now, when its
@@ -93,6 +111,9 @@ func (k *knownNames) know(ino uint64, names map[string]struct{}, ctime int64) {
 	defer k.mu.Unlock()
 	if len(names) > maxKnownNames {
 		delete(k.dirs, ino) // what was known is older than this listing
+		if m := k.misses[ino]; m != nil {
+			m.huge = true
+		}
 		return
 	}
 	if k.dirs == nil {
@@ -164,6 +185,31 @@ func (k *knownNames) absent(ino uint64, name string) bool {
 		localNegatives.Inc()
 	}
 	return !ok
+}
+
+// missed records that metadata answered a lookup in directory ino "no
+// such name", and reports whether the mount should list the directory
+// now (see relistMisses).
+func (k *knownNames) missed(ino uint64) bool {
+	if k.timeout <= 0 {
+		return false
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	m := k.misses[ino]
+	if m == nil {
+		if k.misses == nil || len(k.misses) >= maxKnownDirs {
+			k.misses = make(map[uint64]*dirMisses)
+		}
+		m = &dirMisses{}
+		k.misses[ino] = m
+	}
+	m.n++
+	if m.n < relistMisses || m.huge || time.Since(m.listed) < k.timeout {
+		return false
+	}
+	m.n, m.listed = 0, time.Now()
+	return true
 }
 
 // add records that directory ino now holds name (this mount made it). A

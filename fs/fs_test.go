@@ -1277,3 +1277,39 @@ func TestListingAnswersLookups(t *testing.T) {
 		t.Errorf("readdirs: got %d, want 1", got)
 	}
 }
+
+// TestAbsentNamesRelist checks that a mount filling a directory it did
+// not make (another mount made it) asks metadata about absent names only
+// until it has asked relistMisses times, then lists the directory once
+// and answers the rest itself, and that the files it makes are all there.
+func TestAbsentNamesRelist(t *testing.T) {
+	w := newWorld()
+	cm := &countMeta{Metadata: w.meta}
+	w.meta = cm
+	opts := fs.Options{AttrTimeout: time.Hour, EntryTimeout: time.Hour}
+	first, _ := w.mount(t, opts)
+	if err := os.Mkdir(filepath.Join(first, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeNumbered(t, filepath.Join(first, "d"), 20)
+	second, _ := w.mount(t, opts)
+	d := filepath.Join(second, "d")
+	before, lists := cm.count(cluster.OpLookup), cm.count(cluster.OpReadDir)
+	const n = 100
+	for i := range n {
+		if err := os.WriteFile(filepath.Join(d, fmt.Sprint("new", i)), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sent := cm.lookupsSince(before, func(name string) bool { return strings.HasPrefix(name, "new") })
+	if len(sent) > 10 {
+		t.Errorf("lookups of absent names sent for %d creates in a directory another mount made: %d, want about 8 before one listing", n, len(sent))
+	}
+	if got := cm.count(cluster.OpReadDir) - lists; got != 1 {
+		t.Errorf("listings of the directory: %d, want 1", got)
+	}
+	names, err := os.ReadDir(filepath.Join(first, "d"))
+	if err != nil || len(names) != 20+n {
+		t.Errorf("the first mount lists %d names (%v), want %d", len(names), err, 20+n)
+	}
+}

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"syscall"
@@ -140,9 +141,35 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	}
 	resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpLookup, Ino: n.ino(), Name: cluster.Name(name)})
 	if err != nil {
+		if errors.Is(err, syscall.ENOENT) && n.r.known.missed(n.ino()) {
+			n.relist(ctx)
+		}
 		return nil, n.errno("lookup", err)
 	}
 	return n.child(ctx, resp.Attr, out), 0
+}
+
+// relist learns all of n's names, so that the mount answers lookups of
+// absent names itself (dirnames.go). The kernel holds n locked across a
+// lookup, so no create, unlink or rename in n changes the names meanwhile;
+// a listing that fails leaves them unknown, as they were.
+func (n *node) relist(ctx context.Context) {
+	if resp, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpReadDir, Ino: n.ino()}); err == nil {
+		n.learnNames(resp)
+	}
+}
+
+// learnNames records the names of a listing of n as all of n's names.
+func (n *node) learnNames(resp *cluster.MetaResponse) {
+	names := make(map[string]struct{}, len(resp.Entries))
+	for _, e := range resp.Entries {
+		names[string(e.Name)] = struct{}{}
+	}
+	var ctime int64
+	if resp.Dir != nil && resp.Dir.Ino == n.ino() {
+		ctime = resp.Dir.Ctime
+	}
+	n.r.known.know(n.ino(), names, ctime)
 }
 
 // Getattr implements fs.NodeGetattrer. A pending file (pending.go), and a
@@ -509,20 +536,14 @@ func (n *node) list(ctx context.Context) ([]fuse.DirEntry, map[string]listed, sy
 	list = append(list,
 		fuse.DirEntry{Name: ".", Ino: n.ino(), Mode: syscall.S_IFDIR},
 		fuse.DirEntry{Name: "..", Ino: parent, Mode: syscall.S_IFDIR})
-	names := make(map[string]struct{}, len(resp.Entries))
 	attrs := make(map[string]listed, len(resp.Entries))
 	for _, e := range resp.Entries {
 		list = append(list, fuse.DirEntry{Name: string(e.Name), Ino: e.Ino, Mode: e.Mode})
-		names[string(e.Name)] = struct{}{}
 		if e.Attr != nil && e.Attr.Ino == e.Ino {
 			attrs[string(e.Name)] = listed{attr: *e.Attr, noXattrs: e.NoXattrs}
 		}
 	}
-	var ctime int64
-	if resp.Dir != nil && resp.Dir.Ino == n.ino() {
-		ctime = resp.Dir.Ctime
-	}
-	n.r.known.know(n.ino(), names, ctime)
+	n.learnNames(resp)
 	return list, attrs, 0
 }
 
