@@ -30,8 +30,10 @@
 // within AttrTimeout (dirattr.go). Likewise the lookup the kernel sends
 // before every create is answered ENOENT by fs itself when the directory
 // was made or listed by this mount less than AttrTimeout ago and the name
-// is not among those it knows (dirnames.go). What it knows is kept by
-// inode number, so it outlives the kernel forgetting the directory's node.
+// is not among those it knows (dirnames.go); a directory it knows nothing
+// of is listed once it has asked metadata about 8 absent names in it.
+// What it knows is kept by inode number, so it outlives the kernel
+// forgetting the directory's node.
 // A directory handle fetches the directory's entries once, at its first
 // read, each with its inode's attributes (cluster.ReadDirAttrs), and
 // answers the kernel's READDIRPLUS from them: "ls -l", "find" or "rm -r"
@@ -40,10 +42,10 @@
 // and sent, together with the others of the next Options.DirAttrDelay
 // (5 ms), as one request, or sooner when something depends on it: a
 // request naming the directory, a rmdir or rename, an fsync of the
-// directory, unmount (Root.Sync) (dirchanges.go). The unlink of a file not
-// open in the mount is answered at once and sent in the background; the
-// requests that could tell wait for it, and so do fsync of the directory
-// and unmount (unlinks.go).
+// directory, unmount (Root.Sync) (dirchanges.go). The unlink or rename of
+// a file not open in the mount is answered at once and sent in the
+// background; the requests that could tell wait for it, and so do fsync of
+// a directory and unmount (held.go).
 //
 // # Block layout
 //
