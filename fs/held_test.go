@@ -215,17 +215,7 @@ func TestHeldUnlinkFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(g.open)
-	f, err := os.Open(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Sync(); !errors.Is(err, syscall.EIO) {
-		t.Errorf("fsync after a failed held unlink: got %v, want EIO", err)
-	}
-	if err := f.Sync(); err != nil {
-		t.Errorf("second fsync: got %v, want success (the failure is told once)", err)
-	}
+	wantSyncFailsOnce(t, d, "a failed held unlink")
 	if got, err := os.ReadFile(p); err != nil || string(got) != "old" {
 		t.Errorf("read %s after its unlink failed: got %q, %v; want \"old\"", p, got, err)
 	}
@@ -356,18 +346,25 @@ func TestHeldRenameFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(g.open)
+	wantSyncFailsOnce(t, d, "a failed held rename")
+	if !metaHas(t, w, d, "f0") || metaHas(t, w, d, "g0") {
+		t.Error("metadata does not have f0 under its old name after the rename failed")
+	}
+}
+
+// wantSyncFailsOnce checks that fsync of directory d fails with EIO, for
+// the failure after, and that the next fsync succeeds.
+func wantSyncFailsOnce(t *testing.T, d, after string) {
+	t.Helper()
 	f, err := os.Open(d)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	if err := f.Sync(); !errors.Is(err, syscall.EIO) {
-		t.Errorf("fsync after a failed held rename: got %v, want EIO", err)
+		t.Errorf("fsync after %s: got %v, want EIO", after, err)
 	}
 	if err := f.Sync(); err != nil {
 		t.Errorf("second fsync: got %v, want success (the failure is told once)", err)
-	}
-	if !metaHas(t, w, d, "f0") || metaHas(t, w, d, "g0") {
-		t.Error("metadata does not have f0 under its old name after the rename failed")
 	}
 }
