@@ -175,7 +175,7 @@ func (r *Root) flushDirs(ctx context.Context, inos []uint64) error {
 
 // Sync sends to metadata what the mount still holds that needs no open
 // file to be sent: the directory attribute changes of the last
-// Options.DirAttrDelay, and the held unlinks and renames (held.go), whose
+// Options.DirAttrDelay, and the held unlinks, renames and rmdirs (held.go), whose
 // failures since the last fsync of a directory it returns. Call it after
 // unmounting, before closing the metadata client; open files were flushed
 // when the kernel released them.

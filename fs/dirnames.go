@@ -166,18 +166,8 @@ func (k *knownNames) changed(ino uint64, before, after int64) {
 func (k *knownNames) absent(ino uint64, name string) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	d := k.dirs[ino]
+	d := k.trusted(ino)
 	if d == nil {
-		return false
-	}
-	if d.expired(k.timeout) {
-		delete(k.dirs, ino)
-		return false
-	}
-	if time.Since(d.at) >= k.timeout {
-		// An answer is late (a commit waiting out a Raft snapshot,
-		// say): keep following, and trust the names again once it
-		// connects.
 		return false
 	}
 	_, ok := d.names[name]
@@ -210,6 +200,35 @@ func (k *knownNames) missed(ino uint64) bool {
 	}
 	m.n, m.listed = 0, time.Now()
 	return true
+}
+
+// empty reports whether directory ino surely has no names: they are
+// known, less than AttrTimeout ago, and none is left.
+func (k *knownNames) empty(ino uint64) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	d := k.trusted(ino)
+	return d != nil && len(d.names) == 0
+}
+
+// trusted returns directory ino's names if they are known and may be
+// trusted now. Called with k.mu held.
+func (k *knownNames) trusted(ino uint64) *dirNames {
+	d := k.dirs[ino]
+	if d == nil {
+		return nil
+	}
+	if d.expired(k.timeout) {
+		delete(k.dirs, ino)
+		return nil
+	}
+	if time.Since(d.at) >= k.timeout {
+		// An answer is late (a commit waiting out a Raft snapshot,
+		// say): keep following, and trust the names again once it
+		// connects.
+		return nil
+	}
+	return d
 }
 
 // add records that directory ino now holds name (this mount made it). A

@@ -43,8 +43,8 @@
 // (5 ms), as one request, or sooner when something depends on it: a
 // request naming the directory, a rmdir or rename, an fsync of the
 // directory, unmount (Root.Sync) (dirchanges.go). The unlink or rename of
-// a file not open in the mount is answered at once and sent in the
-// background; the requests that could tell wait for it, and so do fsync of
+// a file not open in the mount, and the rmdir of a directory known empty,
+// are answered at once and sent in the background; the requests that could tell wait for it, and so do fsync of
 // a directory and unmount (held.go).
 //
 // # Block layout

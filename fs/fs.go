@@ -91,9 +91,10 @@ type Options struct {
 	// SyncCreate creates every new file in metadata at once, instead of
 	// with its first commit (pending.go).
 	SyncCreate bool
-	// SyncNames sends every unlink and rename to metadata before
+	// SyncNames sends every unlink, rename and rmdir to metadata before
 	// answering it, instead of answering those of files not open in the
-	// mount at once and sending them in the background (held.go).
+	// mount, and of directories known empty, at once and sending them in
+	// the background (held.go).
 	SyncNames bool
 	// DirAttrDelay is how long chmod, chown and utimens of a directory
 	// wait in the mount, gathering more, before they go to metadata
@@ -194,7 +195,7 @@ type Root struct {
 	dirTimerArmed bool                  // a flushDirsLater is due
 	dirSendMu     sync.Mutex            // held while sending changes, so they go in order
 
-	held heldOps // unlinks and renames answered, not yet in metadata (held.go)
+	held heldOps // unlinks, renames and rmdirs answered, not yet in metadata (held.go)
 }
 
 // New returns a file system over meta and chunks.
@@ -364,8 +365,8 @@ func (r *Root) prepare(ctx context.Context, req *cluster.MetaRequest) error {
 	return r.materializeFor(ctx, req)
 }
 
-// send sends one metadata request as it is, once the unlinks and renames
-// held before it that it could see are in metadata (held.go).
+// send sends one metadata request as it is, once the held ops (held.go)
+// before it that it could see are in metadata.
 func (r *Root) send(ctx context.Context, req *cluster.MetaRequest) (*cluster.MetaResponse, error) {
 	if err := r.awaitHeldFor(ctx, req); err != nil {
 		return nil, err

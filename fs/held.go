@@ -1,11 +1,12 @@
 package fs
 
-// This file holds unlinks and renames answered before metadata has them
-// (held ops). The kernel holds a directory's lock across an unlink or a
-// rename in it, so these reach the mount one after another per directory,
-// and each used to wait for its Raft commit: rm -rf of a tree, deleting
-// or renaming many files of one directory from several processes, went at
-// one commit per file whatever the cluster could do. The removal of the
+// This file holds unlinks, renames and rmdirs answered before metadata
+// has them (held ops). The kernel holds a directory's lock across an
+// unlink, rename or rmdir in it, so these reach the mount one after
+// another per directory, and each used to wait for its Raft commit: rm -rf
+// of a tree, deleting or renaming many files of one directory from
+// several processes, went at one commit per file whatever the cluster
+// could do. The removal of the
 // Go tree took 15 s on one node and 32–38 s on three against 3–4 s
 // through the go-fuse loopback, and renames went at 6–9% of the
 // loopback's rate.
@@ -16,13 +17,16 @@ package fs
 //
 //   - the unlink of a file that no one holds open in it;
 //   - a plain rename (or RENAME_NOREPLACE) of a file that no one holds
-//     open in it, onto a name that is free or holds another such file.
+//     open in it, onto a name that is free or holds another such file;
+//   - the rmdir of a directory the mount knows to be empty (dirnames.go:
+//     rm -r has just listed it and unlinked what it held).
 //
 // Before it answers it updates the names it knows, so a lookup of either
 // name is answered here or asked of metadata, which waits as below. The
 // rest stays synchronous: a file held open must stay readable until its
-// last close, which metadata learns of from the answer, and a directory's
-// rename has errors (ENOTEMPTY, EXDEV, a loop) the mount cannot foresee.
+// last close, which metadata learns of from the answer, a directory's
+// rename has errors (ENOTEMPTY, EXDEV, a loop) the mount cannot foresee,
+// and so has the rmdir of a directory whose names it does not know.
 //
 // Every other request this mount sends waits first for the held ops
 // before it that it could see (awaitHeld, in send): a request that
@@ -31,25 +35,29 @@ package fs
 // changes land after the ops that came before them; a readdir waits for
 // those in its directory, a lookup for those of its name, a getattr (and
 // the other reads of one inode) for those of its inode (the unlinked,
-// replaced or moved file) or in it, as a directory. Held ops themselves
-// go out in parallel, but one waits for the ops held before it that share
-// a name or a file with it (conflicts): a rename onto b after an unlink
-// of b, or of c after a rename to c, lands in order. The kernel asks for
-// a directory's attributes before each unlink or rename (it checks the
-// caller's right to write in it, and the last change moved them): the
-// mount answers from the attributes it holds while they are fresh, with
-// the held ops' times laid on, so that rm -rf does not wait there either.
-// fsync of a directory, and unmount (Root.Sync), wait for all held ops,
-// which is what makes an unlink or a rename durable, as POSIX has it.
-// Other mounts see a held op once it is sent, within a round trip or two.
+// replaced or moved file, the removed directory) or in it, as a
+// directory. Held ops themselves go out in parallel, but one waits for
+// the ops held before it that share a name or a file with it
+// (conflicts): a rename onto b after an unlink of b, or of c after a
+// rename to c, or a rmdir after the unlinks in the directory, lands in
+// order. The kernel asks for a directory's attributes before each unlink,
+// rename or rmdir (it checks the caller's right to write in it, and the
+// last change moved them): the mount answers from the attributes it holds
+// while they are fresh, with the held ops' times laid on, so that rm -rf
+// does not wait there either. fsync of a directory, and unmount
+// (Root.Sync), wait for all held ops, which is what makes them durable,
+// as POSIX has it. Other mounts see a held op once it is sent, within a
+// round trip or two.
 //
 // The kernel checks the caller's right and the types of both names
 // before it asks (the mount runs with default_permissions), so metadata
 // refuses a held op only if another mount changed the names meanwhile
-// (for an unlink, removing the name: the same end), or if the cluster
-// stays unreachable past the client's retries. Such a failure is logged,
-// the directories' names are asked for again (an unlinked name is back,
-// a renamed file under its old name once the kernel's entry times out),
+// (for an unlink, removing the name: the same end; for a rmdir, making a
+// name in the directory: ENOTEMPTY), or if the cluster stays unreachable
+// past the client's retries. Such a failure is logged, the directories'
+// names are asked for again (an unlinked name or a removed directory is
+// back, a renamed file under its old name once the kernel's entry times
+// out),
 // and the next fsync of a directory or Sync returns it.
 
 import (
@@ -71,7 +79,7 @@ const (
 	maxHeldOps     = 1024
 )
 
-// heldOps is the unlinks and renames a mount has answered and not yet
+// heldOps is the unlinks, renames and rmdirs a mount has answered and not yet
 // sent, or sent and not yet seen answered, in the order they were held.
 type heldOps struct {
 	mu      sync.Mutex
@@ -83,26 +91,32 @@ type heldOps struct {
 	err     error         // failures since the last fsync or Sync took them
 }
 
-// heldOp is one unlink or rename request, its number in the order held,
-// and, for a rename, the inode number of the file it moves.
+// heldOp is one unlink, rename or rmdir request, its number in the order
+// held, and the inode number of the file a rename moves or of the
+// directory a rmdir removes.
 type heldOp struct {
 	seq   uint64
 	req   *cluster.MetaRequest
-	moved uint64
+	inode uint64
+}
+
+// answerLater holds op without waiting for metadata, once what op must
+// come after is sent (prepare: the held attribute changes of directories,
+// the create of a pending file it names).
+func (r *Root) answerLater(ctx context.Context, op heldOp) error {
+	ctx, cancel := r.detach(ctx)
+	defer cancel()
+	if err := r.prepare(ctx, op.req); err != nil {
+		return err
+	}
+	return r.hold(ctx, op)
 }
 
 // unlinkLater unlinks req's name in directory n, whose file no one holds
-// open in the mount (req has DropUnopened), without waiting for metadata:
-// it sends first what must come before (the directory's held attribute
-// changes, the file's create if pending), holds the unlink, and forgets
-// the name.
+// open in the mount (req has DropUnopened), without waiting for metadata,
+// and forgets the name.
 func (r *Root) unlinkLater(ctx context.Context, n *node, req *cluster.MetaRequest) error {
-	ctx, cancel := r.detach(ctx)
-	defer cancel()
-	if err := r.prepare(ctx, req); err != nil {
-		return err
-	}
-	if err := r.hold(ctx, heldOp{req: req}); err != nil {
+	if err := r.answerLater(ctx, heldOp{req: req}); err != nil {
 		return err
 	}
 	r.known.drop(n.ino(), string(req.Name))
@@ -110,17 +124,29 @@ func (r *Root) unlinkLater(ctx context.Context, n *node, req *cluster.MetaReques
 	return nil
 }
 
-// renameLater renames req's name in directory n to its new name in
-// directory to without waiting for metadata, as unlinkLater does; moved
-// is the renamed file, which no one holds open in the mount, as no one
-// does the file the new name held, if any (req has DropUnopened then).
-func (r *Root) renameLater(ctx context.Context, n, to *node, moved *node, req *cluster.MetaRequest) error {
-	ctx, cancel := r.detach(ctx)
-	defer cancel()
-	if err := r.prepare(ctx, req); err != nil {
+// rmdirLater removes req's name in directory n, directory dir, which the
+// mount knows to be empty, without waiting for metadata.
+func (r *Root) rmdirLater(ctx context.Context, n *node, dir uint64, req *cluster.MetaRequest) error {
+	if err := r.answerLater(ctx, heldOp{req: req, inode: dir}); err != nil {
 		return err
 	}
-	if err := r.hold(ctx, heldOp{req: req, moved: moved.ino()}); err != nil {
+	r.known.drop(n.ino(), string(req.Name))
+	r.known.forget(dir)
+	n.changedHere(time.Now().UnixNano())
+	n.mu.Lock()
+	if n.attr.Nlink > 2 {
+		n.attr.Nlink-- // its ".." is gone
+	}
+	n.mu.Unlock()
+	return nil
+}
+
+// renameLater renames req's name in directory n to its new name in
+// directory to without waiting for metadata; moved is the renamed file,
+// which no one holds open in the mount, as no one does the file the new
+// name held, if any (req has DropUnopened then).
+func (r *Root) renameLater(ctx context.Context, n, to *node, moved *node, req *cluster.MetaRequest) error {
+	if err := r.answerLater(ctx, heldOp{req: req, inode: moved.ino()}); err != nil {
 		return err
 	}
 	r.known.drop(n.ino(), string(req.Name))
@@ -172,8 +198,11 @@ func (r *Root) hold(ctx context.Context, op heldOp) error {
 
 // String names op for errors and logs.
 func (op heldOp) String() string {
-	if op.req.Op == cluster.OpRename {
+	switch op.req.Op {
+	case cluster.OpRename:
 		return fmt.Sprintf("rename %q in directory %d to %q in directory %d", op.req.Name, op.req.Ino, op.req.NewName, op.req.NewParent)
+	case cluster.OpRmdir:
+		return fmt.Sprintf("rmdir %q in directory %d", op.req.Name, op.req.Ino)
 	}
 	return fmt.Sprintf("unlink %q in directory %d", op.req.Name, op.req.Ino)
 }
@@ -216,7 +245,7 @@ func (r *Root) sendHeld() {
 			err = nil // gone already
 		default:
 			err = fmt.Errorf("%s: %w", op, err)
-			r.log.Error("shoal fs: an unlink or rename already answered failed; the names are as metadata has them", "err", err)
+			r.log.Error("shoal fs: an unlink, rename or rmdir already answered failed; the names are as metadata has them", "err", err)
 		}
 
 		h.mu.Lock()
@@ -249,7 +278,7 @@ func (r *Root) awaitHeld(ctx context.Context, before uint64, must func(heldOp) b
 		case <-changed:
 		case <-ctx.Done():
 			h.mu.Lock()
-			return fmt.Errorf("wait for held unlinks and renames: %w", ctx.Err())
+			return fmt.Errorf("wait for held unlinks, renames and rmdirs: %w", ctx.Err())
 		}
 		h.mu.Lock()
 	}
@@ -283,13 +312,13 @@ type dirName struct {
 
 // touches reports whether op changes directory or file ino: a directory
 // it changes a name of, the file it unlinks or replaces (NewIno, with
-// DropUnopened), or the file it moves.
+// DropUnopened), the file it moves or the directory it removes.
 func (op heldOp) touches(ino uint64) bool {
 	if ino == 0 {
 		return false
 	}
 	return slices.ContainsFunc(op.names(), func(n dirName) bool { return n.dir == ino }) ||
-		ino == op.req.NewIno || ino == op.moved
+		ino == op.req.NewIno || ino == op.inode
 }
 
 // seenBy reports whether request req, sent now, could see the effect of
@@ -322,11 +351,12 @@ func (op heldOp) conflicts(earlier heldOp) bool {
 			return true
 		}
 	}
-	return earlier.touches(op.req.NewIno) || earlier.touches(op.moved)
+	return earlier.touches(op.req.NewIno) || earlier.touches(op.inode)
 }
 
 // syncHeld waits for the ops held so far and returns, once, the failures
-// of held ops since the last call.
+// of held ops since the last call, as EIO: the call that fails is an
+// fsync or an unmount, not the op.
 func (r *Root) syncHeld(ctx context.Context) error {
 	if err := r.awaitHeldFor(ctx, nil); err != nil {
 		return err
@@ -336,5 +366,8 @@ func (r *Root) syncHeld(ctx context.Context) error {
 	err := h.err
 	h.err = nil
 	h.mu.Unlock()
-	return err
+	if err != nil {
+		return fmt.Errorf("%w: %w", syscall.EIO, err)
+	}
+	return nil
 }

@@ -15,8 +15,8 @@ import (
 	"shoal/fs"
 )
 
-// nameGate holds every unlink and rename request at metadata until open
-// is closed; then each fails with err if it is set, else goes through.
+// nameGate holds every unlink, rename and rmdir request at metadata
+// until open is closed; then each fails with err if it is set, else goes through.
 type nameGate struct {
 	fs.Metadata
 	open chan struct{}
@@ -24,7 +24,8 @@ type nameGate struct {
 }
 
 func (g *nameGate) Do(ctx context.Context, req *cluster.MetaRequest) (*cluster.MetaResponse, error) {
-	if req.Op == cluster.OpUnlink || req.Op == cluster.OpRename {
+	switch req.Op {
+	case cluster.OpUnlink, cluster.OpRename, cluster.OpRmdir:
 		select {
 		case <-g.open:
 		case <-ctx.Done():
@@ -37,7 +38,7 @@ func (g *nameGate) Do(ctx context.Context, req *cluster.MetaRequest) (*cluster.M
 	return g.Metadata.Do(ctx, req)
 }
 
-// mountGated mounts a new world whose unlinks and renames wait at
+// mountGated mounts a new world whose unlinks, renames and rmdirs wait at
 // metadata behind a gate, with directory d holding files f0 … f(n-1),
 // each closed. Attributes stay fresh for an hour: the kernel asks for d's
 // before each unlink or rename, and were they to go stale on a slow
@@ -367,4 +368,72 @@ func wantSyncFailsOnce(t *testing.T, d, after string) {
 	if err := f.Sync(); err != nil {
 		t.Errorf("second fsync: got %v, want success (the failure is told once)", err)
 	}
+}
+
+// TestHeldRmdir checks that rm -r of a directory (its files unlinked, then
+// the directory removed) returns before metadata has any of it, that a
+// readdir of the parent started meanwhile waits and does not list the
+// directory, and that fsync of the parent finds it gone from metadata.
+func TestHeldRmdir(t *testing.T) {
+	const n = 3
+	w, g, d := mountGated(t, n)
+	parent := filepath.Dir(d)
+	removed := inBackground(func() error {
+		for i := range n {
+			if err := os.Remove(filepath.Join(d, fmt.Sprintf("f%d", i))); err != nil {
+				return err
+			}
+		}
+		return syscall.Rmdir(d)
+	})
+	if err := awaitDone(t, removed, "rm -r while metadata holds it back"); err != nil {
+		t.Fatal(err)
+	}
+	if !metaHas(t, w, parent, "d") {
+		t.Fatal("metadata lost d before the gate opened: the rmdir was not held back")
+	}
+	listed := inBackground(func() error {
+		names, err := os.ReadDir(parent)
+		for _, e := range names {
+			if e.Name() == "d" {
+				err = errors.New("readdir after the rmdir lists d")
+			}
+		}
+		return err
+	})
+	time.Sleep(100 * time.Millisecond) // let the readdir reach the mount first
+	close(g.open)
+	if err := awaitDone(t, listed, "readdir after a held rmdir"); err != nil {
+		t.Error(err)
+	}
+	syncDir(t, parent)
+	if metaHas(t, w, parent, "d") {
+		t.Error("metadata still has d after fsync of its parent")
+	}
+}
+
+// TestHeldRmdirOfDirFilledElsewhere checks the one way a held rmdir
+// fails: another mount made a name in the directory this mount knew to be
+// empty. The next fsync of the parent fails with EIO, and the directory
+// stays, with the other mount's file in it.
+func TestHeldRmdirOfDirFilledElsewhere(t *testing.T) {
+	w := newWorld()
+	opts := fs.Options{AttrTimeout: time.Hour, EntryTimeout: time.Hour}
+	first, _ := w.mount(t, opts)
+	d := filepath.Join(first, "d")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	second, _ := w.mount(t, opts)
+	if err := os.WriteFile(filepath.Join(second, "d", "x"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Rmdir(d); err != nil {
+		t.Fatalf("rmdir of a directory the mount made and knows empty: %v", err)
+	}
+	wantSyncFailsOnce(t, first, "a held rmdir of a directory another mount filled")
+	if !metaHas(t, w, first, "d") {
+		t.Error("metadata lost d, which held another mount's file")
+	}
+	wantFile(t, filepath.Join(second, "d", "x"), []byte("x"))
 }

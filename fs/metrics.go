@@ -31,7 +31,7 @@ var (
 	})
 	heldOpsGauge = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "shoal_mount_held_ops",
-		Help: "Unlinks and renames the mount has answered and metadata has not yet (held.go; --sync-names turns holding off).",
+		Help: "Unlinks, renames and rmdirs the mount has answered and metadata has not yet (held.go; --sync-names turns holding off).",
 	})
 	uploadSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "shoal_mount_upload_seconds",

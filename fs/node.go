@@ -456,13 +456,19 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 // Rmdir implements fs.NodeRmdirer.
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	n.register()
+	req := &cluster.MetaRequest{Op: cluster.OpRmdir, Ino: n.ino(), Name: cluster.Name(name)}
 	if c := n.GetChild(name); c != nil {
+		dir := c.StableAttr().Ino
+		if !n.r.opts.SyncNames && n.r.known.empty(dir) {
+			// Known empty (no pending file either): answer now, send later.
+			return n.errno("rmdir", n.r.rmdirLater(ctx, n, dir, req))
+		}
 		// Files pending in it make it not empty.
-		if err := n.r.materializeIn(ctx, c.StableAttr().Ino); err != nil {
+		if err := n.r.materializeIn(ctx, dir); err != nil {
 			return n.errno("rmdir", err)
 		}
 	}
-	_, err := n.r.do(ctx, &cluster.MetaRequest{Op: cluster.OpRmdir, Ino: n.ino(), Name: cluster.Name(name)})
+	_, err := n.r.do(ctx, req)
 	if err == nil {
 		n.r.known.drop(n.ino(), name)
 	}
@@ -631,7 +637,7 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 
 // Fsync implements fs.NodeFsyncer: for a file it flushes like close; for
 // a directory it sends its pending attribute changes, waits for the held
-// unlinks and renames and creates the files pending in it (other metadata changes are
+// unlinks, renames and rmdirs and creates the files pending in it (other metadata changes are
 // committed before they return).
 func (n *node) Fsync(ctx context.Context, fh gofs.FileHandle, flags uint32) syscall.Errno {
 	if h, ok := fh.(*handle); ok {

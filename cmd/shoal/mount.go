@@ -34,7 +34,7 @@ func (f *mountFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.dirtyMB, "dirty-mb", fs.DefaultDirtyBytes>>20, "written data held in memory before upload, all files together, in MiB; beyond it writers wait for uploads")
 	fl.DurationVar(&f.attrTimeout, "attr-timeout", fs.DefaultAttrTimeout, "how long the kernel may cache attributes and names (0: not at all)")
 	fl.DurationVar(&f.dirAttrs, "dir-attr-delay", fs.DefaultDirAttrDelay, "how long a directory's chmod, chown and utimens wait in the mount to go to the cluster together (0: each at once); fsync of the directory sends them at once")
-	fl.BoolVar(&f.syncNames, "sync-names", false, "answer unlinks and renames only once the cluster has them (by default those of files not open in the mount are answered at once and sent in the background; fsync of the directory waits for them)")
+	fl.BoolVar(&f.syncNames, "sync-names", false, "answer unlinks, renames and rmdirs only once the cluster has them (by default those of files not open in the mount, and of directories known empty, are answered at once and sent in the background; fsync of the directory waits for them)")
 	fl.DurationVar(&f.retryFor, "retry-for", 30*time.Second, "how long to retry when the cluster cannot be reached before failing with EIO")
 	fl.BoolVar(&f.debug, "fuse-debug", false, "log every FUSE request and reply to stderr, as plain lines, whatever --log-level is")
 }
