@@ -12,6 +12,7 @@ import (
 
 	"shoal/cluster"
 	"shoal/fs"
+	"shoal/fs/fstest"
 )
 
 // mountWithDir mounts a new world whose metadata requests are counted,
@@ -58,19 +59,6 @@ func copyDirAttrs(t *testing.T, p string, gid int, mode uint32) time.Time {
 	return mtime
 }
 
-// syncDir fsyncs directory d through the mount.
-func syncDir(t *testing.T, d string) {
-	t.Helper()
-	f, err := os.Open(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		t.Fatalf("fsync %s: %v", d, err)
-	}
-}
-
 // statIno returns p's attributes through the mount.
 func statIno(t *testing.T, p string) syscall.Stat_t {
 	t.Helper()
@@ -97,7 +85,7 @@ func TestDirAttrChangesGoTogether(t *testing.T) {
 	if a := metaAttr(t, w, st.Ino); a.Mode&0o7777 != 0o755 {
 		t.Errorf("metadata's mode before the delay: got %o, want 755", a.Mode&0o7777)
 	}
-	syncDir(t, d)
+	fstest.SyncDir(t, d)
 	if got := cm.count(cluster.OpSetAttr); got != 1 {
 		t.Errorf("setattrs sent by fsync: got %d, want 1 (all three changes together)", got)
 	}

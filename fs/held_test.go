@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"shoal/cluster"
 	"shoal/fs"
+	"shoal/fs/fstest"
 )
 
 // nameGate holds every unlink, rename and rmdir request at metadata
@@ -106,6 +108,27 @@ func awaitDone(t *testing.T, done chan error, what string) error {
 	}
 }
 
+// readDirThenOpen starts a readdir of d while g holds ops back, opens the
+// gate once the readdir has had time to reach the mount (where it waits
+// for the held ops in d), and returns the names it listed.
+func readDirThenOpen(t *testing.T, g *nameGate, d string) []string {
+	t.Helper()
+	var names []string
+	listed := inBackground(func() error {
+		entries, err := os.ReadDir(d)
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		return err
+	})
+	time.Sleep(100 * time.Millisecond) // let the readdir reach the mount first
+	close(g.open)
+	if err := awaitDone(t, listed, "readdir of "+d+" while ops were held"); err != nil {
+		t.Errorf("readdir %s: %v", d, err)
+	}
+	return names
+}
+
 // TestHeldUnlinksAnswerAtOnce checks that unlinks of files no one holds
 // open return before metadata has them, that a readdir started meanwhile
 // waits for them and lists none of the names, and that fsync of the
@@ -127,24 +150,10 @@ func TestHeldUnlinksAnswerAtOnce(t *testing.T) {
 	if !metaHas(t, w, d, "f0") {
 		t.Fatal("metadata lost f0 before the gate opened: the unlinks were not held back")
 	}
-	listed := make(chan []string, 1)
-	go func() {
-		names, err := os.ReadDir(d)
-		if err != nil {
-			t.Error(err)
-		}
-		var out []string
-		for _, e := range names {
-			out = append(out, e.Name())
-		}
-		listed <- out
-	}()
-	time.Sleep(100 * time.Millisecond) // let the readdir reach the mount first
-	close(g.open)
-	if names := <-listed; len(names) != 0 {
+	if names := readDirThenOpen(t, g, d); len(names) != 0 {
 		t.Errorf("readdir after the unlinks listed %q, want nothing", strings.Join(names, " "))
 	}
-	syncDir(t, d)
+	fstest.SyncDir(t, d)
 	for i := range n {
 		if name := fmt.Sprintf("f%d", i); metaHas(t, w, d, name) {
 			t.Errorf("metadata still has %s after fsync of the directory", name)
@@ -243,23 +252,10 @@ func TestHeldRenamesAnswerAtOnce(t *testing.T) {
 	if !metaHas(t, w, d, "f0") {
 		t.Fatal("metadata lost f0 before the gate opened: the renames were not held back")
 	}
-	listed := inBackground(func() error {
-		names, err := os.ReadDir(d)
-		var got []string
-		for _, e := range names {
-			got = append(got, e.Name())
-		}
-		if want := "r0 r1 r2 r3 r4 r5 r6 r7 r8 r9"; err == nil && strings.Join(got, " ") != want {
-			err = fmt.Errorf("readdir after the renames listed %q, want %q", strings.Join(got, " "), want)
-		}
-		return err
-	})
-	time.Sleep(100 * time.Millisecond) // let the readdir reach the mount first
-	close(g.open)
-	if err := awaitDone(t, listed, "readdir after held renames"); err != nil {
-		t.Error(err)
+	if got, want := strings.Join(readDirThenOpen(t, g, d), " "), "r0 r1 r2 r3 r4 r5 r6 r7 r8 r9"; got != want {
+		t.Errorf("readdir after the renames listed %q, want %q", got, want)
 	}
-	syncDir(t, d)
+	fstest.SyncDir(t, d)
 	for i := range n {
 		if metaHas(t, w, d, fmt.Sprintf("f%d", i)) || !metaHas(t, w, d, fmt.Sprintf("r%d", i)) {
 			t.Errorf("after fsync of the directory, metadata does not have f%d renamed to r%d", i, i)
@@ -300,7 +296,7 @@ func TestHeldRenamesLandInOrder(t *testing.T) {
 	if err := awaitDone(t, created, "create of a name a held rename left"); err != nil {
 		t.Fatal(err)
 	}
-	syncDir(t, d)
+	fstest.SyncDir(t, d)
 	for name, want := range map[string]bool{"f0": true, "f1": false, "h0": true, "h1": false, "h19": false} {
 		if got := metaHas(t, w, d, name); got != want {
 			t.Errorf("metadata has %s: %v, want %v", name, got, want)
@@ -392,21 +388,10 @@ func TestHeldRmdir(t *testing.T) {
 	if !metaHas(t, w, parent, "d") {
 		t.Fatal("metadata lost d before the gate opened: the rmdir was not held back")
 	}
-	listed := inBackground(func() error {
-		names, err := os.ReadDir(parent)
-		for _, e := range names {
-			if e.Name() == "d" {
-				err = errors.New("readdir after the rmdir lists d")
-			}
-		}
-		return err
-	})
-	time.Sleep(100 * time.Millisecond) // let the readdir reach the mount first
-	close(g.open)
-	if err := awaitDone(t, listed, "readdir after a held rmdir"); err != nil {
-		t.Error(err)
+	if names := readDirThenOpen(t, g, parent); slices.Contains(names, "d") {
+		t.Errorf("readdir after the rmdir lists d: %q", strings.Join(names, " "))
 	}
-	syncDir(t, parent)
+	fstest.SyncDir(t, parent)
 	if metaHas(t, w, parent, "d") {
 		t.Error("metadata still has d after fsync of its parent")
 	}

@@ -271,8 +271,8 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	}
 	want["a/b/moved"] = want["f6"]
 	delete(want, "f6")
-	syncDir(t, mnt)
-	syncDir(t, filepath.Dir(gone))
+	fstest.SyncDir(t, mnt)
+	fstest.SyncDir(t, filepath.Dir(gone))
 
 	crashAndRestart(t, n, m, mnt, "--block-size", "1048576")
 	checkSums(t, mnt, want)
@@ -280,19 +280,6 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s, unlinked or renamed before its directory's fsync, after kill -9 and restart: got %v, want it gone", p, err)
 		}
-	}
-}
-
-// syncDir fsyncs directory dir.
-func syncDir(t *testing.T, dir string) {
-	t.Helper()
-	f, err := os.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		t.Fatalf("fsync %s: %v", dir, err)
 	}
 }
 

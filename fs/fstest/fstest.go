@@ -151,6 +151,20 @@ func errnoName(e syscall.Errno) string {
 	return strconv.Itoa(int(e))
 }
 
+// SyncDir fsyncs directory dir, failing the test now if that fails: what
+// makes the names changed in it durable.
+func SyncDir(t *testing.T, dir string) {
+	t.Helper()
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		t.Fatalf("fsync %s: %v", dir, err)
+	}
+}
+
 // check fails the test now if err is not nil.
 func check(t *testing.T, what string, err error) {
 	t.Helper()
