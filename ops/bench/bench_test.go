@@ -60,7 +60,7 @@ func makeTree(t *testing.T) string {
 var wantKeys = []string{
 	"seq write (MiB/s)", "seq cold read (MiB/s)",
 	"random 4k read (IOPS)", "random 4k write+fsync (IOPS)",
-	"small create 1 worker (ops/s)", "small create (ops/s)", "small stat (ops/s)", "small read (ops/s)", "small rename (ops/s)", "small delete (ops/s)",
+	"small create 1 worker (ops/s)", "small create+fsync (ops/s)", "small create (ops/s)", "small stat (ops/s)", "small read (ops/s)", "small rename (ops/s)", "small delete (ops/s)",
 	"tree copy (s)", "tree read (s)", "tree remove (s)",
 }
 
@@ -162,8 +162,8 @@ func TestRunSelectsWorkloads(t *testing.T) {
 			t.Errorf("%s: got %d samples, want %d", m.Key(), got, want)
 		}
 	}
-	// The five phases, and the one-worker create before them.
-	if got, want := len(rep.Results[0].Metrics), 6; got != want {
+	// The five phases, and the one-worker and fsyncing creates before them.
+	if got, want := len(rep.Results[0].Metrics), 7; got != want {
 		t.Errorf("got %d metrics, want %d", got, want)
 	}
 	// One worker makes the one-worker create redundant.
@@ -177,7 +177,7 @@ func TestRunSelectsWorkloads(t *testing.T) {
 			t.Errorf("one worker: got metric %s, want none", m.Key())
 		}
 	}
-	if got, want := len(rep.Results[0].Metrics), 5; got != want {
+	if got, want := len(rep.Results[0].Metrics), 6; got != want {
 		t.Errorf("one worker: got %d metrics, want %d", got, want)
 	}
 }

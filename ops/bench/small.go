@@ -11,16 +11,21 @@ import (
 )
 
 // small runs the small-file workload: create, stat, read, rename and
-// delete SmallFiles files with Workers parallel workers. With more than
-// one worker, a quarter as many files are first created by one worker
-// alone, in a directory of their own, so that the report shows what
-// parallel creators gain (a file system that commits each create on its
-// own gains little).
+// delete SmallFiles files with Workers parallel workers. Two create
+// phases of a quarter as many files, each in a directory of its own, come
+// first. With more than one worker, one worker alone creates files, so
+// that the report shows what parallel creators gain (a file system that
+// commits each create on its own gains little). Then Workers workers
+// create files and fsync each before closing it: the figure to compare
+// with a file system whose close makes a file durable, as shoal's does.
 func (r *runner) small(ctx context.Context) error {
 	if r.cfg.Workers > 1 {
-		if err := r.serialCreate(ctx); err != nil {
+		if err := r.sideCreate(ctx, serialCreatePhase, "small-1", 1, writeFile); err != nil {
 			return err
 		}
+	}
+	if err := r.sideCreate(ctx, durableCreatePhase, "small-fsync", r.cfg.Workers, writeFileSync); err != nil {
+		return err
 	}
 	dir := filepath.Join(r.scratch, "small")
 	if err := os.Mkdir(dir, 0o755); err != nil {
@@ -36,7 +41,7 @@ func (r *runner) small(ctx context.Context) error {
 		cold  bool
 		op    func(w *smallWorker, i int) error
 	}{
-		{"create", false, createAs(name)},
+		{"create", false, createAs(name, writeFile)},
 		{"stat", true, func(w *smallWorker, i int) error {
 			fi, err := os.Stat(name(i))
 			if err == nil && fi.Size() != int64(size) {
@@ -69,34 +74,38 @@ func (r *runner) small(ctx context.Context) error {
 	return nil
 }
 
-// serialCreatePhase names the one-worker create phase of the small-file
-// workload.
-const serialCreatePhase = "create 1 worker"
+// Phases of the small-file workload that create files in a directory of
+// their own: with one worker, and with an fsync of each file.
+const (
+	serialCreatePhase  = "create 1 worker"
+	durableCreatePhase = "create+fsync"
+)
 
-// serialCreate creates a quarter of SmallFiles files with one worker, in
-// a directory of its own that it then removes (untimed).
-func (r *runner) serialCreate(ctx context.Context) error {
-	dir := filepath.Join(r.scratch, "small-1")
+// sideCreate creates a quarter of SmallFiles files with nworkers workers
+// and write, in directory dirName of the scratch directory, which it
+// then removes (untimed), and reports the rate as phase.
+func (r *runner) sideCreate(ctx context.Context, phase, dirName string, nworkers int, write func(name string, data []byte) error) error {
+	dir := filepath.Join(r.scratch, dirName)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return fmt.Errorf("mkdir %s: %w", dir, err)
 	}
 	defer os.RemoveAll(dir)
 	n := max(r.cfg.SmallFiles/4, 1)
 	name := func(i int) string { return filepath.Join(dir, fmt.Sprintf("s%06d", i)) }
-	elapsed, err := r.parallel(ctx, "small "+serialCreatePhase, n, 1, createAs(name))
+	elapsed, err := r.parallel(ctx, "small "+phase, n, nworkers, createAs(name, write))
 	if err != nil {
-		return fmt.Errorf("%s: %w", serialCreatePhase, err)
+		return fmt.Errorf("%s: %w", phase, err)
 	}
-	r.add(WorkloadSmall, serialCreatePhase, UnitOpsps, int64(n), elapsed)
+	r.add(WorkloadSmall, phase, UnitOpsps, int64(n), elapsed)
 	return nil
 }
 
-// createAs returns the create op of the small-file workload: file i,
-// named name(i), gets the worker's next pattern bytes.
-func createAs(name func(i int) string) func(w *smallWorker, i int) error {
+// createAs returns a create op of the small-file workload: file i, named
+// name(i), gets the worker's next pattern bytes by write.
+func createAs(name func(i int) string, write func(name string, data []byte) error) func(w *smallWorker, i int) error {
 	return func(w *smallWorker, i int) error {
 		w.pat.fill(w.buf)
-		return writeFile(name(i), w.buf)
+		return write(name(i), w.buf)
 	}
 }
 
@@ -149,12 +158,23 @@ func (r *runner) parallel(ctx context.Context, desc string, n, nworkers int, op 
 }
 
 // writeFile creates name exclusively, writes data and closes it.
-func writeFile(name string, data []byte) error {
+func writeFile(name string, data []byte) error { return createFile(name, data, false) }
+
+// writeFileSync is writeFile with an fsync before the close.
+func writeFileSync(name string, data []byte) error { return createFile(name, data, true) }
+
+// createFile creates name exclusively, writes data, fsyncs it if sync
+// and closes it.
+func createFile(name string, data []byte, sync bool) error {
 	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
+	_, err = f.Write(data)
+	if err == nil && sync {
+		err = f.Sync()
+	}
+	if err != nil {
 		f.Close()
 		return err
 	}
