@@ -645,26 +645,20 @@ func (d *Disk) writeFile(f *os.File, hdr, payload []byte, durable bool) error {
 // the write came up short.
 func (d *Disk) writeDirect(f *os.File, hdr, payload []byte) (bool, error) {
 	size := len(hdr) + len(payload)
-	padded := (size + directAlign - 1) / directAlign * directAlign
-	buf := d.opts.Buffers.Get(padded)
-	defer d.opts.Buffers.Put(buf)
-	if uintptr(unsafe.Pointer(unsafe.SliceData(buf)))%directAlign != 0 {
-		return false, nil // large Go allocations start on a page; be sure
+	buf, ok := d.directBuffer(size)
+	if !ok {
+		return false, nil
 	}
+	defer d.opts.Buffers.Put(buf)
 	n := copy(buf, hdr)
 	n += copy(buf[n:], payload)
 	clear(buf[n:])
-	fd := int(f.Fd())
-	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-	if err != nil {
+	set, err := directIO(f, func(fd int) (err error) {
+		n, err = unix.Pwrite(fd, buf, 0)
+		return err
+	})
+	if !set {
 		return false, nil
-	}
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags|unix.O_DIRECT); err != nil {
-		return false, nil
-	}
-	n, err = unix.Pwrite(fd, buf, 0)
-	if _, rerr := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags); err == nil && rerr != nil {
-		return true, rerr
 	}
 	switch {
 	case err == nil && n == len(buf):
@@ -701,7 +695,7 @@ func (d *Disk) Get(ctx context.Context, id ID) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("disk get %s: %w", id, err)
 	}
-	plain, err := readChunkFile(f, info.Size(), d.opts.Buffers)
+	plain, err := d.readFile(f, info.Size())
 	if err == nil && !d.opts.VerifiedPuts {
 		err = checkID(id, plain)
 	}
@@ -745,8 +739,8 @@ func (d *Disk) getPacked(id ID) ([]byte, bool, error) {
 // plain bytes: for a chunk stored as it is, in a buffer from bufs. A
 // malformed file gives an error wrapping ErrCorrupt.
 func readChunkFile(f io.Reader, size int64, bufs *Buffers) ([]byte, error) {
-	if size < headerSize || size > headerSize+MaxChunkSize+MaxChunkSize/8 {
-		return nil, fmt.Errorf("chunk file of %d bytes: %w", size, ErrCorrupt)
+	if err := checkFileSize(size); err != nil {
+		return nil, err
 	}
 	var hb [headerSize]byte
 	if _, err := io.ReadFull(f, hb[:]); err != nil {
@@ -763,11 +757,130 @@ func readChunkFile(f io.Reader, size int64, bufs *Buffers) ([]byte, error) {
 	if _, err := io.ReadFull(f, payload); err != nil {
 		return nil, err
 	}
+	return h.decodeOwned(payload, bufs)
+}
+
+// checkFileSize reports a chunk file of size bytes that no chunk can
+// have made.
+func checkFileSize(size int64) error {
+	if size < headerSize || size > headerSize+MaxChunkSize+MaxChunkSize/8 {
+		return fmt.Errorf("chunk file of %d bytes: %w", size, ErrCorrupt)
+	}
+	return nil
+}
+
+// decodeOwned is decodeBody of a payload in a buffer from bufs, which it
+// gives back unless the plain bytes returned are in it.
+func (h header) decodeOwned(payload []byte, bufs *Buffers) ([]byte, error) {
 	plain, err := h.decodeBody(payload)
 	if err != nil || h.flags&flagZstd != 0 {
 		bufs.Put(payload)
 	}
 	return plain, err
+}
+
+// minDirectRead is the smallest chunk file Get reads with O_DIRECT;
+// smaller ones go through the page cache.
+const minDirectRead = headerSize + minDirectWrite
+
+// readFile reads the chunk file f of size bytes, as readChunkFile does.
+// A large file is read around the page cache (readDirect): a node serves
+// chunks to mounts, which cache them, and copying them through cache
+// pages on the way (allocating, filling and later reclaiming the pages)
+// cost more CPU than the read itself, for a second copy of bytes the
+// mount already keeps.
+func (d *Disk) readFile(f *os.File, size int64) ([]byte, error) {
+	if size >= minDirectRead {
+		if plain, done, err := d.readDirect(f, size); done {
+			return plain, err
+		}
+	}
+	return readChunkFile(f, size, d.opts.Buffers)
+}
+
+// readDirect reads the chunk file f of size bytes with O_DIRECT into one
+// aligned buffer and decodes it there. It reports false, having consumed
+// nothing of f, if f cannot be read so.
+func (d *Disk) readDirect(f *os.File, size int64) ([]byte, bool, error) {
+	if err := checkFileSize(size); err != nil {
+		return nil, true, err
+	}
+	buf, ok := d.directBuffer(int(size))
+	if !ok {
+		return nil, false, nil
+	}
+	n := 0
+	var rerr error
+	set, err := directIO(f, func(fd int) error {
+		for n < int(size) {
+			m, err := unix.Pread(fd, buf[n:], int64(n))
+			if err != nil {
+				return err
+			}
+			if m == 0 {
+				break
+			}
+			n += m
+		}
+		return nil
+	})
+	if set && err == nil && n < int(size) {
+		rerr = fmt.Errorf("chunk file of %d bytes ended at %d: %w", size, n, io.ErrUnexpectedEOF)
+	}
+	switch {
+	case !set || errors.Is(err, unix.EINVAL):
+		// No O_DIRECT on this file system: read through the page cache.
+		d.opts.Buffers.Put(buf)
+		return nil, false, nil
+	case err != nil || rerr != nil:
+		d.opts.Buffers.Put(buf)
+		return nil, true, errors.Join(err, rerr)
+	}
+	h, err := decodeHeader(buf[:headerSize])
+	if err == nil {
+		err = h.checkLen(size)
+	}
+	if err != nil {
+		d.opts.Buffers.Put(buf)
+		return nil, true, err
+	}
+	// The payload moves to the buffer's start, so that the buffer returned
+	// can go back to its free list.
+	payload := buf[:copy(buf, buf[headerSize:size])]
+	plain, err := h.decodeOwned(payload, d.opts.Buffers)
+	return plain, true, err
+}
+
+// directBuffer returns a buffer from the free list for O_DIRECT transfers
+// of size bytes: aligned, and padded to a whole number of blocks. It
+// reports false if the buffer it got is not aligned.
+func (d *Disk) directBuffer(size int) ([]byte, bool) {
+	padded := (size + directAlign - 1) / directAlign * directAlign
+	buf := d.opts.Buffers.Get(padded)
+	if uintptr(unsafe.Pointer(unsafe.SliceData(buf)))%directAlign != 0 {
+		d.opts.Buffers.Put(buf)
+		return nil, false // large Go allocations start on a page; be sure
+	}
+	return buf, true
+}
+
+// directIO calls op with f's descriptor in O_DIRECT mode, then puts f's
+// mode back. It reports false, without calling op, if f's mode could not
+// be set, and an error from op or else from putting the mode back.
+func directIO(f *os.File, op func(fd int) error) (bool, error) {
+	fd := int(f.Fd())
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return false, nil
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags|unix.O_DIRECT); err != nil {
+		return false, nil
+	}
+	err = op(fd)
+	if _, rerr := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags); err == nil {
+		err = rerr
+	}
+	return true, err
 }
 
 // quarantine moves the corrupt chunk file described by info out of the

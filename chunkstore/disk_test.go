@@ -103,6 +103,9 @@ func tempFiles(t *testing.T, dir string) []string {
 func TestDiskCorruption(t *testing.T) {
 	ctx := context.Background()
 	random, _ := storetest.Chunk(1, 64<<10)
+	// A large chunk is read with O_DIRECT (Disk.readDirect), a small one
+	// through the page cache.
+	large, _ := storetest.Chunk(2, 1<<20+5)
 	text := bytes.Repeat([]byte("all work and no play "), 5000)
 	tests := []struct {
 		name     string
@@ -125,6 +128,12 @@ func TestDiskCorruption(t *testing.T) {
 		{"one byte short", false, random, func(b []byte) []byte { return b[:len(b)-1] }},
 		{"one byte long", false, random, func(b []byte) []byte { return append(b, 0) }},
 		{"zstd truncated", true, text, func(b []byte) []byte { return b[:len(b)-3] }},
+		{"large: header crc", false, large, func(b []byte) []byte { b[31] ^= 1; return b }},
+		{"large: first payload byte", false, large, func(b []byte) []byte { b[32] ^= 1; return b }},
+		{"large: payload byte in the last block", false, large, func(b []byte) []byte { b[len(b)-2] ^= 0x10; return b }},
+		{"large: one byte short", false, large, func(b []byte) []byte { return b[:len(b)-1] }},
+		{"large: one byte long", false, large, func(b []byte) []byte { return append(b, 0) }},
+		{"large: cut to a whole block", false, large, func(b []byte) []byte { return b[:len(b)/4096*4096] }},
 	}
 	// With VerifiedPuts, Get skips the SHA-256 and the CRC-32C alone must
 	// catch every kind of damage.
@@ -597,7 +606,9 @@ func TestDiskPutRacesDelete(t *testing.T) {
 // TestDiskDurablePutBypassesPageCache checks that a large chunk's durable
 // Put writes around the page cache (O_DIRECT): none of the chunk file's
 // pages stay cached after it, while a buffered write would leave them all.
-func TestDiskDurablePutBypassesPageCache(t *testing.T) {
+// TestDiskLargeChunksBypassPageCache checks that a large chunk's file is
+// written (by a durable Put) and read (by Get) around the page cache.
+func TestDiskLargeChunksBypassPageCache(t *testing.T) {
 	dir := t.TempDir()
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
@@ -625,20 +636,26 @@ func TestDiskDurablePutBypassesPageCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Munmap(m)
-	vec := make([]byte, (len(m)+os.Getpagesize()-1)/os.Getpagesize())
-	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
-		t.Fatal(errno)
+	cachedPages := func() int {
+		vec := make([]byte, (len(m)+os.Getpagesize()-1)/os.Getpagesize())
+		if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+			t.Fatal(errno)
+		}
+		cached := 0
+		for _, v := range vec {
+			cached += int(v & 1)
+		}
+		return cached
 	}
-	cached := 0
-	for _, v := range vec {
-		cached += int(v & 1)
-	}
-	if cached > 0 {
-		t.Errorf("%d of the chunk file's %d pages are in the page cache after a durable Put", cached, len(vec))
+	if cached := cachedPages(); cached > 0 {
+		t.Errorf("%d of the chunk file's pages are in the page cache after a durable Put", cached)
 	}
 	got, err := d.Get(context.Background(), id)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("Get after the direct write: %v, equal %v", err, bytes.Equal(got, data))
+	}
+	if cached := cachedPages(); cached > 0 {
+		t.Errorf("%d of the chunk file's pages are in the page cache after Get", cached)
 	}
 	if info.Size() != int64(len(data))+32 {
 		t.Errorf("chunk file has %d bytes, want %d (header and data, no padding)", info.Size(), len(data)+32)

@@ -101,6 +101,11 @@
 // it: it sets the file's mtime to now and fsyncs the file, as Touch does. Put does not
 // check that data hashes to id; a wrong id is caught by every Get.
 //
+// Get reads a chunk file of 256 KiB or more with O_DIRECT too, into one
+// aligned buffer, so that a node serving large chunks does not fill its
+// page cache with bytes the mounts cache themselves; it checks the CRC-32C
+// as for any read.
+//
 // PutLazy (LazyPutter) appends a chunk of at most MaxPackedChunk plain
 // bytes to a pack (see "Packs") without an fsync. A larger one it writes
 // to a chunk file the same way as Put but skips both fsyncs and remembers
