@@ -420,6 +420,20 @@ func ReadCasyncAlloc(r io.Reader, alloc func(n int) []byte) (CasyncMessage, erro
 	}
 }
 
+// fullReader is a reader with a cheaper way than Read to fill a buffer
+// whole (Stream.ReadFull).
+type fullReader interface {
+	ReadFull(p []byte) (int, error)
+}
+
+// readFull is io.ReadFull, by r's own ReadFull if it has one.
+func readFull(r io.Reader, p []byte) (int, error) {
+	if fr, ok := r.(fullReader); ok {
+		return fr.ReadFull(p)
+	}
+	return io.ReadFull(r, p)
+}
+
 // readChunk reads the body of a CHUNK message of size bytes (its header
 // read already): the fixed fields, then the data into memory from alloc.
 func readChunk(r io.Reader, size uint64, alloc func(n int) []byte) (*Chunk, error) {
@@ -446,7 +460,7 @@ func readChunk(r io.Reader, size uint64, alloc func(n int) []byte) (*Chunk, erro
 		alloc = func(n int) []byte { return make([]byte, n) }
 	}
 	m.Data = alloc(int(n))
-	if _, err := io.ReadFull(r, m.Data); err != nil {
+	if _, err := readFull(r, m.Data); err != nil {
 		return nil, fmt.Errorf("read casync CHUNK body: %w", noEOF(err))
 	}
 	if f&CasyncChunkCRC32C != 0 {

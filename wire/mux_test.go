@@ -780,3 +780,101 @@ func TestReadStraightIntoBuffer(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 }
+
+// TestReadFullTakesEveryPayload has ReadFull wait for 8 MiB, eight
+// windows' worth, before the peer sends them: every payload must go
+// straight into the buffer (the stream never buffers any), and the read
+// loop must return their bytes as credit as they land, or the sender
+// would stall after the first window.
+func TestReadFullTakesEveryPayload(t *testing.T) {
+	a, b := tcpSessionPair(t, SessionConfig{}, SessionConfig{Services: []string{"s"}})
+	payload := make([]byte, 8<<20)
+	for i := range payload {
+		payload[i] = byte(i*7/5 + i>>16)
+	}
+	sent := make(chan error, 1)
+	var st *Stream
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		var err error
+		if st, err = b.Accept(); err != nil {
+			t.Error(err)
+		}
+	}()
+	out, err := a.Open(context.Background(), "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-accepted
+	if st == nil {
+		t.FailNow()
+	}
+	got := make([]byte, len(payload))
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := st.ReadFull(got)
+		done <- result{n, err}
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		st.mu.Lock()
+		o := st.direct != nil
+		st.mu.Unlock()
+		if o {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ReadFull never offered its buffer")
+		}
+	}
+	go func() {
+		_, err := out.Write(payload)
+		sent <- err
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil || r.n != len(payload) {
+			t.Fatalf("ReadFull: got %d bytes, %v; want %d", r.n, r.err, len(payload))
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("ReadFull still waiting: the sender ran out of credit?")
+	}
+	if err := <-sent; err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatal("bytes read differ from those sent")
+	}
+	st.mu.Lock()
+	buffered := cap(st.buf)
+	st.mu.Unlock()
+	if buffered != 0 {
+		t.Errorf("the stream buffered payloads (a %d-byte buffer); want all of them read straight into ReadFull's", buffered)
+	}
+}
+
+// TestReadFullShort checks ReadFull's answer when the peer closes the
+// stream before sending enough: the bytes sent, and io.ErrUnexpectedEOF.
+func TestReadFullShort(t *testing.T) {
+	a, b := tcpSessionPair(t, SessionConfig{}, SessionConfig{Services: []string{"s"}})
+	payload := bytes.Repeat([]byte("shoal "), 300<<10) // 1.8 MiB
+	serve(b, func(st *Stream) {
+		st.Write(payload)
+	})
+	st, err := a.Open(context.Background(), "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 4<<20)
+	n, err := st.ReadFull(got)
+	if !errors.Is(err, io.ErrUnexpectedEOF) || n != len(payload) {
+		t.Fatalf("ReadFull: got %d bytes, %v; want %d, io.ErrUnexpectedEOF", n, err, len(payload))
+	}
+	if !bytes.Equal(got[:n], payload) {
+		t.Fatal("bytes read differ from those sent")
+	}
+}

@@ -111,31 +111,66 @@ const minDirectRead = 64 << 10
 // connection straight into p instead of through the stream's buffer,
 // sparing a copy of every byte of a bulk transfer.
 type directRead struct {
-	p    []byte
-	n    int           // bytes the read loop put into p, set before done closes
-	done chan struct{} // closed once the read loop is done with p
+	p []byte
+	n int // bytes the read loop put into p
+	// whole (ReadFull's offers) keeps the offer up until p is full: the
+	// read loop puts payload after payload into it, and itself returns
+	// their bytes to the peer as credit, since the reader does not see
+	// them until the end. A Read's offer takes one payload: between two
+	// Reads the read loop would otherwise buffer, and copy, the payloads
+	// of a fast sender.
+	whole bool
+	// cancel asks the read loop to end a whole offer after the payload
+	// in hand: the reader wants it back.
+	cancel bool
+	done   chan struct{} // closed once the read loop is done with p
 }
 
 // Read reads data the peer sent. It returns io.EOF once the peer has
 // closed the stream and all its data has been read, an error wrapping
 // ErrStreamClosed after Close, and one wrapping ErrSessionClosed if the
 // session ended before the peer closed the stream.
-func (st *Stream) Read(p []byte) (int, error) {
+func (st *Stream) Read(p []byte) (int, error) { return st.read(p, false) }
+
+// ReadFull reads exactly len(p) bytes into p, as io.ReadFull(st, p) does
+// (io.ErrUnexpectedEOF if the peer closes the stream first), with the
+// payloads that arrive while it waits going straight into p.
+func (st *Stream) ReadFull(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := st.read(p[n:], true)
+		n += m
+		if err == io.EOF && n > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// read is Read, or with whole one step of ReadFull.
+func (st *Stream) read(p []byte, whole bool) (int, error) {
 	var offer *directRead
 	for {
 		st.mu.Lock()
 		if offer != nil {
-			// Take the offer back or, if the read loop took it, wait
+			// Take the offer back or, if the read loop is filling it, wait
 			// until the loop is done with p.
 			if st.direct == offer {
 				st.direct = nil
 			} else {
+				offer.cancel = true
 				st.mu.Unlock()
 				<-offer.done
 				st.mu.Lock()
 			}
 			if offer.n > 0 && !st.localClosed {
-				inc := st.consumed(offer.n)
+				var inc uint32
+				if !offer.whole { // the read loop counted a whole offer's bytes
+					inc = st.consumed(offer.n)
+				}
 				st.mu.Unlock()
 				st.grant(inc)
 				return offer.n, nil
@@ -173,7 +208,7 @@ func (st *Stream) Read(p []byte) (int, error) {
 		}
 		var filled chan struct{} // nil: no offer, never ready
 		if len(p) >= minDirectRead && st.direct == nil {
-			offer = &directRead{p: p, done: make(chan struct{})}
+			offer = &directRead{p: p, whole: whole, done: make(chan struct{})}
 			st.direct, filled = offer, offer.done
 		}
 		st.mu.Unlock()
@@ -436,12 +471,23 @@ func (st *Stream) receive(br *bufio.Reader, n uint32) bool {
 			// payload, or as much of it as fits.
 			st.direct = nil
 			st.mu.Unlock()
-			k := min(int(n), len(d.p))
-			_, err := io.ReadFull(br, d.p[:k])
+			k := min(int(n), len(d.p)-d.n)
+			_, err := io.ReadFull(br, d.p[d.n:d.n+k])
+			st.mu.Lock()
+			var inc uint32
 			if err == nil {
-				d.n = k
+				d.n += k
+				if d.whole {
+					inc = st.consumed(k)
+				}
 			}
-			close(d.done)
+			if err == nil && d.whole && !d.cancel && d.n < len(d.p) && !st.localClosed {
+				st.direct = d // the next payload goes on filling p
+			} else {
+				close(d.done)
+			}
+			st.mu.Unlock()
+			st.grant(inc)
 			if err != nil {
 				return st.s.failInFrame(err)
 			}
