@@ -107,6 +107,8 @@ func TestDiskCorruption(t *testing.T) {
 	// through the page cache.
 	large, _ := storetest.Chunk(2, 1<<20+5)
 	text := bytes.Repeat([]byte("all work and no play "), 5000)
+	// Half random, half zeros: stored compressed, and still large.
+	halfRandom := append(append([]byte(nil), large[:512<<10]...), make([]byte, 512<<10)...)
 	tests := []struct {
 		name     string
 		compress bool
@@ -134,6 +136,7 @@ func TestDiskCorruption(t *testing.T) {
 		{"large: one byte short", false, large, func(b []byte) []byte { return b[:len(b)-1] }},
 		{"large: one byte long", false, large, func(b []byte) []byte { return append(b, 0) }},
 		{"large: cut to a whole block", false, large, func(b []byte) []byte { return b[:len(b)/4096*4096] }},
+		{"large: zstd payload byte", true, halfRandom, func(b []byte) []byte { b[len(b)/2] ^= 4; return b }},
 	}
 	// With VerifiedPuts, Get skips the SHA-256 and the CRC-32C alone must
 	// catch every kind of damage.

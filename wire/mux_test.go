@@ -713,20 +713,7 @@ func TestReadStraightIntoBuffer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	offered := func() {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-			st.mu.Lock()
-			o := st.direct != nil
-			st.mu.Unlock()
-			if o {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the Read never offered its buffer")
-			}
-		}
-	}
+	offered := func() { t.Helper(); awaitOffer(t, st) }
 	payload := make([]byte, 250<<10)
 	for i := range payload {
 		payload[i] = byte(i * 7 / 5)
@@ -781,6 +768,23 @@ func TestReadStraightIntoBuffer(t *testing.T) {
 	}
 }
 
+// awaitOffer waits until a Read or ReadFull on st offers its buffer to the
+// read loop.
+func awaitOffer(t *testing.T, st *Stream) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		st.mu.Lock()
+		o := st.direct != nil
+		st.mu.Unlock()
+		if o {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the read never offered its buffer")
+		}
+	}
+}
+
 // TestReadFullTakesEveryPayload has ReadFull wait for 8 MiB, eight
 // windows' worth, before the peer sends them: every payload must go
 // straight into the buffer (the stream never buffers any), and the read
@@ -820,17 +824,7 @@ func TestReadFullTakesEveryPayload(t *testing.T) {
 		n, err := st.ReadFull(got)
 		done <- result{n, err}
 	}()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		st.mu.Lock()
-		o := st.direct != nil
-		st.mu.Unlock()
-		if o {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("ReadFull never offered its buffer")
-		}
-	}
+	awaitOffer(t, st)
 	go func() {
 		_, err := out.Write(payload)
 		sent <- err
