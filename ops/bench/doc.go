@@ -18,9 +18,13 @@
 //   - "small": [Config.SmallFiles] files of [Config.SmallFileBytes] in one
 //     directory, with [Config.Workers] parallel workers: create (open, write,
 //     close), stat, read, rename and delete, each reported in ops/s. Caches
-//     are dropped after the create phase. With more than one worker, a
-//     quarter as many files are created first by a single worker ("create
-//     1 worker"), so the report shows how creates scale with parallelism.
+//     are dropped after the create phase. Two more create phases come
+//     first, each of a quarter as many files in a directory of its own:
+//     with more than one worker, a single worker ("create 1 worker"), so
+//     the report shows how creates scale with parallelism; and the
+//     workers fsyncing each file before closing it ("create+fsync"), the
+//     figure to compare with a file system whose close makes a file
+//     durable, as shoal's does.
 //   - "tree": `cp -a` of [Config.TreeSource] into the target, read every
 //     regular file (cold), remove it; seconds per phase.
 //
