@@ -809,32 +809,25 @@ func (d *Disk) readDirect(f *os.File, size int64) ([]byte, bool, error) {
 	if !ok {
 		return nil, false, nil
 	}
-	n := 0
-	var rerr error
 	set, err := directIO(f, func(fd int) error {
-		for n < int(size) {
+		for n := 0; n < int(size); {
 			m, err := unix.Pread(fd, buf[n:], int64(n))
-			if err != nil {
+			switch {
+			case err != nil:
 				return err
-			}
-			if m == 0 {
-				break
+			case m == 0:
+				return fmt.Errorf("chunk file of %d bytes ended at %d: %w", size, n, io.ErrUnexpectedEOF)
 			}
 			n += m
 		}
 		return nil
 	})
-	if set && err == nil && n < int(size) {
-		rerr = fmt.Errorf("chunk file of %d bytes ended at %d: %w", size, n, io.ErrUnexpectedEOF)
-	}
-	switch {
-	case !set || errors.Is(err, unix.EINVAL):
-		// No O_DIRECT on this file system: read through the page cache.
+	if err != nil || !set {
 		d.opts.Buffers.Put(buf)
-		return nil, false, nil
-	case err != nil || rerr != nil:
-		d.opts.Buffers.Put(buf)
-		return nil, true, errors.Join(err, rerr)
+		if !set || errors.Is(err, unix.EINVAL) {
+			return nil, false, nil // no O_DIRECT here: through the page cache
+		}
+		return nil, true, err
 	}
 	h, err := decodeHeader(buf[:headerSize])
 	if err == nil {
