@@ -173,15 +173,9 @@ func (n *node) changedHere(now int64) {
 func (r *Root) hold(ctx context.Context, op heldOp) error {
 	h := &r.held
 	h.mu.Lock()
-	for len(h.open) >= maxHeldOps {
-		changed := h.changed
+	if err := h.waitWhile(ctx, func() bool { return len(h.open) >= maxHeldOps }); err != nil {
 		h.mu.Unlock()
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %w", op, ctx.Err())
-		}
-		h.mu.Lock()
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	op.seq = h.next
 	h.next++
@@ -271,14 +265,26 @@ func (r *Root) awaitHeld(ctx context.Context, before uint64, must func(heldOp) b
 	h := &r.held
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for slices.ContainsFunc(h.open, func(op heldOp) bool { return op.seq < before && must(op) }) {
+	err := h.waitWhile(ctx, func() bool {
+		return slices.ContainsFunc(h.open, func(op heldOp) bool { return op.seq < before && must(op) })
+	})
+	if err != nil {
+		return fmt.Errorf("wait for held unlinks, renames and rmdirs: %w", err)
+	}
+	return nil
+}
+
+// waitWhile waits, with h.mu held on entry and on return, until cond
+// (called with h.mu held) is false after an op is done, or ctx ends.
+func (h *heldOps) waitWhile(ctx context.Context, cond func() bool) error {
+	for cond() {
 		changed := h.changed
 		h.mu.Unlock()
 		select {
 		case <-changed:
 		case <-ctx.Done():
 			h.mu.Lock()
-			return fmt.Errorf("wait for held unlinks, renames and rmdirs: %w", ctx.Err())
+			return ctx.Err()
 		}
 		h.mu.Lock()
 	}
