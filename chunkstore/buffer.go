@@ -76,7 +76,7 @@ func (p *Buffers) Get(n int) []byte {
 	if p == nil || n < bufferClass {
 		return NewBuffer(n)
 	}
-	c := (n + bufferClass - 1) / bufferClass * bufferClass
+	c := p.capOf(n)
 	p.mu.Lock()
 	if list := p.free[c]; len(list) > 0 {
 		b := list[len(list)-1]
@@ -88,6 +88,28 @@ func (p *Buffers) Get(n int) []byte {
 	}
 	p.mu.Unlock()
 	return NewBuffer(c)[:n]
+}
+
+// Fit returns b's bytes in memory of the capacity Get(len(b)) hands out:
+// b itself if it has that capacity, else a copy, b being Put back. A
+// buffer got for a larger size than it came to hold so takes up no more
+// memory than one got for its size.
+func (p *Buffers) Fit(b []byte) []byte {
+	if cap(b) == p.capOf(len(b)) {
+		return b
+	}
+	fit := p.Get(len(b))
+	copy(fit, b)
+	p.Put(b)
+	return fit
+}
+
+// capOf is the capacity of the buffers Get(n) returns.
+func (p *Buffers) capOf(n int) int {
+	if p == nil || n < bufferClass {
+		return n
+	}
+	return (n + bufferClass - 1) / bufferClass * bufferClass
 }
 
 // Put offers b for reuse. The caller gives b up: nothing may refer to its

@@ -110,3 +110,37 @@ func TestBuffersReuse(t *testing.T) {
 	}
 	none.Put(a)
 }
+
+// TestBuffersFit checks that Fit leaves a buffer of the size class of its
+// contents alone and moves the contents of a larger one into one of that
+// class, keeping the larger one.
+func TestBuffersFit(t *testing.T) {
+	p := chunkstore.NewBuffers(64 << 20)
+	whole := p.Get(4 << 20)
+	if got := p.Fit(whole[:3<<20+5]); &got[0] != &whole[0] || len(got) != 3<<20+5 {
+		t.Fatal("Fit moved the contents of a buffer of their own class")
+	}
+	big := p.Get(4 << 20)
+	for i := range big {
+		big[i] = byte(i * 3)
+	}
+	for _, n := range []int{1<<20 + 7, 100 << 10} {
+		got := p.Fit(big[:n])
+		if &got[0] == &big[0] || len(got) != n || cap(got) != cap(p.Get(n)) {
+			t.Fatalf("Fit of %d bytes in a 4 MiB buffer: len %d cap %d, want a buffer of their own class", n, len(got), cap(got))
+		}
+		for i := range got {
+			if got[i] != byte(i*3) {
+				t.Fatalf("Fit of %d bytes: byte %d is %d, want %d", n, i, got[i], byte(i*3))
+			}
+		}
+		if again := p.Get(4 << 20); &again[0] != &big[0] {
+			t.Fatalf("Fit of %d bytes did not put the 4 MiB buffer back", n)
+		}
+	}
+	var none *chunkstore.Buffers
+	n := make([]byte, 2<<20)
+	if got := none.Fit(n[:1<<20]); &got[0] == &n[0] || cap(got) != 1<<20 {
+		t.Fatal("nil Buffers: Fit did not move the contents into a buffer of their size")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -91,6 +92,8 @@ type Client struct {
 	seqMu   sync.Mutex
 	seq     uint64              // numbers them
 	waiting map[uint64]struct{} // the numbers still awaiting an answer
+
+	lastGot atomic.Int64 // bytes of data in the last CHUNK Get received
 }
 
 var (
@@ -498,6 +501,12 @@ func (c *Client) awaitGoodbye(s *wire.Session, st *wire.Stream, what string) err
 // ABORT and stream failures into errors.
 func (c *Client) readChunkReply(st *wire.Stream, what string) (wire.CasyncMessage, error) {
 	m, err := wire.ReadCasyncAlloc(st, c.cfg.Buffers.Get)
+	return c.chunkReply(m, err, what)
+}
+
+// chunkReply turns a failed read of a reply to a chunk operation, and an
+// ABORT, into errors.
+func (c *Client) chunkReply(m wire.CasyncMessage, err error, what string) (wire.CasyncMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s from %s: %w: %w", what, c.node(), err, ErrUnavailable)
 	}
@@ -601,7 +610,7 @@ func (c *Client) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 			st.Close()
 			return fmt.Errorf("%s to %s: %w: %w", what, c.node(), err, ErrUnavailable)
 		}
-		m, err := c.readChunkReply(st, what)
+		m, err := c.readGetReply(st, what)
 		if err != nil {
 			st.Close()
 			return err
@@ -638,6 +647,34 @@ func (c *Client) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 		}
 	})
 	return data, err
+}
+
+// minReplyBody is the smallest chunk for which Get offers memory for the
+// data before the reply arrives: below a MiB Buffers hands out new
+// memory each time, and such chunks are cheap to copy.
+const minReplyBody = 1 << 20
+
+// readGetReply reads the reply to a Get's REQUEST. With Buffers set, a
+// buffer from it of the size of the last chunk received is offered for
+// the data before the reply arrives (wire.ReadCasyncReply): a file's
+// chunks, mostly of one size, go from the connection straight into it.
+func (c *Client) readGetReply(st *wire.Stream, what string) (wire.CasyncMessage, error) {
+	var body []byte
+	if n := c.lastGot.Load(); n >= minReplyBody && c.cfg.Buffers != nil {
+		body = c.cfg.Buffers.Get(int(n))
+		body = body[:cap(body)]
+	}
+	m, inBody, err := wire.ReadCasyncReply(st, body, c.cfg.Buffers.Get)
+	if ch, ok := m.(*wire.Chunk); ok {
+		c.lastGot.Store(int64(len(ch.Data)))
+		if inBody {
+			ch.Data = c.cfg.Buffers.Fit(ch.Data)
+		}
+	}
+	if !inBody {
+		c.cfg.Buffers.Put(body)
+	}
+	return c.chunkReply(m, err, what)
 }
 
 // VerifiesGets reports that every chunk Get returns is known to match its

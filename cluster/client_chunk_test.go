@@ -269,3 +269,38 @@ func TestClientRetriesChunkDamagedOnTheWay(t *testing.T) {
 		t.Errorf("%d requests did not ask for a checksum", n)
 	}
 }
+
+// TestClientGetsChunksIntoBuffers reads chunks of several sizes from a
+// node, large ones going straight into memory from ClientConfig.Buffers
+// (wire.ReadCasyncReply): each must come back intact, in a buffer of its
+// own size's class whatever the size of the chunk read before it.
+func TestClientGetsChunksIntoBuffers(t *testing.T) {
+	n := startTestNode(t, t.TempDir())
+	c, err := Dial(context.Background(), n.Addr(), ClientConfig{RetryFor: 10 * time.Second, Buffers: chunkstore.NewBuffers(64 << 20)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+	for i, size := range []int{4 << 20, 4 << 20, 2<<20 + 100, 10 << 10, 4 << 20, 5 << 20} {
+		data := make([]byte, size)
+		for j := range data {
+			data[j] = byte(j*7 + i + j>>10)
+		}
+		id := chunkstore.Sum(data)
+		if err := c.Put(ctx, id, data); err != nil {
+			t.Fatalf("put %d (%d bytes): %v", i, size, err)
+		}
+		got, err := c.Get(ctx, id)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("get %d (%d bytes): got %d bytes, %v; want the bytes put", i, size, len(got), err)
+		}
+		want := size
+		if size >= 1<<20 {
+			want = (size + 1<<20 - 1) &^ (1<<20 - 1)
+		}
+		if cap(got) != want {
+			t.Errorf("get %d (%d bytes): a %d-byte buffer, want %d", i, size, cap(got), want)
+		}
+	}
+}

@@ -441,33 +441,116 @@ func readChunk(r io.Reader, size uint64, alloc func(n int) []byte) (*Chunk, erro
 	if _, err := io.ReadFull(r, fixed[:8+casyncIDLen]); err != nil {
 		return nil, fmt.Errorf("read casync CHUNK body: %w", noEOF(err))
 	}
-	f := binary.LittleEndian.Uint64(fixed[:])
-	if f&^casyncChunkFlagsMax != 0 {
-		return nil, fmt.Errorf("read casync CHUNK: unknown flags %#x: %w", f&^casyncChunkFlagsMax, ErrCasync)
+	m, n, err := chunkFixed(fixed[:8+casyncIDLen], size)
+	if err != nil {
+		return nil, err
 	}
-	m := &Chunk{Flags: f, ID: [32]byte(fixed[8:])}
-	n := size - casyncChunkFixedSize
-	if f&CasyncChunkCRC32C != 0 {
-		if n < casyncCRCLen {
-			return nil, fmt.Errorf("read casync CHUNK: size %d leaves no room for its CRC-32C: %w", size, ErrCasync)
-		}
+	if m.Flags&CasyncChunkCRC32C != 0 {
 		if _, err := io.ReadFull(r, fixed[8+casyncIDLen:]); err != nil {
 			return nil, fmt.Errorf("read casync CHUNK body: %w", noEOF(err))
 		}
-		n -= casyncCRCLen
 	}
 	if alloc == nil {
 		alloc = func(n int) []byte { return make([]byte, n) }
 	}
-	m.Data = alloc(int(n))
+	m.Data = alloc(n)
 	if _, err := readFull(r, m.Data); err != nil {
 		return nil, fmt.Errorf("read casync CHUNK body: %w", noEOF(err))
 	}
-	if f&CasyncChunkCRC32C != 0 {
-		want := binary.LittleEndian.Uint32(fixed[8+casyncIDLen:])
-		if got := crc32.Checksum(m.Data, castagnoli); got != want {
-			return nil, fmt.Errorf("read casync CHUNK %x: data has CRC-32C %08x, sent with %08x: %w", m.ID[:8], got, want, ErrChecksum)
-		}
+	return m, checkChunkCRC(m, fixed[8+casyncIDLen:])
+}
+
+// chunkFixed decodes a CHUNK's flags and id from p and returns the
+// Chunk without its data, and the data's length in a message of size
+// bytes.
+func chunkFixed(p []byte, size uint64) (*Chunk, int, error) {
+	f := binary.LittleEndian.Uint64(p)
+	if f&^casyncChunkFlagsMax != 0 {
+		return nil, 0, fmt.Errorf("read casync CHUNK: unknown flags %#x: %w", f&^casyncChunkFlagsMax, ErrCasync)
 	}
-	return m, nil
+	n := size - casyncChunkFixedSize
+	if f&CasyncChunkCRC32C != 0 {
+		if n < casyncCRCLen {
+			return nil, 0, fmt.Errorf("read casync CHUNK: size %d leaves no room for its CRC-32C: %w", size, ErrCasync)
+		}
+		n -= casyncCRCLen
+	}
+	return &Chunk{Flags: f, ID: [32]byte(p[8:])}, int(n), nil
+}
+
+// checkChunkCRC checks m.Data against the le32 CRC-32C in crc, if m was
+// sent with one.
+func checkChunkCRC(m *Chunk, crc []byte) error {
+	if m.Flags&CasyncChunkCRC32C == 0 {
+		return nil
+	}
+	want := binary.LittleEndian.Uint32(crc)
+	if got := crc32.Checksum(m.Data, castagnoli); got != want {
+		return fmt.Errorf("read casync CHUNK %x: data has CRC-32C %08x, sent with %08x: %w", m.ID[:8], got, want, ErrChecksum)
+	}
+	return nil
+}
+
+// ReadCasyncReply reads from st the one casync message a peer answers
+// with (it sends nothing more until this side writes again), as
+// ReadCasyncAlloc does, with body, memory for the data the reply is
+// expected to carry, offered to the connection before the reply arrives.
+// A CHUNK whose header comes in a DATA payload of its own (WriteCasync
+// sends those of more than 64 KiB so) has its data go from the connection
+// straight into body: none of it waits in the stream's buffer, to be
+// copied, while the reader wakes up to the header. inBody reports that
+// Chunk.Data is body[:len(Data)]; otherwise the data is in memory from
+// alloc (or the message is no CHUNK) and body is the caller's again.
+func ReadCasyncReply(st *Stream, body []byte, alloc func(n int) []byte) (m CasyncMessage, inBody bool, err error) {
+	var head [casyncChunkFixedSize + casyncCRCLen]byte
+	hn, bn, err := st.readSplit(head[:], body, func(h []byte) int {
+		if c, n := chunkHead(h); c != nil && n >= minDirectRead {
+			return n
+		}
+		return 0
+	})
+	if err != nil {
+		if err == io.EOF {
+			return nil, false, io.EOF
+		}
+		return nil, false, fmt.Errorf("read casync header: %w", err)
+	}
+	if c, n := chunkHead(head[:hn]); c != nil && n <= len(body) && (bn > 0 || n >= minDirectRead) {
+		c.Data = body[:n]
+		if _, err := readFull(st, c.Data[bn:]); err != nil {
+			return nil, false, fmt.Errorf("read casync CHUNK body: %w", noEOF(err))
+		}
+		if err := checkChunkCRC(c, head[casyncChunkFixedSize:]); err != nil {
+			return nil, false, err
+		}
+		return c, true, nil
+	}
+	// Anything else is read from the bytes in hand (body took none), then
+	// from st.
+	hr := bytes.NewReader(head[:hn])
+	if m, err = ReadCasyncAlloc(io.MultiReader(hr, st), alloc); err != nil {
+		return nil, false, err
+	}
+	if left := hr.Len(); left > 0 {
+		return nil, false, fmt.Errorf("read casync %s reply: %d more bytes follow it: %w", casyncName(m.CasyncType()), left, ErrCasync)
+	}
+	return m, false, nil
+}
+
+// chunkHead returns the Chunk, without data, and the data's length of a
+// valid CHUNK message whose header and fixed fields are exactly p; nil if
+// p is anything else.
+func chunkHead(p []byte) (*Chunk, int) {
+	if len(p) < casyncChunkFixedSize || binary.LittleEndian.Uint64(p[8:]) != CasyncMsgChunk {
+		return nil, 0
+	}
+	size := binary.LittleEndian.Uint64(p)
+	if size > CasyncSizeMax || size < uint64(len(p)) {
+		return nil, 0
+	}
+	m, n, err := chunkFixed(p[CasyncHeaderLen:casyncChunkFixedSize], size)
+	if err != nil || uint64(n) != size-uint64(len(p)) {
+		return nil, 0
+	}
+	return m, n
 }

@@ -2,12 +2,15 @@ package wire
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
 	"io"
+	"os"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func id(b byte) [32]byte {
@@ -272,6 +275,7 @@ func FuzzReadCasync(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		m, err := ReadCasync(bytes.NewReader(in))
+		checkChunkHead(t, in, m, err)
 		if err != nil {
 			if m != nil {
 				t.Fatalf("got message %#v with error %v", m, err)
@@ -322,5 +326,219 @@ func TestReadCasyncAllocTakesChunkMemory(t *testing.T) {
 	}
 	if &c.Data[0] != &given[0][0] || cap(c.Data) != cap(given[0]) {
 		t.Error("CHUNK data is not the buffer alloc returned")
+	}
+}
+
+// replyPair opens a stream from one session of a loopback pair to the
+// other and returns the opener's end (the requester, who reads the
+// reply) and the accepter's (the peer, who writes it).
+func replyPair(t *testing.T) (requester, peer *Stream) {
+	t.Helper()
+	a, b := tcpSessionPair(t, SessionConfig{}, SessionConfig{Services: []string{"s"}})
+	accepted := make(chan *Stream, 1)
+	go func() {
+		st, err := b.Accept()
+		if err != nil {
+			t.Error(err)
+		}
+		accepted <- st
+	}()
+	requester, err := a.Open(context.Background(), "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if peer = <-accepted; peer == nil {
+		t.FailNow()
+	}
+	t.Cleanup(func() { requester.Close(); peer.Close() })
+	return requester, peer
+}
+
+type replyResult struct {
+	m      CasyncMessage
+	inBody bool
+	err    error
+}
+
+// readReply runs ReadCasyncReply on st in the background and waits until
+// it has offered its head to the read loop.
+func readReply(t *testing.T, st *Stream, body []byte) <-chan replyResult {
+	t.Helper()
+	done := make(chan replyResult, 1)
+	go func() {
+		m, inBody, err := ReadCasyncReply(st, body, nil)
+		done <- replyResult{m, inBody, err}
+	}()
+	awaitOffer(t, st)
+	return done
+}
+
+// TestReadCasyncReplyTakesChunkStraight has the requester wait for a
+// reply before the peer sends a 4 MiB CHUNK: its data must land in the
+// body offered, and no byte of it go through the stream's buffer.
+func TestReadCasyncReplyTakesChunkStraight(t *testing.T) {
+	st, peer := replyPair(t)
+	data := make([]byte, 4<<20)
+	for i := range data {
+		data[i] = byte(i*5/3 + i>>12)
+	}
+	body := make([]byte, 8<<20)
+	done := readReply(t, st, body)
+	sent := &Chunk{Flags: CasyncChunkCRC32C, ID: id(7), Data: data}
+	if err := WriteCasync(peer, sent); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	c, ok := r.m.(*Chunk)
+	if !ok || c.ID != sent.ID || c.Flags != sent.Flags || !bytes.Equal(c.Data, data) {
+		t.Fatalf("read %T, want the CHUNK sent", r.m)
+	}
+	if !r.inBody || &c.Data[0] != &body[0] {
+		t.Error("the CHUNK's data is not in the body offered")
+	}
+	st.mu.Lock()
+	buffered := cap(st.buf)
+	st.mu.Unlock()
+	if buffered != 0 {
+		t.Errorf("the stream buffered payloads (a %d-byte buffer); want them all read straight into the body", buffered)
+	}
+}
+
+// TestReadCasyncReplyOthers checks that other replies are read as
+// ReadCasync reads them: a CHUNK sent without a CRC-32C into the body
+// too, the rest with the body untouched.
+func TestReadCasyncReplyOthers(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789abcdef"), 128<<10) // 2 MiB
+	for _, tc := range []struct {
+		name string
+		m    CasyncMessage
+		body int
+		in   bool // the data lands in the body
+	}{
+		{"missing", &Missing{ID: id(1)}, 4 << 20, false},
+		{"abort", &Abort{Errno: 28, Reason: string(bytes.Repeat([]byte("no space "), 40))}, 4 << 20, false},
+		{"small chunk", &Chunk{Flags: CasyncChunkCRC32C, ID: id(2), Data: []byte("small")}, 4 << 20, false},
+		{"chunk without CRC", &Chunk{ID: id(3), Data: big}, 4 << 20, true},
+		{"chunk larger than body", &Chunk{Flags: CasyncChunkCRC32C, ID: id(4), Data: big}, 1 << 20, false},
+		{"no body", &Chunk{Flags: CasyncChunkCRC32C, ID: id(5), Data: big}, 0, false},
+		{"goodbye", &Goodbye{}, 4 << 20, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, peer := replyPair(t)
+			body := make([]byte, tc.body)
+			done := readReply(t, st, body)
+			if err := WriteCasync(peer, tc.m); err != nil {
+				t.Fatal(err)
+			}
+			r := <-done
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			if !reflect.DeepEqual(r.m, tc.m) {
+				t.Fatalf("read %#v, want %#v", r.m, tc.m)
+			}
+			if tc.in {
+				if !r.inBody || &r.m.(*Chunk).Data[0] != &body[0] {
+					t.Error("the CHUNK's data is not in the body offered")
+				}
+			} else if r.inBody || bytes.ContainsFunc(body, func(r rune) bool { return r != 0 }) {
+				t.Error("the body was written to")
+			}
+		})
+	}
+}
+
+// TestReadCasyncReplyBad checks the errors of replies that go wrong
+// while the body is being filled, and of a reply followed by more.
+func TestReadCasyncReplyBad(t *testing.T) {
+	data := bytes.Repeat([]byte("shoal"), 200<<10) // 1000 KiB
+	i6, i1 := id(6), id(1)
+	header := func(crc uint32) []byte {
+		h := casyncMsg(CasyncMsgChunk, le64(CasyncChunkCRC32C), i6[:], le32(crc))
+		binary.LittleEndian.PutUint64(h, uint64(len(h)+len(data)))
+		return h
+	}
+	castagnoli := crc32.MakeTable(crc32.Castagnoli)
+	for _, tc := range []struct {
+		name string
+		send func(peer *Stream)
+		want error
+	}{
+		{"bad CRC", func(peer *Stream) {
+			peer.Write(header(crc32.Checksum(data, castagnoli) + 1))
+			peer.Write(data)
+		}, ErrChecksum},
+		{"peer closes inside the data", func(peer *Stream) {
+			peer.Write(header(crc32.Checksum(data, castagnoli)))
+			peer.Write(data[:300<<10])
+			peer.Close()
+		}, io.ErrUnexpectedEOF},
+		{"more after the reply", func(peer *Stream) {
+			m := casyncMsg(CasyncMsgMissing, i1[:])
+			peer.Write(append(m, casyncMsg(CasyncMsgGoodbye)...))
+		}, ErrCasync},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, peer := replyPair(t)
+			done := readReply(t, st, make([]byte, 4<<20))
+			tc.send(peer)
+			if r := <-done; !errors.Is(r.err, tc.want) {
+				t.Fatalf("got %v, %v; want an error wrapping %v", r.m, r.err, tc.want)
+			}
+		})
+	}
+}
+
+// TestReadCasyncReplyDeadline checks that a reader waiting for the rest
+// of a CHUNK's data gives up at the stream's deadline.
+func TestReadCasyncReplyDeadline(t *testing.T) {
+	st, peer := replyPair(t)
+	done := readReply(t, st, make([]byte, 4<<20))
+	data := make([]byte, 2<<20)
+	i8 := id(8)
+	h := casyncMsg(CasyncMsgChunk, le64(0), i8[:])
+	binary.LittleEndian.PutUint64(h, uint64(len(h)+len(data)))
+	peer.Write(h)
+	peer.Write(data[:100<<10])
+	st.SetDeadline(time.Now().Add(200 * time.Millisecond))
+	if r := <-done; !errors.Is(r.err, os.ErrDeadlineExceeded) {
+		t.Fatalf("got %v, %v; want a deadline error", r.m, r.err)
+	}
+}
+
+// checkChunkHead checks that chunkHead, which ReadCasyncReply decodes a
+// CHUNK's header with, agrees with ReadCasync's reading m, err of in:
+// for either header length, it names a CHUNK exactly when ReadCasync
+// reads one of that header length (or fails only on its CRC-32C), with
+// the same flags, id and data length.
+func checkChunkHead(t *testing.T, in []byte, m CasyncMessage, err error) {
+	t.Helper()
+	for _, hl := range []int{casyncChunkFixedSize, casyncChunkFixedSize + casyncCRCLen} {
+		if len(in) < hl {
+			continue
+		}
+		c, n := chunkHead(in[:hl])
+		if c == nil {
+			if got, ok := m.(*Chunk); ok && uint64(hl+len(got.Data)) == binary.LittleEndian.Uint64(in) {
+				t.Fatalf("chunkHead refused the %d-byte header of a CHUNK ReadCasync read", hl)
+			}
+			continue
+		}
+		if hl+n > len(in) {
+			continue // ReadCasync runs out of bytes
+		}
+		got, ok := m.(*Chunk)
+		if !ok {
+			if errors.Is(err, ErrChecksum) {
+				continue
+			}
+			t.Fatalf("chunkHead read a CHUNK with %d bytes of data where ReadCasync read %T, %v", n, m, err)
+		}
+		if got.Flags != c.Flags || got.ID != c.ID || len(got.Data) != n {
+			t.Fatalf("chunkHead read flags %#x, %d bytes; ReadCasync %#x, %d bytes", c.Flags, n, got.Flags, len(got.Data))
+		}
 	}
 }

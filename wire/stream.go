@@ -124,13 +124,28 @@ type directRead struct {
 	// in hand: the reader wants it back.
 	cancel bool
 	done   chan struct{} // closed once the read loop is done with p
+	// split, on a Read's offer (readSplit's head), is the body to offer
+	// next: see readSplit.
+	split *splitBody
+}
+
+// splitBody is the second buffer of a split read (readSplit).
+type splitBody struct {
+	d *directRead // a whole offer of the body, its p trimmed by length
+	// length says from the bytes the head took how many bytes of the
+	// message follow them; 0 if the body is not to be offered. It runs in
+	// the read loop.
+	length func(head []byte) int
+	// armed records that the read loop offered d (under st.mu): it closes
+	// d.done once finished with it.
+	armed bool
 }
 
 // Read reads data the peer sent. It returns io.EOF once the peer has
 // closed the stream and all its data has been read, an error wrapping
 // ErrStreamClosed after Close, and one wrapping ErrSessionClosed if the
 // session ended before the peer closed the stream.
-func (st *Stream) Read(p []byte) (int, error) { return st.read(p, false) }
+func (st *Stream) Read(p []byte) (int, error) { return st.read(p, false, nil) }
 
 // ReadFull reads exactly len(p) bytes into p, as io.ReadFull(st, p) does
 // (io.ErrUnexpectedEOF if the peer closes the stream first), with the
@@ -138,7 +153,7 @@ func (st *Stream) Read(p []byte) (int, error) { return st.read(p, false) }
 func (st *Stream) ReadFull(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
-		m, err := st.read(p[n:], true)
+		m, err := st.read(p[n:], true, nil)
 		n += m
 		if err == io.EOF && n > 0 {
 			err = io.ErrUnexpectedEOF
@@ -150,8 +165,69 @@ func (st *Stream) ReadFull(p []byte) (int, error) {
 	return n, nil
 }
 
-// read is Read, or with whole one step of ReadFull.
-func (st *Stream) read(p []byte, whole bool) (int, error) {
+// readSplit reads a message whose length the reader learns from its
+// first bytes, when the sender writes those first bytes and the rest
+// (the body) in separate Writes: a Read into head (one payload, at most
+// len(head) bytes). If that payload fits in head whole, the read loop
+// asks length how long the body is and, if it is no longer than body,
+// offers body[:length] to the payloads that follow: they go from the
+// connection straight into body, none of them buffered, to be copied,
+// while the reader wakes up to the head. It returns the head's bytes and
+// body's, as many of length's count as arrived before the reader gave up
+// waiting (a deadline, a CLOSE, the session's end: ReadFull of the rest
+// reports those); bn is 0 if body was not offered.
+func (st *Stream) readSplit(head, body []byte, length func(head []byte) int) (hn, bn int, err error) {
+	sb := &splitBody{d: &directRead{p: body, whole: true, done: make(chan struct{})}, length: length}
+	if hn, err = st.read(head, false, sb); err != nil {
+		return hn, 0, err
+	}
+	st.mu.Lock()
+	armed := sb.armed
+	st.mu.Unlock()
+	if armed {
+		bn = st.awaitBody(sb.d)
+	}
+	return hn, bn, nil
+}
+
+// awaitBody waits until the read loop has filled d, a split read's body
+// it offered, or the reader has to give up: then it takes d back. It
+// returns the bytes in d.p, whose credit the loop returned to the peer.
+func (st *Stream) awaitBody(d *directRead) int {
+wait:
+	for {
+		select {
+		case <-d.done:
+			break wait
+		case <-st.s.done:
+			break wait
+		case <-st.dl.wait():
+			break wait
+		case <-st.readNotify: // a CLOSE, or Close
+			st.mu.Lock()
+			closed := st.localClosed || st.remoteClosed
+			st.mu.Unlock()
+			if closed {
+				break wait
+			}
+		}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.direct == d {
+		st.direct = nil
+	} else {
+		d.cancel = true // the loop is filling d, or has finished with it
+		st.mu.Unlock()
+		<-d.done
+		st.mu.Lock()
+	}
+	return d.n
+}
+
+// read is Read, or with whole one step of ReadFull; a Read offering its
+// buffer passes split on to the read loop (readSplit).
+func (st *Stream) read(p []byte, whole bool, split *splitBody) (int, error) {
 	var offer *directRead
 	for {
 		st.mu.Lock()
@@ -207,8 +283,8 @@ func (st *Stream) read(p []byte, whole bool) (int, error) {
 		default:
 		}
 		var filled chan struct{} // nil: no offer, never ready
-		if len(p) >= minDirectRead && st.direct == nil {
-			offer = &directRead{p: p, whole: whole, done: make(chan struct{})}
+		if (len(p) >= minDirectRead || split != nil) && st.direct == nil {
+			offer = &directRead{p: p, whole: whole, split: split, done: make(chan struct{})}
 			st.direct, filled = offer, offer.done
 		}
 		st.mu.Unlock()
@@ -481,10 +557,18 @@ func (st *Stream) receive(br *bufio.Reader, n uint32) bool {
 					inc = st.consumed(k)
 				}
 			}
-			if err == nil && d.whole && !d.cancel && d.n < len(d.p) && !st.localClosed {
+			going := err == nil && !d.cancel && !st.localClosed
+			if going && d.whole && d.n < len(d.p) {
 				st.direct = d // the next payload goes on filling p
 			} else {
 				close(d.done)
+				if sb := d.split; going && sb != nil && k == int(n) {
+					if l := sb.length(d.p[:d.n]); l > 0 && l <= len(sb.d.p) {
+						sb.d.p = sb.d.p[:l]
+						sb.armed = true
+						st.direct = sb.d // the next payloads go into the body
+					}
+				}
 			}
 			st.mu.Unlock()
 			st.grant(inc)
