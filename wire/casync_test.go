@@ -2,7 +2,6 @@ package wire
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -329,31 +328,6 @@ func TestReadCasyncAllocTakesChunkMemory(t *testing.T) {
 	}
 }
 
-// replyPair opens a stream from one session of a loopback pair to the
-// other and returns the opener's end (the requester, who reads the
-// reply) and the accepter's (the peer, who writes it).
-func replyPair(t *testing.T) (requester, peer *Stream) {
-	t.Helper()
-	a, b := tcpSessionPair(t, SessionConfig{}, SessionConfig{Services: []string{"s"}})
-	accepted := make(chan *Stream, 1)
-	go func() {
-		st, err := b.Accept()
-		if err != nil {
-			t.Error(err)
-		}
-		accepted <- st
-	}()
-	requester, err := a.Open(context.Background(), "s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if peer = <-accepted; peer == nil {
-		t.FailNow()
-	}
-	t.Cleanup(func() { requester.Close(); peer.Close() })
-	return requester, peer
-}
-
 type replyResult struct {
 	m      CasyncMessage
 	inBody bool
@@ -377,7 +351,7 @@ func readReply(t *testing.T, st *Stream, body []byte) <-chan replyResult {
 // reply before the peer sends a 4 MiB CHUNK: its data must land in the
 // body offered, and no byte of it go through the stream's buffer.
 func TestReadCasyncReplyTakesChunkStraight(t *testing.T) {
-	st, peer := replyPair(t)
+	st, peer := streamPair(t)
 	data := make([]byte, 4<<20)
 	for i := range data {
 		data[i] = byte(i*5/3 + i>>12)
@@ -399,12 +373,7 @@ func TestReadCasyncReplyTakesChunkStraight(t *testing.T) {
 	if !r.inBody || &c.Data[0] != &body[0] {
 		t.Error("the CHUNK's data is not in the body offered")
 	}
-	st.mu.Lock()
-	buffered := cap(st.buf)
-	st.mu.Unlock()
-	if buffered != 0 {
-		t.Errorf("the stream buffered payloads (a %d-byte buffer); want them all read straight into the body", buffered)
-	}
+	checkNothingBuffered(t, st, "the body")
 }
 
 // TestReadCasyncReplyOthers checks that other replies are read as
@@ -427,7 +396,7 @@ func TestReadCasyncReplyOthers(t *testing.T) {
 		{"goodbye", &Goodbye{}, 4 << 20, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st, peer := replyPair(t)
+			st, peer := streamPair(t)
 			body := make([]byte, tc.body)
 			done := readReply(t, st, body)
 			if err := WriteCasync(peer, tc.m); err != nil {
@@ -482,7 +451,7 @@ func TestReadCasyncReplyBad(t *testing.T) {
 		}, ErrCasync},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st, peer := replyPair(t)
+			st, peer := streamPair(t)
 			done := readReply(t, st, make([]byte, 4<<20))
 			tc.send(peer)
 			if r := <-done; !errors.Is(r.err, tc.want) {
@@ -495,7 +464,7 @@ func TestReadCasyncReplyBad(t *testing.T) {
 // TestReadCasyncReplyDeadline checks that a reader waiting for the rest
 // of a CHUNK's data gives up at the stream's deadline.
 func TestReadCasyncReplyDeadline(t *testing.T) {
-	st, peer := replyPair(t)
+	st, peer := streamPair(t)
 	done := readReply(t, st, make([]byte, 4<<20))
 	data := make([]byte, 2<<20)
 	i8 := id(8)

@@ -791,29 +791,12 @@ func awaitOffer(t *testing.T, st *Stream) {
 // loop must return their bytes as credit as they land, or the sender
 // would stall after the first window.
 func TestReadFullTakesEveryPayload(t *testing.T) {
-	a, b := tcpSessionPair(t, SessionConfig{}, SessionConfig{Services: []string{"s"}})
+	out, st := streamPair(t)
 	payload := make([]byte, 8<<20)
 	for i := range payload {
 		payload[i] = byte(i*7/5 + i>>16)
 	}
 	sent := make(chan error, 1)
-	var st *Stream
-	accepted := make(chan struct{})
-	go func() {
-		defer close(accepted)
-		var err error
-		if st, err = b.Accept(); err != nil {
-			t.Error(err)
-		}
-	}()
-	out, err := a.Open(context.Background(), "s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-accepted
-	if st == nil {
-		t.FailNow()
-	}
 	got := make([]byte, len(payload))
 	type result struct {
 		n   int
@@ -843,11 +826,42 @@ func TestReadFullTakesEveryPayload(t *testing.T) {
 	if !bytes.Equal(got, payload) {
 		t.Fatal("bytes read differ from those sent")
 	}
+	checkNothingBuffered(t, st, "ReadFull's buffer")
+}
+
+// streamPair opens a stream from one session of a loopback pair to the
+// other and returns the opener's end and the accepter's.
+func streamPair(t *testing.T) (opener, accepter *Stream) {
+	t.Helper()
+	a, b := tcpSessionPair(t, SessionConfig{}, SessionConfig{Services: []string{"s"}})
+	accepted := make(chan *Stream, 1)
+	go func() {
+		st, err := b.Accept()
+		if err != nil {
+			t.Error(err)
+		}
+		accepted <- st
+	}()
+	opener, err := a.Open(context.Background(), "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if accepter = <-accepted; accepter == nil {
+		t.FailNow()
+	}
+	t.Cleanup(func() { opener.Close(); accepter.Close() })
+	return opener, accepter
+}
+
+// checkNothingBuffered fails t if st ever buffered a payload, rather than
+// have the read loop put it straight into the reader's memory (into).
+func checkNothingBuffered(t *testing.T, st *Stream, into string) {
+	t.Helper()
 	st.mu.Lock()
 	buffered := cap(st.buf)
 	st.mu.Unlock()
 	if buffered != 0 {
-		t.Errorf("the stream buffered payloads (a %d-byte buffer); want all of them read straight into ReadFull's", buffered)
+		t.Errorf("the stream buffered payloads (a %d-byte buffer); want them all read straight into %s", buffered, into)
 	}
 }
 
