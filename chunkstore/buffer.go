@@ -18,7 +18,7 @@ const hugePage = 2 << 20
 // they are faulted in 2 MiB at a time rather than 4 KiB: on a virtual
 // machine a page fault costs tens of microseconds, and without the advice
 // a process's first gigabyte of chunk traffic spent most of its time
-// faulting (README, "What to expect of its speed"). The advice is a hint:
+// faulting (ops/bench/FINDINGS.md). The advice is a hint:
 // where the kernel ignores or refuses it (transparent huge pages set to
 // "never"), the buffer is an ordinary one. The memory is
 // garbage-collected like any other slice.

@@ -21,7 +21,7 @@ import (
 // block-sized buffer returns to bufs, from which the store's Gets take
 // their memory again. A process streaming a large file through the cache
 // thus keeps using the same pages instead of having the Go heap grow and
-// the kernel zero fresh ones (README, "What to expect of its speed").
+// the kernel zero fresh ones (ops/bench/FINDINGS.md).
 // Safe for concurrent use.
 type chunkCache struct {
 	store Chunks
