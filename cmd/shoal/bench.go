@@ -25,14 +25,15 @@ func benchCmd() *cobra.Command {
 		Short: "Run the same file-system workloads on each directory and print the figures side by side",
 		Long: `Run sequential, random, small-file and source-tree workloads on every DIR
 given (a shoal mount, a local directory, another FUSE file system...) and
-print a table with one column per directory and the ratio of the last
-column to each of the others. Each workload works in a scratch directory
-that is removed afterwards.
+print a table with one column per directory and the speed ratio of the
+last column to each of the others. Each workload works in a scratch
+directory that is removed afterwards.
 
 With --baselines, two columns come first: a plain local directory and
 go-fuse's loopback (pass-through) file system mounted over another local
 directory. Building the loopback needs the Go toolchain and
-shoal's source checkout as the current directory.
+shoal's source checkout as the current directory. Each DIR then gets a
+table of its own below, its speed ratio against each baseline.
 
 On Linux 6.9 and later go-fuse's loopback runs in FUSE passthrough mode:
 the kernel reads and writes its backing files directly, so its figures
@@ -127,7 +128,7 @@ func benchBaselines(cmd *cobra.Command, floor bool) ([]bench.Target, func(), err
 		os.RemoveAll(tmp)
 		return nil, nil, err
 	}
-	targets := []bench.Target{{Label: "local", Dir: local}, {Label: "loopback", Dir: mnt}}
+	targets := []bench.Target{{Label: "local", Dir: local, Baseline: true}, {Label: "loopback", Dir: mnt, Baseline: true}}
 	unmountFloor := func() error { return nil }
 	if floor {
 		self, err := selfPath()
@@ -141,7 +142,7 @@ func benchBaselines(cmd *cobra.Command, floor bool) ([]bench.Target, func(), err
 			os.RemoveAll(tmp)
 			return nil, nil, err
 		}
-		targets = append(targets, bench.Target{Label: "no-passthru", Dir: floorMnt})
+		targets = append(targets, bench.Target{Label: "no-passthru", Dir: floorMnt, Baseline: true})
 	}
 	cleanup := func() {
 		unmountFloor()

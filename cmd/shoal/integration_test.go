@@ -85,8 +85,8 @@ func TestHelpOnEveryCommand(t *testing.T) {
 
 // TestBenchFuseFloor runs "shoal bench --baselines --fuse-floor" on a
 // tiny sequential workload: the table has the three baseline columns
-// before the directory given, each with a figure, and no mount is left
-// behind. The floor's server is "shoal loopback"; what it serves must land
+// before the directory given, each with a figure, a table below sets the
+// directory against each baseline, and no mount is left behind. The floor's server is "shoal loopback"; what it serves must land
 // in the directory it serves.
 func TestBenchFuseFloor(t *testing.T) {
 	dir := t.TempDir()
@@ -96,14 +96,26 @@ func TestBenchFuseFloor(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("shoal bench: %v\n%s", err, stdout.String())
 	}
-	var header, write []string
+	var header, write, against, ratios []string
 	for _, line := range strings.Split(stdout.String(), "\n") {
 		f := strings.Fields(line)
 		switch {
 		case len(f) > 0 && f[0] == "metric":
 			header = f
-		case strings.HasPrefix(strings.TrimSpace(line), "seq write"):
+		case len(f) > 1 && f[0] == "plain" && f[1] == "against":
+			against = f
+		case strings.HasPrefix(strings.TrimSpace(line), "seq write") && against == nil:
 			write = f
+		case strings.HasPrefix(strings.TrimSpace(line), "seq write"):
+			ratios = f
+		}
+	}
+	if want := []string{"plain", "against", "local", "loopback", "no-passthru"}; !slices.Equal(against, want) || len(ratios) != 6 {
+		t.Fatalf("ratio table header %q and seq write row %q, want header %q and three ratios:\n%s", against, ratios, want, stdout.String())
+	}
+	for i, v := range ratios[3:] {
+		if x, err := strconv.ParseFloat(v, 64); err != nil || x <= 0 {
+			t.Errorf("seq write of plain against %s: %q, want a positive ratio", against[i+2], v)
 		}
 	}
 	if want := []string{"metric", "local", "loopback", "no-passthru", "plain"}; len(header) < len(want) || !slices.Equal(header[:len(want)], want) {

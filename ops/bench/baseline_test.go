@@ -27,7 +27,7 @@ func TestBaseline(t *testing.T) {
 		cfg.Rounds = n
 	}
 	mnt := mountLoopback(t, t.TempDir())
-	targets := []Target{{"local", t.TempDir()}, {"loopback", mnt}}
+	targets := []Target{{Label: "local", Dir: t.TempDir()}, {Label: "loopback", Dir: mnt}}
 	rep, err := Run(context.Background(), cfg, targets, os.Stderr)
 	if err != nil {
 		t.Fatalf("Run: %v", err)

@@ -171,9 +171,12 @@ func defaultTreeSource() (string, error) {
 }
 
 // Target is one directory to benchmark, named in the report by Label.
+// A baseline (a local directory, a loopback mount) is one the others are
+// measured against: the report sets each other target against it.
 type Target struct {
-	Label string `json:"label"`
-	Dir   string `json:"dir"`
+	Label    string `json:"label"`
+	Dir      string `json:"dir"`
+	Baseline bool   `json:"baseline,omitempty"`
 }
 
 // Metric is one figure of one target.

@@ -74,7 +74,7 @@ func TestRunTiny(t *testing.T) {
 		hooked = append(hooked, dir)
 		return nil
 	}
-	targets := []Target{{"alpha", t.TempDir()}, {"beta", t.TempDir()}}
+	targets := []Target{{Label: "alpha", Dir: t.TempDir()}, {Label: "beta", Dir: t.TempDir()}}
 	var progress bytes.Buffer
 	rep, err := Run(context.Background(), cfg, targets, &progress)
 	if err != nil {
@@ -150,7 +150,7 @@ func TestRunSelectsWorkloads(t *testing.T) {
 	cfg.Workloads = []string{WorkloadSmall}
 	cfg.SmallFiles = 10
 	cfg.Rounds = 3
-	rep, err := Run(context.Background(), cfg, []Target{{"only", t.TempDir()}}, nil)
+	rep, err := Run(context.Background(), cfg, []Target{{Label: "only", Dir: t.TempDir()}}, nil)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -168,7 +168,7 @@ func TestRunSelectsWorkloads(t *testing.T) {
 	}
 	// One worker makes the one-worker create redundant.
 	cfg.Workers, cfg.Rounds = 1, 1
-	rep, err = Run(context.Background(), cfg, []Target{{"only", t.TempDir()}}, nil)
+	rep, err = Run(context.Background(), cfg, []Target{{Label: "only", Dir: t.TempDir()}}, nil)
 	if err != nil {
 		t.Fatalf("Run with one worker: %v", err)
 	}
@@ -192,16 +192,16 @@ func TestRunErrors(t *testing.T) {
 		is      error
 	}{
 		{"no targets", nil, nil, nil},
-		{"duplicate label", nil, []Target{{"a", t.TempDir()}, {"a", t.TempDir()}}, nil},
-		{"empty label", nil, []Target{{"", t.TempDir()}}, nil},
-		{"missing dir", nil, []Target{{"a", missing}}, os.ErrNotExist},
-		{"unknown workload", func(c *Config) { c.Workloads = []string{"bogus"} }, []Target{{"a", t.TempDir()}}, nil},
-		{"negative size", func(c *Config) { c.SeqBytes = -1 }, []Target{{"a", t.TempDir()}}, nil},
+		{"duplicate label", nil, []Target{{Label: "a", Dir: t.TempDir()}, {Label: "a", Dir: t.TempDir()}}, nil},
+		{"empty label", nil, []Target{{Label: "", Dir: t.TempDir()}}, nil},
+		{"missing dir", nil, []Target{{Label: "a", Dir: missing}}, os.ErrNotExist},
+		{"unknown workload", func(c *Config) { c.Workloads = []string{"bogus"} }, []Target{{Label: "a", Dir: t.TempDir()}}, nil},
+		{"negative size", func(c *Config) { c.SeqBytes = -1 }, []Target{{Label: "a", Dir: t.TempDir()}}, nil},
 		{"hook error", func(c *Config) {
 			c.Workloads = []string{WorkloadSeq}
 			c.BeforeColdRead = func(string) error { return errHook }
-		}, []Target{{"a", t.TempDir()}}, errHook},
-		{"cancelled", func(c *Config) { c.Workloads = []string{WorkloadSeq} }, []Target{{"a", t.TempDir()}}, context.Canceled},
+		}, []Target{{Label: "a", Dir: t.TempDir()}}, errHook},
+		{"cancelled", func(c *Config) { c.Workloads = []string{WorkloadSeq} }, []Target{{Label: "a", Dir: t.TempDir()}}, context.Canceled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -267,12 +267,12 @@ func TestWithDefaults(t *testing.T) {
 
 func TestWriteTable(t *testing.T) {
 	rep := &Report{Results: []TargetResult{
-		{Target{"local", "/a"}, []Metric{
+		{Target{Label: "local", Dir: "/a"}, []Metric{
 			{Workload: "seq", Phase: "write", Unit: UnitMiBps, Value: 200},
 			{Workload: "tree", Phase: "copy", Unit: UnitSeconds, Value: 2},
 			{Workload: "small", Phase: "stat", Unit: UnitOpsps, Value: 10},
 		}},
-		{Target{"shoal", "/b"}, []Metric{
+		{Target{Label: "shoal", Dir: "/b"}, []Metric{
 			{Workload: "seq", Phase: "write", Unit: UnitMiBps, Value: 100},
 			{Workload: "tree", Phase: "copy", Unit: UnitSeconds, Value: 8},
 		}},
@@ -295,6 +295,46 @@ func TestWriteTable(t *testing.T) {
 		if got := strings.Fields(lines[tt.line]); strings.Join(got, " ") != strings.Join(tt.want, " ") {
 			t.Errorf("line %d: got %q, want %q", tt.line, got, tt.want)
 		}
+	}
+}
+
+// TestWriteTableAgainstBaselines checks the layout with baselines: the
+// values of every target in one table, then for each measured target a
+// table of its speed ratios against each baseline.
+func TestWriteTableAgainstBaselines(t *testing.T) {
+	seq := func(v float64) Metric { return Metric{Workload: "seq", Phase: "write", Unit: UnitMiBps, Value: v} }
+	tree := func(v float64) Metric { return Metric{Workload: "tree", Phase: "copy", Unit: UnitSeconds, Value: v} }
+	rep := &Report{Results: []TargetResult{
+		{Target{Label: "local", Dir: "/a", Baseline: true}, []Metric{seq(400), tree(2)}},
+		{Target{Label: "loopback", Dir: "/b", Baseline: true}, []Metric{seq(500), tree(10)}},
+		{Target{Label: "one", Dir: "/c"}, []Metric{seq(450), tree(20)}},
+		{Target{Label: "three", Dir: "/d"}, []Metric{seq(250)}},
+	}}
+	var b bytes.Buffer
+	if err := rep.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range strings.Split(b.String(), "\n") {
+		got = append(got, strings.Join(strings.Fields(l), " "))
+	}
+	want := []string{
+		"metric local loopback one three",
+		"seq write (MiB/s) 400 500 450 250",
+		"tree copy (s) 2.00 10.0 20.0 -",
+		"",
+		"one against local loopback",
+		"seq write (MiB/s) 1.12 0.90",
+		"tree copy (s) 0.10 0.50",
+		"",
+		"three against local loopback",
+		"seq write (MiB/s) 0.62 0.50",
+		"tree copy (s) - -",
+		"ratios are speed ratios: above 1 the target is faster than the one it is set against",
+		"",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 
@@ -365,7 +405,7 @@ func TestRoundsWriteFreshData(t *testing.T) {
 		}
 		return nil
 	}
-	if _, err := Run(context.Background(), cfg, []Target{{"alpha", t.TempDir()}, {"beta", t.TempDir()}}, io.Discard); err != nil {
+	if _, err := Run(context.Background(), cfg, []Target{{Label: "alpha", Dir: t.TempDir()}, {Label: "beta", Dir: t.TempDir()}}, io.Discard); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	if files != 6 {

@@ -8,59 +8,51 @@ import (
 )
 
 // WriteTable writes the report as a table: one row per metric, one column
-// per target headed by its label, then for the last target one column per
-// other target headed "last/other" with the speed ratio of the two. A
-// speed ratio above 1 means the last target was faster; for durations it
-// is other/last, for rates last/other. Missing figures print as "-". A
-// last line gives the load averages, when known.
+// per target headed by its label. Without baselines among the targets,
+// columns follow for the last target against each other one, headed
+// "last/other", with the speed ratio of the two. With baselines, each
+// other target gets a table of its own below, its speed ratio against
+// each baseline. A speed ratio above 1 means the target was faster than
+// the one it is set against; for durations it is theirs/its, for rates
+// its/theirs. Missing figures print as "-". A last line gives the load
+// averages, when known.
 func (r *Report) WriteTable(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	keys, byKey := r.index()
-	n := len(r.Results)
-	// Pad the metric names so they stay left-aligned in a right-aligned table.
-	width := len("metric")
-	for _, k := range keys {
-		width = max(width, len(k))
-	}
-	fmt.Fprintf(tw, "%-*s\t", width, "metric")
-	for _, res := range r.Results {
-		fmt.Fprintf(tw, "%s\t", res.Label)
-	}
-	if n > 1 {
-		last := r.Results[n-1].Label
-		for _, res := range r.Results[:n-1] {
-			fmt.Fprintf(tw, "%s/%s\t", last, res.Label)
+	var all, bases, measured []int
+	for i, res := range r.Results {
+		all = append(all, i)
+		if res.Baseline {
+			bases = append(bases, i)
+		} else {
+			measured = append(measured, i)
 		}
 	}
-	fmt.Fprintln(tw)
-	for _, k := range keys {
-		row := byKey[k]
-		fmt.Fprintf(tw, "%-*s\t", width, k)
-		for i := range r.Results {
-			if m, ok := row[i]; ok {
-				fmt.Fprintf(tw, "%s\t", formatValue(m.Value))
-			} else {
-				fmt.Fprint(tw, "-\t")
-			}
+	var pairs [][2]int // target, the one it is set against
+	if n := len(all); len(bases) == 0 && n > 1 {
+		for _, i := range all[:n-1] {
+			pairs = append(pairs, [2]int{n - 1, i})
 		}
-		if n > 1 {
-			last, lok := row[n-1]
-			for i := range r.Results[:n-1] {
-				other, ok := row[i]
-				if !ok || !lok {
-					fmt.Fprint(tw, "-\t")
-					continue
-				}
-				fmt.Fprintf(tw, "%.2f\t", SpeedRatio(last, other))
-			}
+	}
+	if err := r.writeTable(w, keys, byKey, "metric", all, pairs); err != nil {
+		return err
+	}
+	if len(bases) == 0 {
+		measured = nil // the last target's ratios are in the table
+	}
+	for _, t := range measured {
+		var against [][2]int
+		for _, b := range bases {
+			against = append(against, [2]int{t, b})
 		}
-		fmt.Fprintln(tw)
+		if _, err := fmt.Fprintln(w); err != nil {
+			return fmt.Errorf("bench write table: %w", err)
+		}
+		if err := r.writeTable(w, keys, byKey, r.Results[t].Label+" against", nil, against); err != nil {
+			return err
+		}
 	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("bench write table: %w", err)
-	}
-	if n > 1 {
-		if _, err := fmt.Fprintln(w, "ratios are speed ratios: above 1 the last target is faster"); err != nil {
+	if len(pairs) > 0 || len(measured) > 0 {
+		if _, err := fmt.Fprintln(w, "ratios are speed ratios: above 1 the target is faster than the one it is set against"); err != nil {
 			return fmt.Errorf("bench write table: %w", err)
 		}
 	}
@@ -68,6 +60,56 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if _, err := fmt.Fprintf(w, "load average: start %s, end %s\n", r.LoadStart, r.LoadEnd); err != nil {
 			return fmt.Errorf("bench write table: %w", err)
 		}
+	}
+	return nil
+}
+
+// writeTable writes one table: a row per metric key, headed first, with
+// the values of the targets in cols, then a column per pair with the
+// speed ratio of its first target against its second, headed "a/b", or
+// just "b" when there are no value columns (the heading names a).
+func (r *Report) writeTable(w io.Writer, keys []string, byKey map[string]map[int]Metric, first string, cols []int, pairs [][2]int) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	// Pad the metric names so they stay left-aligned in a right-aligned table.
+	width := len(first)
+	for _, k := range keys {
+		width = max(width, len(k))
+	}
+	fmt.Fprintf(tw, "%-*s\t", width, first)
+	for _, i := range cols {
+		fmt.Fprintf(tw, "%s\t", r.Results[i].Label)
+	}
+	for _, p := range pairs {
+		if len(cols) == 0 {
+			fmt.Fprintf(tw, "%s\t", r.Results[p[1]].Label)
+		} else {
+			fmt.Fprintf(tw, "%s/%s\t", r.Results[p[0]].Label, r.Results[p[1]].Label)
+		}
+	}
+	fmt.Fprintln(tw)
+	for _, k := range keys {
+		row := byKey[k]
+		fmt.Fprintf(tw, "%-*s\t", width, k)
+		for _, i := range cols {
+			if m, ok := row[i]; ok {
+				fmt.Fprintf(tw, "%s\t", formatValue(m.Value))
+			} else {
+				fmt.Fprint(tw, "-\t")
+			}
+		}
+		for _, p := range pairs {
+			a, aok := row[p[0]]
+			b, bok := row[p[1]]
+			if !aok || !bok {
+				fmt.Fprint(tw, "-\t")
+				continue
+			}
+			fmt.Fprintf(tw, "%.2f\t", SpeedRatio(a, b))
+		}
+		fmt.Fprintln(tw)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("bench write table: %w", err)
 	}
 	return nil
 }
