@@ -36,22 +36,15 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if err := r.writeTable(w, keys, byKey, "metric", all, pairs); err != nil {
 		return err
 	}
-	if len(bases) == 0 {
-		measured = nil // the last target's ratios are in the table
-	}
 	for _, t := range measured {
-		var against [][2]int
-		for _, b := range bases {
-			against = append(against, [2]int{t, b})
+		if len(bases) == 0 {
+			break // the main table set the last target against the others
 		}
-		if _, err := fmt.Fprintln(w); err != nil {
-			return fmt.Errorf("bench write table: %w", err)
-		}
-		if err := r.writeTable(w, keys, byKey, r.Results[t].Label+" against", nil, against); err != nil {
+		if err := r.writeAgainstBaselines(w, keys, byKey, t, bases); err != nil {
 			return err
 		}
 	}
-	if len(pairs) > 0 || len(measured) > 0 {
+	if len(pairs) > 0 || len(bases) > 0 && len(measured) > 0 {
 		if _, err := fmt.Fprintln(w, "ratios are speed ratios: above 1 the target is faster than the one it is set against"); err != nil {
 			return fmt.Errorf("bench write table: %w", err)
 		}
@@ -169,4 +162,17 @@ func (r *Report) WriteJSON(w io.Writer) error {
 		return fmt.Errorf("bench write json: %w", err)
 	}
 	return nil
+}
+
+// writeAgainstBaselines writes, after a blank line, the table of target
+// t's speed ratios against each of bases.
+func (r *Report) writeAgainstBaselines(w io.Writer, keys []string, byKey map[string]map[int]Metric, t int, bases []int) error {
+	var against [][2]int
+	for _, b := range bases {
+		against = append(against, [2]int{t, b})
+	}
+	if _, err := fmt.Fprintln(w); err != nil {
+		return fmt.Errorf("bench write table: %w", err)
+	}
+	return r.writeTable(w, keys, byKey, r.Results[t].Label+" against", nil, against)
 }
