@@ -746,11 +746,8 @@ func readChunkFile(f io.Reader, size int64, bufs *Buffers) ([]byte, error) {
 	if _, err := io.ReadFull(f, hb[:]); err != nil {
 		return nil, err
 	}
-	h, err := decodeHeader(hb[:])
+	h, err := fileHeader(hb[:], size)
 	if err != nil {
-		return nil, err
-	}
-	if err := h.checkLen(size); err != nil {
 		return nil, err
 	}
 	payload := bufs.Get(int(h.payloadLen))
@@ -767,6 +764,16 @@ func checkFileSize(size int64) error {
 		return fmt.Errorf("chunk file of %d bytes: %w", size, ErrCorrupt)
 	}
 	return nil
+}
+
+// fileHeader decodes the header hb of a chunk file of size bytes and
+// checks that the file's length is the one it gives.
+func fileHeader(hb []byte, size int64) (header, error) {
+	h, err := decodeHeader(hb)
+	if err != nil {
+		return h, err
+	}
+	return h, h.checkLen(size)
 }
 
 // decodeOwned is decodeBody of a payload in a buffer from bufs, which it
@@ -829,10 +836,7 @@ func (d *Disk) readDirect(f *os.File, size int64) ([]byte, bool, error) {
 		}
 		return nil, true, err
 	}
-	h, err := decodeHeader(buf[:headerSize])
-	if err == nil {
-		err = h.checkLen(size)
-	}
+	h, err := fileHeader(buf[:headerSize], size)
 	if err != nil {
 		d.opts.Buffers.Put(buf)
 		return nil, true, err

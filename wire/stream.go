@@ -214,15 +214,22 @@ wait:
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.withdraw(d)
+	return d.n
+}
+
+// withdraw takes offer d back from the read loop or, if the loop is
+// filling it (or has finished with it), waits until the loop is done with
+// d.p. Called with st.mu held, which it releases while it waits.
+func (st *Stream) withdraw(d *directRead) {
 	if st.direct == d {
 		st.direct = nil
-	} else {
-		d.cancel = true // the loop is filling d, or has finished with it
-		st.mu.Unlock()
-		<-d.done
-		st.mu.Lock()
+		return
 	}
-	return d.n
+	d.cancel = true
+	st.mu.Unlock()
+	<-d.done
+	st.mu.Lock()
 }
 
 // read is Read, or with whole one step of ReadFull; a Read offering its
@@ -232,16 +239,7 @@ func (st *Stream) read(p []byte, whole bool, split *splitBody) (int, error) {
 	for {
 		st.mu.Lock()
 		if offer != nil {
-			// Take the offer back or, if the read loop is filling it, wait
-			// until the loop is done with p.
-			if st.direct == offer {
-				st.direct = nil
-			} else {
-				offer.cancel = true
-				st.mu.Unlock()
-				<-offer.done
-				st.mu.Lock()
-			}
+			st.withdraw(offer)
 			if offer.n > 0 && !st.localClosed {
 				var inc uint32
 				if !offer.whole { // the read loop counted a whole offer's bytes
