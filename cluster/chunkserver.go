@@ -29,11 +29,14 @@ type casyncBackend struct {
 	verify bool
 	// gate admits the reads of REQUESTs, those with HIGH_PRIORITY first.
 	gate *readGate
+	// grants says the service takes SHARD_REQUESTs, which read this
+	// node's shards with a member's grant.
+	grants bool
 }
 
 // chunkBackend serves whole chunks to mounts and other clients.
 func (n *Node) chunkBackend() *casyncBackend {
-	return &casyncBackend{what: "chunk", get: n.loadChunk, has: n.chunkPlaced, put: n.storeChunk, verify: true, gate: n.chunkGate}
+	return &casyncBackend{what: "chunk", get: n.loadChunk, has: n.chunkPlaced, put: n.storeChunk, verify: true, gate: n.chunkGate, grants: true}
 }
 
 // shardBackend serves this node's shards to its peers.
@@ -92,46 +95,37 @@ func (n *Node) serveCasync(st *wire.Stream, remote string, b *casyncBackend) {
 		}
 		switch m := m.(type) {
 		case *wire.Request:
-			// Without HIGH_PRIORITY no user waits on the read: it queues
-			// behind those that have it, here and on the nodes it reads
-			// shards from.
-			bg := m.Flags&wire.CasyncRequestHighPrio == 0
-			var chunkFlags uint64
-			if m.Flags&wire.CasyncRequestChecksum != 0 {
-				chunkFlags = wire.CasyncChunkCRC32C
-			}
-			rctx := ctx
-			if bg {
-				rctx = chunkstore.Background(ctx)
-			}
+			rctx, bg, flags := readContext(ctx, m.Flags)
 			for _, id := range m.IDs {
-				if err := b.gate.acquire(rctx, bg); err != nil {
+				if m.Flags&wire.CasyncRequestDirect != 0 && b.grants {
+					if sh, ok := n.shardsFor(id); ok {
+						if wire.WriteCasync(st, sh) != nil {
+							return
+						}
+						chunkOps.WithLabelValues("redirected").Inc()
+						continue
+					}
+				}
+				if !n.serveRead(rctx, st, b, bg, flags, id, abort) {
 					return
 				}
-				data, err := b.get(rctx, chunkstore.ID(id))
-				b.gate.release()
-				switch {
-				case err == nil:
-					chunkOps.WithLabelValues("served").Inc()
-					chunkBytes.WithLabelValues("out").Add(float64(len(data)))
-					err = wire.WriteCasync(st, &wire.Chunk{Flags: chunkFlags, ID: id, Data: data})
-					// Sent (WriteCasync returns once the connection is done
-					// with the bytes), and get's result is the caller's alone.
-					n.bufs.Put(data)
-				case errors.Is(err, chunkstore.ErrNotFound):
-					chunkOps.WithLabelValues("missing").Inc()
-					err = wire.WriteCasync(st, &wire.Missing{ID: id})
-				case errors.Is(err, chunkstore.ErrCorrupt):
-					chunkOps.WithLabelValues("corrupt").Inc()
-					n.log.Error("corrupt "+b.what+" on disk", b.what, chunkstore.ID(id).String(), "err", err)
-					err = wire.WriteCasync(st, &wire.Missing{ID: id})
-				default:
-					abort(err)
-					return
-				}
-				if err != nil {
-					return
-				}
+			}
+
+		case *wire.ShardRequest:
+			// A client that is no member reads one shard with a member's
+			// grant (grant.go); only the chunk service takes these.
+			if !b.grants {
+				abort(fmt.Errorf("%s stream: unexpected SHARD_REQUEST: %w", b.what, syscall.EPROTO))
+				return
+			}
+			key, err := n.checkGrant(m)
+			if err != nil {
+				abort(fmt.Errorf("%s stream: %w", b.what, err))
+				return
+			}
+			rctx, bg, flags := readContext(ctx, m.Flags)
+			if !n.serveRead(rctx, st, n.shardBackend(), bg, flags, key, abort) {
+				return
 			}
 		case *wire.Index:
 			if len(index)+len(m.Data) > maxIndexBytes {
@@ -160,6 +154,51 @@ func (n *Node) serveCasync(st *wire.Stream, remote string, b *casyncBackend) {
 			return
 		}
 	}
+}
+
+// readContext returns the context, the background mark and the CHUNK
+// flags for serving a REQUEST or SHARD_REQUEST with flags: without
+// HIGH_PRIORITY no user waits on the read, so it queues behind those that
+// have it, here and on the nodes it reads shards from.
+func readContext(ctx context.Context, flags uint64) (rctx context.Context, bg bool, chunkFlags uint64) {
+	if flags&wire.CasyncRequestChecksum != 0 {
+		chunkFlags = wire.CasyncChunkCRC32C
+	}
+	if flags&wire.CasyncRequestHighPrio == 0 {
+		return chunkstore.Background(ctx), true, chunkFlags
+	}
+	return ctx, false, chunkFlags
+}
+
+// serveRead answers a read of id from b: CHUNK with flags, or MISSING if
+// b lacks it or found it corrupt. It returns false if the stream is over:
+// broken, or aborted with abort on another error.
+func (n *Node) serveRead(ctx context.Context, st *wire.Stream, b *casyncBackend, bg bool, flags uint64, id [32]byte, abort func(error)) bool {
+	if err := b.gate.acquire(ctx, bg); err != nil {
+		return false
+	}
+	data, err := b.get(ctx, chunkstore.ID(id))
+	b.gate.release()
+	switch {
+	case err == nil:
+		chunkOps.WithLabelValues("served").Inc()
+		chunkBytes.WithLabelValues("out").Add(float64(len(data)))
+		err = wire.WriteCasync(st, &wire.Chunk{Flags: flags, ID: id, Data: data})
+		// Sent (WriteCasync returns once the connection is done with the
+		// bytes), and get's result is the caller's alone.
+		n.bufs.Put(data)
+	case errors.Is(err, chunkstore.ErrNotFound):
+		chunkOps.WithLabelValues("missing").Inc()
+		err = wire.WriteCasync(st, &wire.Missing{ID: id})
+	case errors.Is(err, chunkstore.ErrCorrupt):
+		chunkOps.WithLabelValues("corrupt").Inc()
+		n.log.Error("corrupt "+b.what+" on disk", b.what, chunkstore.ID(id).String(), "err", err)
+		err = wire.WriteCasync(st, &wire.Missing{ID: id})
+	default:
+		abort(err)
+		return false
+	}
+	return err == nil
 }
 
 // maxIndexBytes bounds one pushed index (about 100,000 chunks).

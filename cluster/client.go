@@ -57,6 +57,12 @@ type ClientConfig struct {
 	// (the reader checks the chunk they are joined into). Nodes use it
 	// among themselves.
 	Shards bool
+	// DirectReads makes Get read an erasure-coded chunk's data shards
+	// straight from the nodes that hold them, with a grant from the node
+	// the client talks to (SHARDS; grant.go), rather than have that node
+	// fetch and join them. Whatever goes wrong on that way, Get reads the
+	// chunk through the node. Mounts set it.
+	DirectReads bool
 	// Buffers, if set, supplies the memory of the chunks and shards Get
 	// returns, which the caller may Put back once done with them; nil
 	// means new buffers (chunkstore.NewBuffer).
@@ -94,6 +100,9 @@ type Client struct {
 	waiting map[uint64]struct{} // the numbers still awaiting an answer
 
 	lastGot atomic.Int64 // bytes of data in the last CHUNK Get received
+
+	holders     map[string]*Client // DirectReads: clients of the shard holders by address (directread.go), under mu
+	holdersDown sync.Map           // holder address → time.Time until which Get does not read from it directly
 }
 
 var (
@@ -169,6 +178,9 @@ func (c *Client) Close() error {
 	if c.sess != nil {
 		c.sess.Close()
 		c.sess = nil
+	}
+	for _, h := range c.holders {
+		h.Close()
 	}
 	return nil
 }
@@ -593,60 +605,76 @@ func indexSize(n int) uint64 { return uint64(max(n, 1)) }
 
 // Get implements chunkstore.Store: a REQUEST answered by CHUNK (verified
 // against id) or MISSING. The REQUEST has casync's HIGH_PRIORITY flag
-// unless ctx is marked chunkstore.Background.
+// unless ctx is marked chunkstore.Background. With DirectReads it also
+// has the DIRECT flag, and a node that answers SHARDS for an
+// erasure-coded chunk has the data shards read from their holders
+// (readDirect); if that fails, the chunk is asked for again without the
+// flag.
 func (c *Client) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
-	what := "get chunk " + id.String()
-	var data []byte
-	err := c.retry(ctx, what, c.cfg.OpTimeout, func(ctx context.Context) error {
-		st, s, err := c.chunkStream(ctx)
-		if err != nil {
-			return err
+	direct := c.cfg.DirectReads && !c.cfg.Shards
+	data, sh, err := c.get(ctx, id, direct)
+	if sh != nil {
+		if data, ok := c.readDirect(ctx, sh); ok {
+			return data, nil
 		}
-		req := &wire.Request{Flags: wire.CasyncRequestHighPrio | wire.CasyncRequestChecksum, IDs: [][32]byte{id}}
-		if chunkstore.IsBackground(ctx) {
-			req.Flags &^= wire.CasyncRequestHighPrio
-		}
-		if err := wire.WriteCasync(st, req); err != nil {
-			st.Close()
-			return fmt.Errorf("%s to %s: %w: %w", what, c.node(), err, ErrUnavailable)
-		}
-		m, err := c.readGetReply(st, what)
-		if err != nil {
-			st.Close()
-			return err
-		}
-		switch m.(type) {
-		case *wire.Chunk, *wire.Missing:
-			// The exchange is complete whatever the contents: the stream
-			// is fit for the next transfer.
-			c.putChunkStream(s, st)
-		default:
-			st.Close()
-		}
-		switch m := m.(type) {
-		case *wire.Chunk:
-			if m.ID != id {
-				return fmt.Errorf("%s: node %s sent chunk %s: %w", what, c.node(), chunkstore.ID(m.ID), syscall.EPROTO)
-			}
-			if m.Flags&wire.CasyncChunkCompressed != 0 {
-				return fmt.Errorf("%s: node %s sent a compressed chunk unasked: %w", what, c.node(), syscall.EPROTO)
-			}
-			// The node checked the data against its id when it was
-			// stored and against its CRC-32C when it read it back; the
-			// CRC-32C it was sent with (checked by ReadCasync) covers the
-			// way here. Only a chunk sent without one is hashed again.
-			if m.Flags&wire.CasyncChunkCRC32C == 0 && !c.cfg.Shards && chunkstore.Sum(m.Data) != id {
-				return fmt.Errorf("%s from %s: %w", what, c.node(), chunkstore.ErrCorrupt)
-			}
-			data = m.Data
-			return nil
-		case *wire.Missing:
-			return fmt.Errorf("%s from %s: %w", what, c.node(), chunkstore.ErrNotFound)
-		default:
-			return fmt.Errorf("%s: node %s answered %T: %w", what, c.node(), m, syscall.EPROTO)
-		}
-	})
+		data, _, err = c.get(ctx, id, false)
+	}
 	return data, err
+}
+
+// get makes the REQUEST of Get, with the DIRECT flag if direct, and
+// returns the chunk, or the SHARDS the node answered instead.
+func (c *Client) get(ctx context.Context, id chunkstore.ID, direct bool) (data []byte, sh *wire.Shards, err error) {
+	what := "get chunk " + id.String()
+	err = c.retry(ctx, what, c.cfg.OpTimeout, func(ctx context.Context) error {
+		req := &wire.Request{Flags: readFlags(ctx), IDs: [][32]byte{id}}
+		if direct {
+			req.Flags |= wire.CasyncRequestDirect
+		}
+		// With Buffers set, a buffer of the size of the last chunk
+		// received is offered for the data: a file's chunks, mostly of one
+		// size, go from the connection straight into it.
+		var body []byte
+		if n := c.lastGot.Load(); n >= minReplyBody && c.cfg.Buffers != nil {
+			body = c.cfg.Buffers.Get(int(n))
+			body = body[:cap(body)]
+		}
+		reply, inBody, err := c.pull(ctx, what, req, id, body)
+		if !inBody {
+			c.cfg.Buffers.Put(body)
+		}
+		if err != nil {
+			return err
+		}
+		m, ok := reply.(*wire.Chunk)
+		if !ok {
+			sh = reply.(*wire.Shards)
+			return nil
+		}
+		c.lastGot.Store(int64(len(m.Data)))
+		if inBody {
+			m.Data = c.cfg.Buffers.Fit(m.Data)
+		}
+		// The node checked the data against its id when it was stored and
+		// against its CRC-32C when it read it back; the CRC-32C it was
+		// sent with (checked by ReadCasync) covers the way here. Only a
+		// chunk sent without one is hashed again.
+		if m.Flags&wire.CasyncChunkCRC32C == 0 && !c.cfg.Shards && chunkstore.Sum(m.Data) != id {
+			return fmt.Errorf("%s from %s: %w", what, c.node(), chunkstore.ErrCorrupt)
+		}
+		data = m.Data
+		return nil
+	})
+	return data, sh, err
+}
+
+// readFlags are the flags of a REQUEST made with ctx: CHECKSUM, and
+// HIGH_PRIORITY unless ctx is marked chunkstore.Background.
+func readFlags(ctx context.Context) uint64 {
+	if chunkstore.IsBackground(ctx) {
+		return wire.CasyncRequestChecksum
+	}
+	return wire.CasyncRequestHighPrio | wire.CasyncRequestChecksum
 }
 
 // minReplyBody is the smallest chunk for which Get offers memory for the
@@ -654,27 +682,61 @@ func (c *Client) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 // memory each time, and such chunks are cheap to copy.
 const minReplyBody = 1 << 20
 
-// readGetReply reads the reply to a Get's REQUEST. With Buffers set, a
-// buffer from it of the size of the last chunk received is offered for
-// the data before the reply arrives (wire.ReadCasyncReply): a file's
-// chunks, mostly of one size, go from the connection straight into it.
-func (c *Client) readGetReply(st *wire.Stream, what string) (wire.CasyncMessage, error) {
-	var body []byte
-	if n := c.lastGot.Load(); n >= minReplyBody && c.cfg.Buffers != nil {
-		body = c.cfg.Buffers.Get(int(n))
-		body = body[:cap(body)]
+// pull sends req, which asks for the one chunk (or shard) id, on a chunk
+// stream and reads the answer: a *wire.Chunk, its data in body if it fits
+// (wire.ReadCasyncReply; inBody reports that it did, and that body is no
+// longer the caller's to reuse), else in memory from Buffers; or, to a
+// REQUEST with CasyncRequestDirect, possibly a *wire.Shards. MISSING
+// gives an error wrapping chunkstore.ErrNotFound.
+func (c *Client) pull(ctx context.Context, what string, req wire.CasyncMessage, id [32]byte, body []byte) (reply wire.CasyncMessage, inBody bool, err error) {
+	st, s, err := c.chunkStream(ctx)
+	if err != nil {
+		return nil, false, err
 	}
-	m, inBody, err := wire.ReadCasyncReply(st, body, c.cfg.Buffers.Get)
-	if ch, ok := m.(*wire.Chunk); ok {
-		c.lastGot.Store(int64(len(ch.Data)))
-		if inBody {
-			ch.Data = c.cfg.Buffers.Fit(ch.Data)
+	if err := wire.WriteCasync(st, req); err != nil {
+		st.Close()
+		return nil, false, fmt.Errorf("%s to %s: %w: %w", what, c.node(), err, ErrUnavailable)
+	}
+	reply, inBody, err = wire.ReadCasyncReply(st, body, c.cfg.Buffers.Get)
+	reply, err = c.chunkReply(reply, err, what)
+	if err != nil {
+		st.Close()
+		return nil, false, err
+	}
+	direct := false
+	if r, ok := req.(*wire.Request); ok {
+		direct = r.Flags&wire.CasyncRequestDirect != 0
+	}
+	switch reply := reply.(type) {
+	case *wire.Chunk:
+		// The exchange is complete whatever the contents: the stream is
+		// fit for the next transfer.
+		c.putChunkStream(s, st)
+		switch {
+		case reply.ID != id:
+			err = fmt.Errorf("%s: node %s sent chunk %s: %w", what, c.node(), chunkstore.ID(reply.ID), syscall.EPROTO)
+		case reply.Flags&wire.CasyncChunkCompressed != 0:
+			err = fmt.Errorf("%s: node %s sent a compressed chunk unasked: %w", what, c.node(), syscall.EPROTO)
+		default:
+			return reply, inBody, nil
 		}
+		if !inBody {
+			c.cfg.Buffers.Put(reply.Data)
+		}
+		return nil, inBody, err
+	case *wire.Shards:
+		c.putChunkStream(s, st)
+		if !direct || reply.ID != id {
+			return nil, false, fmt.Errorf("%s: node %s sent shards of chunk %s unasked: %w", what, c.node(), chunkstore.ID(reply.ID), syscall.EPROTO)
+		}
+		return reply, false, nil
+	case *wire.Missing:
+		c.putChunkStream(s, st)
+		return nil, false, fmt.Errorf("%s from %s: %w", what, c.node(), chunkstore.ErrNotFound)
+	default:
+		st.Close()
+		return nil, false, fmt.Errorf("%s: node %s answered %T: %w", what, c.node(), reply, syscall.EPROTO)
 	}
-	if !inBody {
-		c.cfg.Buffers.Put(body)
-	}
-	return c.chunkReply(m, err, what)
 }
 
 // VerifiesGets reports that every chunk Get returns is known to match its

@@ -67,8 +67,11 @@
 // authenticated shard service, and commits the placement (OpPlace, in the
 // State next to the namespace, state_place.go) before acknowledging. A
 // commit may only name placed chunks. Reads fetch the data shards, or
-// parity too and rebuild, and verify the chunk id. The leader probes the
-// members and repairs degraded chunks onto spare nodes; every node scrubs
-// its shards and sweeps strays (repair.go); the collector deletes shards on
-// every member (gc.go). wire/PROTOCOL.md §6 has the details.
+// parity too and rebuild, and verify the chunk id; a mount's reads get
+// the placement and a grant from the node instead and fetch the data
+// shards from their holders themselves (grant.go, directread.go). The
+// leader probes the members and repairs degraded chunks onto spare nodes;
+// every node scrubs its shards and sweeps strays (repair.go); the
+// collector deletes shards on every member (gc.go). wire/PROTOCOL.md §6
+// has the details.
 package cluster

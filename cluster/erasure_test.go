@@ -58,6 +58,19 @@ func (tc *testCluster) checkShards(p Placement) int {
 	return n
 }
 
+// startShardingCluster starts three nodes and waits for a leader and
+// for every node to know all three as places for shards; it returns the
+// cluster and the leader's index.
+func startShardingCluster(t *testing.T) (*testCluster, int) {
+	t.Helper()
+	tc := startCluster(t, 3)
+	leader := tc.waitLeader()
+	for _, nd := range tc.nodes {
+		waitUntil(t, "every node to know all three members", func() bool { return len(nd.shardNodes()) == 3 })
+	}
+	return tc, leader
+}
+
 func randomBytes(seed uint64, n int) []byte {
 	r := rand.New(rand.NewPCG(seed, seed))
 	b := make([]byte, n)
@@ -73,11 +86,7 @@ func randomBytes(seed uint64, n int) []byte {
 // a corrupt shard found by a read and by a scrub and rewritten, and the
 // shards of a deleted file collected on every node.
 func TestClusterErasureCoding(t *testing.T) {
-	tc := startCluster(t, 3)
-	leader := tc.waitLeader()
-	for _, nd := range tc.nodes {
-		waitUntil(t, "every node to know all three members", func() bool { return len(nd.shardNodes()) == 3 })
-	}
+	tc, leader := startShardingCluster(t)
 	ctx := context.Background()
 	dial := func(i int) *Client {
 		c, err := Dial(ctx, tc.nodes[i].Addr(), ClientConfig{RetryFor: 10 * time.Second, Pin: true})
@@ -526,11 +535,7 @@ func TestStrangerCannotTouchShards(t *testing.T) {
 // nodes up without trying it, rather than each read and write waiting out
 // the shard client's retry budget (2 s) on it.
 func TestClusterDoesNotWaitForADownNode(t *testing.T) {
-	tc := startCluster(t, 3)
-	leader := tc.waitLeader()
-	for _, nd := range tc.nodes {
-		waitUntil(t, "every node to know all three members", func() bool { return len(nd.shardNodes()) == 3 })
-	}
+	tc, leader := startShardingCluster(t)
 	victim, through := (leader+1)%3, (leader+2)%3
 	ctx := context.Background()
 	c, err := Dial(ctx, tc.nodes[through].Addr(), ClientConfig{RetryFor: 10 * time.Second, Pin: true})
@@ -601,11 +606,7 @@ func TestClusterDoesNotWaitForADownNode(t *testing.T) {
 // probed the members it must not count the chunks whose shards sit on the
 // nodes it has not heard from yet as lost.
 func TestClusterHealthUnknownUntilProbed(t *testing.T) {
-	tc := startCluster(t, 3)
-	leader := tc.waitLeader()
-	for _, nd := range tc.nodes {
-		waitUntil(t, "every node to know all three members", func() bool { return len(nd.shardNodes()) == 3 })
-	}
+	tc, leader := startShardingCluster(t)
 	ctx := context.Background()
 	c, err := Dial(ctx, tc.nodes[(leader+1)%3].Addr(), ClientConfig{RetryFor: 10 * time.Second, Pin: true})
 	if err != nil {

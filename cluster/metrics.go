@@ -20,8 +20,12 @@ var (
 	}, []string{"dir"})
 	chunkOps = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "shoal_node_chunk_ops_total",
-		Help: "Chunk operations on a node, by kind: stored, deduplicated, served, missing, corrupt.",
+		Help: "Chunk operations on a node, by kind: stored, deduplicated, served, redirected (answered with SHARDS for the reader to fetch), missing, corrupt.",
 	}, []string{"kind"})
+	directReads = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "shoal_client_direct_reads_total",
+		Help: "Erasure-coded chunks a client (a mount) read from the nodes holding their data shards (direct), or through its node after a holder failed to serve its shard (fallback).",
+	}, []string{"result"})
 	gcDeleted = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "shoal_node_gc_deleted_chunks_total",
 		Help: "Unreferenced chunks deleted by garbage collection.",

@@ -121,6 +121,7 @@ type Node struct {
 	recodeQ    chan [][32]byte    // chunks committed in a directory that asks for another scheme (recodeLoop)
 	chunkGate  *readGate          // chunk reads served at once, user reads first
 	shardGate  *readGate          // shard reads served at once, user reads first
+	grantKey   []byte             // signs and checks read grants; nil without a secret (grant.go)
 
 	// ready is true while this node leads and has applied every entry of
 	// earlier terms, so its state answers reads correctly.
@@ -175,7 +176,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), sessions: map[*wire.Session]struct{}{}, peers: map[string]*Client{}, shardPeers: map[string]*Client{},
 		bufs: chunkstore.NewBuffers(nodeBufferBytes), chunkGate: newReadGate(readsAtOnce), shardGate: newReadGate(readsAtOnce), restored: make(chan struct{}, 1),
-		recodeQ: make(chan [][32]byte, 256)}
+		recodeQ: make(chan [][32]byte, 256), grantKey: grantKey(cfg.Secret)}
 	ok := false
 	defer func() {
 		if !ok {

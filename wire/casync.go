@@ -22,6 +22,13 @@ const (
 	CasyncMsgMissing    uint64 = 0xd010f9fac82b7b6c
 	CasyncMsgGoodbye    uint64 = 0xad205dbf1a3686c3
 	CasyncMsgAbort      uint64 = 0xe7d9136b7efea352
+
+	// CasyncMsgShards is SHARDS, a shoal extension: the answer to a
+	// REQUEST with CasyncRequestDirect for an erasure-coded chunk.
+	CasyncMsgShards uint64 = 0x9e4b27d1c06a53f8
+	// CasyncMsgShardRequest is SHARD_REQUEST, a shoal extension: a
+	// request for one shard of a chunk that carries a member's grant.
+	CasyncMsgShardRequest uint64 = 0x5d1e7a0c3b96f248
 )
 
 // HELLO feature flags, as in caprotocol.h. The first six say what the
@@ -51,6 +58,10 @@ const (
 	// CasyncRequestChecksum asks the peer to send each CHUNK answering the
 	// REQUEST with CasyncChunkCRC32C (shoal extension).
 	CasyncRequestChecksum uint64 = 0x2
+	// CasyncRequestDirect says the requester can read shards from their
+	// holders itself: the peer may answer a chunk it stores erasure-coded
+	// with SHARDS instead of CHUNK (shoal extension).
+	CasyncRequestDirect uint64 = 0x4
 	// CasyncChunkCompressed marks CHUNK data as compressed.
 	CasyncChunkCompressed uint64 = 0x1
 	// CasyncChunkCRC32C marks a CHUNK whose id is followed by the le32
@@ -59,12 +70,20 @@ const (
 	// this flag has arrived intact.
 	CasyncChunkCRC32C uint64 = 0x2
 
-	casyncRequestFlagsMax  uint64 = 0x3
-	casyncChunkFlagsMax    uint64 = 0x3
-	casyncCRCLen                  = 4
-	casyncIDLen                   = 32
-	casyncRequestFixedSize        = CasyncHeaderLen + 8
-	casyncChunkFixedSize          = CasyncHeaderLen + 8 + casyncIDLen
+	casyncRequestFlagsMax      uint64 = 0x7
+	casyncShardRequestFlagsMax        = CasyncRequestHighPrio | CasyncRequestChecksum
+	casyncChunkFlagsMax        uint64 = 0x3
+	casyncCRCLen                      = 4
+	casyncIDLen                       = 32
+	casyncRequestFixedSize            = CasyncHeaderLen + 8
+	casyncChunkFixedSize              = CasyncHeaderLen + 8 + casyncIDLen
+	casyncGrantLen                    = 32
+	// casyncShardRequestSize is SHARD_REQUEST's size: header, flags,
+	// expiry, chunk id, k, m, index and five zero bytes, grant.
+	casyncShardRequestSize = CasyncHeaderLen + 8 + 8 + casyncIDLen + 8 + casyncGrantLen
+	// casyncShardsFixedSize is SHARDS' size before its holders: header,
+	// chunk id, size, k, m and two zero bytes, expiry, grant.
+	casyncShardsFixedSize = CasyncHeaderLen + casyncIDLen + 8 + 8 + casyncGrantLen
 )
 
 const (
@@ -90,7 +109,8 @@ var ErrChecksum = errors.New("chunk data does not match its CRC-32C")
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // CasyncMessage is one casync protocol message: *Hello, *Index, *IndexEOF,
-// *Archive, *ArchiveEOF, *Request, *Chunk, *Missing, *Goodbye or *Abort.
+// *Archive, *ArchiveEOF, *Request, *Chunk, *Missing, *Goodbye, *Abort, or
+// shoal's *Shards and *ShardRequest.
 type CasyncMessage interface {
 	// CasyncType returns the message's type value (CasyncMsg...).
 	CasyncType() uint64
@@ -133,6 +153,38 @@ type Chunk struct {
 	Flags uint64
 	ID    [32]byte
 	Data  []byte
+}
+
+// Shards answers a REQUEST with CasyncRequestDirect for chunk ID, which
+// the node stores erasure-coded (shoal extension): its Size bytes are in
+// Data data shards and Parity parity shards, shard i on the node whose
+// wire address is Holders[i] ("" if no node holds it now). Grant lets
+// the requester read them (ShardRequest) until Expires, Unix nanoseconds.
+type Shards struct {
+	ID      [32]byte
+	Size    uint32
+	Data    uint8
+	Parity  uint8
+	Expires int64
+	Grant   [32]byte
+	Holders []string // Data+Parity addresses of at most 255 bytes each
+}
+
+// ShardRequest asks a node for its shard Index of chunk Chunk, which is
+// erasure-coded into Data data and Parity parity shards (shoal
+// extension). A client that is no member may read shards only so: Grant
+// and Expires are those of the SHARDS a member answered for the chunk.
+// The node answers with a CHUNK whose id is the shard's key
+// (chunkstore.ShardKey), or MISSING of that key if it holds no such
+// shard.
+type ShardRequest struct {
+	Flags   uint64 // as a Request's: CasyncRequestHighPrio, CasyncRequestChecksum
+	Expires int64
+	Chunk   [32]byte
+	Data    uint8
+	Parity  uint8
+	Index   uint8
+	Grant   [32]byte
 }
 
 // Missing says the sender does not have a requested chunk.
@@ -180,6 +232,12 @@ func (*Goodbye) CasyncType() uint64 { return CasyncMsgGoodbye }
 // CasyncType implements CasyncMessage.
 func (*Abort) CasyncType() uint64 { return CasyncMsgAbort }
 
+// CasyncType implements CasyncMessage.
+func (*ShardRequest) CasyncType() uint64 { return CasyncMsgShardRequest }
+
+// CasyncType implements CasyncMessage.
+func (*Shards) CasyncType() uint64 { return CasyncMsgShards }
+
 // casyncName names a message type for errors.
 func casyncName(t uint64) string {
 	switch t {
@@ -203,6 +261,10 @@ func casyncName(t uint64) string {
 		return "GOODBYE"
 	case CasyncMsgAbort:
 		return "ABORT"
+	case CasyncMsgShardRequest:
+		return "SHARD_REQUEST"
+	case CasyncMsgShards:
+		return "SHARDS"
 	}
 	return fmt.Sprintf("type %#016x", t)
 }
@@ -219,7 +281,7 @@ const casyncInline = 64 << 10
 // wrapping ErrCasync, writing nothing, if m is invalid (unknown flags, a
 // NUL in an Abort reason, more than CasyncSizeMax bytes, a nil message).
 func WriteCasync(w io.Writer, m CasyncMessage) error {
-	var fixed [casyncChunkFixedSize + casyncCRCLen]byte // header and fixed fields
+	var fixed [casyncShardRequestSize]byte // header and fixed fields, at most SHARD_REQUEST's
 	nfixed := CasyncHeaderLen
 	var tail []byte // variable payload after the fixed part
 	var ids [][32]byte
@@ -266,6 +328,32 @@ func WriteCasync(w io.Writer, m CasyncMessage) error {
 		nfixed += 8
 		tail = []byte(m.Reason)
 		tailNUL = true
+	case *ShardRequest:
+		if m.Flags&^casyncShardRequestFlagsMax != 0 {
+			return fmt.Errorf("write casync SHARD_REQUEST: unknown flags %#x: %w", m.Flags&^casyncShardRequestFlagsMax, ErrCasync)
+		}
+		binary.LittleEndian.PutUint64(fixed[16:], m.Flags)
+		binary.LittleEndian.PutUint64(fixed[24:], uint64(m.Expires))
+		copy(fixed[32:], m.Chunk[:])
+		fixed[64], fixed[65], fixed[66] = m.Data, m.Parity, m.Index
+		copy(fixed[72:], m.Grant[:])
+		nfixed = casyncShardRequestSize
+	case *Shards:
+		if len(m.Holders) != int(m.Data)+int(m.Parity) {
+			return fmt.Errorf("write casync SHARDS: %d holders for %d+%d shards: %w", len(m.Holders), m.Data, m.Parity, ErrCasync)
+		}
+		copy(fixed[16:], m.ID[:])
+		binary.LittleEndian.PutUint32(fixed[48:], m.Size)
+		fixed[52], fixed[53] = m.Data, m.Parity
+		binary.LittleEndian.PutUint64(fixed[56:], uint64(m.Expires))
+		copy(fixed[64:], m.Grant[:])
+		nfixed = casyncShardsFixedSize
+		for _, h := range m.Holders {
+			if len(h) > 255 {
+				return fmt.Errorf("write casync SHARDS: holder address of %d bytes: %w", len(h), ErrCasync)
+			}
+			tail = append(append(tail, byte(len(h))), h...)
+		}
 	case nil:
 		return fmt.Errorf("write casync: nil message: %w", ErrCasync)
 	default:
@@ -355,6 +443,10 @@ func ReadCasyncAlloc(r io.Reader, alloc func(n int) []byte) (CasyncMessage, erro
 		exact = CasyncHeaderLen + casyncIDLen
 	case CasyncMsgAbort:
 		minSize = CasyncHeaderLen + 8 + 1
+	case CasyncMsgShardRequest:
+		exact = casyncShardRequestSize
+	case CasyncMsgShards:
+		minSize = casyncShardsFixedSize
 	default:
 		return nil, fmt.Errorf("read casync message: unknown %s (size %d): %w", name, size, ErrCasync)
 	}
@@ -411,7 +503,25 @@ func ReadCasyncAlloc(r io.Reader, alloc func(n int) []byte) (CasyncMessage, erro
 		m := &Missing{}
 		copy(m.ID[:], p)
 		return m, nil
+	case CasyncMsgShardRequest:
+		f := binary.LittleEndian.Uint64(p)
+		if f&^casyncShardRequestFlagsMax != 0 {
+			return nil, fmt.Errorf("read casync SHARD_REQUEST: unknown flags %#x: %w", f&^casyncShardRequestFlagsMax, ErrCasync)
+		}
+		if !bytes.Equal(p[51:56], make([]byte, 5)) {
+			return nil, fmt.Errorf("read casync SHARD_REQUEST: reserved bytes %x are not zero: %w", p[51:56], ErrCasync)
+		}
+		return &ShardRequest{Flags: f, Expires: int64(binary.LittleEndian.Uint64(p[8:])), Chunk: [32]byte(p[16:48]),
+			Data: p[48], Parity: p[49], Index: p[50], Grant: [32]byte(p[56:])}, nil
+	case CasyncMsgShards:
+		m, err := readShards(p)
+		if err != nil {
+			return nil, err // not a nil *Shards in the interface
+		}
+		return m, nil
+
 	default: // CasyncMsgAbort
+
 		reason := p[8:]
 		if i := bytes.IndexByte(reason, 0); i != len(reason)-1 {
 			return nil, fmt.Errorf("read casync ABORT: reason is not a NUL-terminated string: %w", ErrCasync)
@@ -420,7 +530,29 @@ func ReadCasyncAlloc(r io.Reader, alloc func(n int) []byte) (CasyncMessage, erro
 	}
 }
 
+// readShards decodes the body p of a SHARDS message.
+func readShards(p []byte) (*Shards, error) {
+	if p[38] != 0 || p[39] != 0 {
+		return nil, fmt.Errorf("read casync SHARDS: reserved bytes %x are not zero: %w", p[38:40], ErrCasync)
+	}
+	m := &Shards{ID: [32]byte(p), Size: binary.LittleEndian.Uint32(p[32:]), Data: p[36], Parity: p[37],
+		Expires: int64(binary.LittleEndian.Uint64(p[40:])), Grant: [32]byte(p[48:80])}
+	rest := p[casyncShardsFixedSize-CasyncHeaderLen:]
+	for range int(m.Data) + int(m.Parity) {
+		if len(rest) == 0 || len(rest) < 1+int(rest[0]) {
+			return nil, fmt.Errorf("read casync SHARDS: %d holders for %d+%d shards: %w", len(m.Holders), m.Data, m.Parity, ErrCasync)
+		}
+		m.Holders = append(m.Holders, string(rest[1:1+rest[0]]))
+		rest = rest[1+rest[0]:]
+	}
+	if len(rest) > 0 {
+		return nil, fmt.Errorf("read casync SHARDS: %d bytes after the holders: %w", len(rest), ErrCasync)
+	}
+	return m, nil
+}
+
 // fullReader is a reader with a cheaper way than Read to fill a buffer
+
 // whole (Stream.ReadFull).
 type fullReader interface {
 	ReadFull(p []byte) (int, error)

@@ -56,6 +56,12 @@ func TestCasyncRoundTrip(t *testing.T) {
 		{"abort", &Abort{Errno: 5, Reason: "disk on fire"}, casyncMsg(CasyncMsgAbort, le64(5), []byte("disk on fire\x00"))},
 		{"abort empty reason", &Abort{}, casyncMsg(CasyncMsgAbort, le64(0), []byte{0})},
 		{"abort long reason", &Abort{Errno: 1, Reason: string(bytes.Repeat([]byte("r"), 70<<10))}, casyncMsg(CasyncMsgAbort, le64(1), bytes.Repeat([]byte("r"), 70<<10), []byte{0})},
+		{"shard request", &ShardRequest{Flags: 3, Expires: 1 << 60, Chunk: i1, Data: 4, Parity: 2, Index: 5, Grant: i2},
+			casyncMsg(CasyncMsgShardRequest, le64(3), le64(1<<60), i1[:], []byte{4, 2, 5, 0, 0, 0, 0, 0}, i2[:])},
+		{"request direct", &Request{Flags: CasyncRequestDirect, IDs: [][32]byte{i1}}, casyncMsg(CasyncMsgRequest, le64(4), i1[:])},
+		{"shards", &Shards{ID: i1, Size: 5 << 20, Data: 2, Parity: 1, Expires: 77, Grant: i2, Holders: []string{"10.0.0.1:7420", "", "b:1"}},
+			casyncMsg(CasyncMsgShards, i1[:], le32(5<<20), []byte{2, 1, 0, 0}, le64(77), i2[:], []byte("\x0d10.0.0.1:7420\x00\x03b:1"))},
+		{"shards none", &Shards{ID: i2}, casyncMsg(CasyncMsgShards, i2[:], make([]byte, 16), make([]byte, 32))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
@@ -102,7 +108,6 @@ func TestReadCasyncRejects(t *testing.T) {
 		{"index eof with body", casyncMsg(CasyncMsgIndexEOF, []byte{0}), ErrCasync},
 		{"request no flags", casyncMsg(CasyncMsgRequest), ErrCasync},
 		{"request partial id", casyncMsg(CasyncMsgRequest, le64(0), make([]byte, 31)), ErrCasync},
-		{"request unknown flag", casyncMsg(CasyncMsgRequest, le64(4), make([]byte, 32)), ErrCasync},
 		{"chunk short", casyncMsg(CasyncMsgChunk, le64(0), make([]byte, 31)), ErrCasync},
 		{"chunk unknown flag", casyncMsg(CasyncMsgChunk, le64(4), make([]byte, 32)), ErrCasync},
 		{"chunk crc short", casyncMsg(CasyncMsgChunk, le64(2), make([]byte, 32+3)), ErrCasync},
@@ -113,6 +118,16 @@ func TestReadCasyncRejects(t *testing.T) {
 		{"abort no reason", casyncMsg(CasyncMsgAbort, le64(1)), ErrCasync},
 		{"abort no NUL", casyncMsg(CasyncMsgAbort, le64(1), []byte("x")), ErrCasync},
 		{"abort inner NUL", casyncMsg(CasyncMsgAbort, le64(1), []byte("a\x00b\x00")), ErrCasync},
+		{"shard request short", casyncMsg(CasyncMsgShardRequest, le64(0), le64(1), make([]byte, 32+8+31)), ErrCasync},
+		{"shard request long", casyncMsg(CasyncMsgShardRequest, le64(0), le64(1), make([]byte, 32+8+33)), ErrCasync},
+		{"shard request unknown flag", casyncMsg(CasyncMsgShardRequest, le64(4), le64(1), make([]byte, 32+8+32)), ErrCasync},
+		{"shard request reserved byte", casyncMsg(CasyncMsgShardRequest, le64(0), le64(1), make([]byte, 32), []byte{2, 1, 0, 0, 0, 0, 0, 1}, make([]byte, 32)), ErrCasync},
+		{"request unknown flag 8", casyncMsg(CasyncMsgRequest, le64(8), make([]byte, 32)), ErrCasync},
+		{"shards short", casyncMsg(CasyncMsgShards, make([]byte, 32+16+31)), ErrCasync},
+		{"shards reserved byte", casyncMsg(CasyncMsgShards, make([]byte, 32), le32(1), []byte{0, 0, 1, 0}, make([]byte, 40)), ErrCasync},
+		{"shards too few holders", casyncMsg(CasyncMsgShards, make([]byte, 32), le32(1), []byte{2, 1, 0, 0}, make([]byte, 40), []byte("\x01a\x00")), ErrCasync},
+		{"shards holder cut short", casyncMsg(CasyncMsgShards, make([]byte, 32), le32(1), []byte{1, 0, 0, 0}, make([]byte, 40), []byte("\x05ab")), ErrCasync},
+		{"shards bytes after holders", casyncMsg(CasyncMsgShards, make([]byte, 32), le32(1), []byte{1, 0, 0, 0}, make([]byte, 40), []byte("\x01ab")), ErrCasync},
 		{"truncated header", []byte{1, 2, 3}, io.ErrUnexpectedEOF},
 		{"truncated body", casyncMsg(CasyncMsgMissing, make([]byte, 32))[:40], io.ErrUnexpectedEOF},
 	} {
@@ -132,7 +147,10 @@ func TestWriteCasyncRejects(t *testing.T) {
 	}{
 		{"nil", nil},
 		{"hello unknown flag", &Hello{Features: 1 << 13}},
-		{"request unknown flag", &Request{Flags: 4}},
+		{"request unknown flag", &Request{Flags: 8}},
+		{"shard request unknown flag", &ShardRequest{Flags: 8}},
+		{"shards holders not k+m", &Shards{Data: 2, Parity: 1, Holders: []string{"a"}}},
+		{"shards long address", &Shards{Data: 1, Holders: []string{string(make([]byte, 256))}}},
 		{"chunk unknown flag", &Chunk{Flags: 4}},
 		{"chunk too big", &Chunk{Data: make([]byte, CasyncSizeMax-casyncChunkFixedSize+1)}},
 		{"request too big", &Request{IDs: make([][32]byte, (CasyncSizeMax-casyncRequestFixedSize)/32+1)}},
@@ -269,7 +287,10 @@ func FuzzReadCasync(f *testing.F) {
 		casyncMsg(CasyncMsgAbort, le64(5), []byte("why\x00")),
 		casyncMsg(CasyncMsgMissing, i1[:]),
 		casyncMsg(CasyncMsgIndexEOF),
+		casyncMsg(CasyncMsgShardRequest, le64(1), le64(99), i1[:], []byte{2, 1, 1, 0, 0, 0, 0, 0}, i1[:]),
+		casyncMsg(CasyncMsgShards, i1[:], le32(9), []byte{2, 1, 0, 0}, le64(99), i1[:], []byte("\x01a\x00\x03b:1")),
 	} {
+
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {

@@ -61,7 +61,7 @@ func (f *mountFlags) mount(ctx context.Context, addr, dir string) error {
 	fsOpts := fs.Options{CacheBytes: int64(f.cacheMB) << 20, DirtyBytes: int64(f.dirtyMB) << 20, Logger: slog.Default()}
 	// The chunks the client fetches land in memory the cache has let go of.
 	fsOpts.Buffers = fs.NewBuffers(fsOpts)
-	client, err := cluster.Dial(ctx, addr, cluster.ClientConfig{Logger: slog.Default(), RetryFor: f.retryFor, Buffers: fsOpts.Buffers})
+	client, err := cluster.Dial(ctx, addr, cluster.ClientConfig{Logger: slog.Default(), RetryFor: f.retryFor, Buffers: fsOpts.Buffers, DirectReads: true})
 	if err != nil {
 		return fmt.Errorf("connect to node %s: %w", addr, err)
 	}
