@@ -11,8 +11,9 @@ import (
 	"shoal/wire"
 )
 
-// holderDownFor is how long Get reads chunks with a shard on a holder that
-// failed a direct read through the node instead.
+// holderDownFor is how long Get reads the chunks with a data shard on a
+// holder that failed a direct read, other than by lacking the shard,
+// through the node instead.
 const holderDownFor = 10 * time.Second
 
 // readDirect reads the chunk sh describes from the holders of its data
@@ -51,7 +52,10 @@ func (c *Client) readDirect(ctx context.Context, sh *wire.Shards) (data []byte, 
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		for i, err := range errs {
-			if err != nil {
+			// A holder that lacks its shard (or found it corrupt) serves
+			// its other shards still; one that failed otherwise is
+			// passed over for a while.
+			if err != nil && !errors.Is(err, chunkstore.ErrNotFound) {
 				c.holdersDown.Store(sh.Holders[i], time.Now().Add(holderDownFor))
 			}
 		}

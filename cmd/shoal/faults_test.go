@@ -48,16 +48,25 @@ func healedAndCaughtUp(r *status.Report) bool {
 // readBack mounts the cluster afresh at a new directory (a cold chunk
 // cache, and no page cache from earlier reads), compares every file in
 // want with its SHA-256, and unmounts.
-func readBack(t *testing.T, addrs, what string, want map[string][32]byte) {
+//
+// It returns how many erasure-coded chunks the mount read from the nodes
+// holding their data shards (direct), and how many through its node after
+// a holder failed to serve a shard (fallback).
+func readBack(t *testing.T, addrs, what string, want map[string][32]byte) (direct, fallback float64) {
 	t.Helper()
 	start := time.Now()
 	mnt := filepath.Join(t.TempDir(), "check")
-	m := startMount(t, addrs, mnt)
+	metrics := freeAddr(t)
+	m := startMount(t, addrs, mnt, "--metrics", metrics)
 	checkSums(t, mnt, want)
+	got := scrape(t, metrics)
+	direct, fallback = got[`shoal_client_direct_reads_total{result="direct"}`], got[`shoal_client_direct_reads_total{result="fallback"}`]
 	if err := m.stop(); err != nil {
 		t.Errorf("unmount after reading back %s: %v", what, err)
 	}
-	t.Logf("read back %d files %s in %v", len(want), what, time.Since(start).Round(time.Millisecond))
+	t.Logf("read back %d files %s in %v (chunks read from shard holders: %v; through the node after a holder failed: %v)",
+		len(want), what, time.Since(start).Round(time.Millisecond), direct, fallback)
+	return direct, fallback
 }
 
 // shoalOutput runs the shoal binary and returns its standard output; its
@@ -357,7 +366,11 @@ func TestFaultsKillDuringCopyAndCorruptShards(t *testing.T) {
 	if n := countChunks(files); r.Health.Protected < n {
 		t.Errorf("protected chunks after repair: got %d, want at least the %d chunks of the files", r.Health.Protected, n)
 	}
-	readBack(t, all, "after "+victimID+" came back", want)
+	// Every node up and every shard in place: the mount reads the data
+	// shards from their holders, never through its node.
+	if direct, fallback := readBack(t, all, "after "+victimID+" came back", want); direct == 0 || fallback != 0 {
+		t.Errorf("reading back with every shard in place: %v chunks read from shard holders, %v through the node; want some and none", direct, fallback)
+	}
 
 	// 3. Damage every large shard file of one node: the one that was down,
 	// unless it holds no data or no parity shards of more than 1 MiB
@@ -399,7 +412,11 @@ func TestFaultsKillDuringCopyAndCorruptShards(t *testing.T) {
 	}
 	dataFlipped, parityFlipped := len(dataFiles), len(parityFiles)
 	t.Logf("flipped a byte in %d data shards and %d parity shards on %s", dataFlipped, parityFlipped, badID)
-	readBack(t, all, "with corrupt shards on "+badID, want)
+	// A holder finds its shard corrupt and answers that it lacks it: the
+	// mount then reads that chunk through its node, which rebuilds it.
+	if _, fallback := readBack(t, all, "with corrupt shards on "+badID, want); fallback != float64(dataFlipped) {
+		t.Errorf("reading back with %d corrupt data shards: %v chunks read through the node after a holder failed, want %d", dataFlipped, fallback, dataFlipped)
+	}
 	// Reads fetch the data shards, and set aside each corrupt one they
 	// find; the parity shards were not needed.
 	if got := quarantined(t, bad.data) - q0; got != dataFlipped {
