@@ -14,8 +14,8 @@ import (
 
 // learn asks the node for the cluster's members and adds their wire
 // addresses to the ones the client fails over to. Failures are only logged:
-// the given addresses still work.
-func (c *Client) learn(ctx context.Context) {
+// the given addresses still work. It returns the members, nil if it failed.
+func (c *Client) learn(ctx context.Context) []NodeInfo {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	resp, err := c.doOnce(ctx, &MetaRequest{Op: wire.OpMembers})
@@ -24,7 +24,7 @@ func (c *Client) learn(ctx context.Context) {
 	}
 	if err != nil {
 		c.log.Debug("learn cluster members", "err", err)
-		return
+		return nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -33,6 +33,7 @@ func (c *Client) learn(ctx context.Context) {
 			c.addrs = append(c.addrs, m.Addr)
 		}
 	}
+	return resp.Members
 }
 
 // Members returns the members of the cluster as the node the client talks

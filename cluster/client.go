@@ -102,6 +102,7 @@ type Client struct {
 	lastGot atomic.Int64 // bytes of data in the last CHUNK Get received
 
 	holders     map[string]*Client // DirectReads: clients of the shard holders by address (directread.go), under mu
+	via         map[string]string  // DirectReads: a given address for each member address that is none (learnVia), under mu
 	holdersDown sync.Map           // holder address → time.Time until which Get does not read from it directly
 }
 
@@ -119,7 +120,11 @@ func Dial(ctx context.Context, addr string, cfg ClientConfig) (*Client, error) {
 		return nil, err
 	}
 	if !cfg.Pin {
-		c.learn(ctx)
+		given := slices.Clone(c.addrs)
+		members := c.learn(ctx)
+		if cfg.DirectReads {
+			c.learnVia(ctx, given, members)
+		}
 	}
 	return c, nil
 }

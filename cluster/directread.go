@@ -57,9 +57,11 @@ func (c *Client) readDirect(ctx context.Context, sh *wire.Shards) (data []byte, 
 			// passed over for a while.
 			if err != nil && !errors.Is(err, chunkstore.ErrNotFound) {
 				c.holdersDown.Store(sh.Holders[i], time.Now().Add(holderDownFor))
+				c.log.Warn("shard holder failed a direct read; reading its chunks through the node for a while",
+					"holder", sh.Holders[i], "for", holderDownFor, "err", err)
 			}
 		}
-		c.log.Info("direct read failed, reading through the node", "chunk", id.String(), "err", err)
+		c.log.Debug("direct read failed, reading through the node", "chunk", id.String(), "err", err)
 		c.cfg.Buffers.Put(buf)
 		directReads.WithLabelValues("fallback").Inc()
 		return nil, false
@@ -75,14 +77,55 @@ func (c *Client) holderDown(addr string) bool {
 	return ok && time.Now().Before(v.(time.Time))
 }
 
-// holder returns the (lazily dialling) client of the holder at addr.
+// learnVia finds, for each address the client was given that no member
+// advertises, the member that answers there, so that shards held by that
+// member are read at the given address. A mount on the host of a
+// docker-compose cluster is given the ports published on the host, while
+// the nodes advertise names that only resolve on the compose network.
+func (c *Client) learnVia(ctx context.Context, given []string, members []NodeInfo) {
+	advertised := map[string]bool{}
+	for _, m := range members {
+		advertised[m.Addr] = true
+	}
+	var wg sync.WaitGroup
+	for _, a := range given {
+		if advertised[a] {
+			continue
+		}
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			n := newClient(a, ClientConfig{Pin: true, Logger: c.log, RetryFor: time.Millisecond, OpTimeout: 5 * time.Second})
+			defer n.Close()
+			st, err := n.NodeStatus(ctx)
+			if err != nil || st.Addr == "" || st.Addr == a {
+				return
+			}
+			c.log.Info("reading shards of a member at the address given for it", "member", st.ID, "advertises", st.Addr, "given", a)
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.via == nil {
+				c.via = map[string]string{}
+			}
+			c.via[st.Addr] = a
+		})
+	}
+	wg.Wait()
+}
+
+// holder returns the (lazily dialling) client of the holder at addr, or
+// at the address given for it (learnVia).
 func (c *Client) holder(addr string) *Client {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if h := c.holders[addr]; h != nil {
 		return h
 	}
-	h := newClient(addr, ClientConfig{Pin: true, Logger: c.log, RetryFor: holderRetryFor, OpTimeout: holderTimeout, Buffers: c.cfg.Buffers})
+	dial := addr
+	if a, ok := c.via[addr]; ok {
+		dial = a
+	}
+	h := newClient(dial, ClientConfig{Pin: true, Logger: c.log, RetryFor: holderRetryFor, OpTimeout: holderTimeout, Buffers: c.cfg.Buffers})
 	if c.closed {
 		h.Close()
 		return h

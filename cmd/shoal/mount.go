@@ -26,6 +26,7 @@ type mountFlags struct {
 	retryFor    time.Duration
 	debug       bool
 	metrics     string
+	direct      bool
 }
 
 func (f *mountFlags) register(cmd *cobra.Command) {
@@ -37,6 +38,7 @@ func (f *mountFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.syncNames, "sync-names", false, "answer unlinks, renames and rmdirs only once the cluster has them (by default those of files not open in the mount, and of directories known empty, are answered at once and sent in the background; fsync of the directory waits for them)")
 	fl.DurationVar(&f.retryFor, "retry-for", 30*time.Second, "how long to retry when the cluster cannot be reached before failing with EIO")
 	fl.BoolVar(&f.debug, "fuse-debug", false, "log every FUSE request and reply to stderr, as plain lines, whatever --log-level is")
+	fl.BoolVar(&f.direct, "direct-reads", true, "read the data shards of erasure-coded chunks straight from the nodes holding them, at the addresses they advertise or --node gave for them (false: every chunk through the node the mount talks to, for a mount that can reach no other)")
 }
 
 // registerMetrics adds --metrics, for the mount command alone (up serves
@@ -61,7 +63,7 @@ func (f *mountFlags) mount(ctx context.Context, addr, dir string) error {
 	fsOpts := fs.Options{CacheBytes: int64(f.cacheMB) << 20, DirtyBytes: int64(f.dirtyMB) << 20, Logger: slog.Default()}
 	// The chunks the client fetches land in memory the cache has let go of.
 	fsOpts.Buffers = fs.NewBuffers(fsOpts)
-	client, err := cluster.Dial(ctx, addr, cluster.ClientConfig{Logger: slog.Default(), RetryFor: f.retryFor, Buffers: fsOpts.Buffers, DirectReads: true})
+	client, err := cluster.Dial(ctx, addr, cluster.ClientConfig{Logger: slog.Default(), RetryFor: f.retryFor, Buffers: fsOpts.Buffers, DirectReads: f.direct})
 	if err != nil {
 		return fmt.Errorf("connect to node %s: %w", addr, err)
 	}
