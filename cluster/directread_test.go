@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"maps"
+	"net"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -160,6 +164,83 @@ func TestShardRequestNeedsGrant(t *testing.T) {
 	} {
 		if _, err := readShard(holder, tt.cfg, tt.req); !errors.Is(err, tt.want) {
 			t.Errorf("%s: got %v, want %v", tt.name, err, tt.want)
+		}
+	}
+}
+
+// proxy forwards connections on a new loopback port to addr, as a port
+// published for a container does, and returns the new port's address.
+func proxy(t *testing.T, addr string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", addr)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			go func() { io.Copy(out, in); out.Close() }()
+			go func() { io.Copy(in, out); in.Close() }()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestClientReadsShardsAtGivenAddresses gives a DirectReads client only
+// other addresses for the nodes than those they advertise (as a mount on
+// the host of a compose cluster has): it learns which node answers at
+// each, and reads shards there.
+func TestClientReadsShardsAtGivenAddresses(t *testing.T) {
+	tc, leader := startShardingCluster(t)
+	ctx := context.Background()
+	var given []string
+	published := map[string]string{}
+	for _, nd := range tc.nodes {
+		p := proxy(t, nd.Addr())
+		given = append(given, p)
+		published[nd.Addr()] = p
+	}
+	r, err := Dial(ctx, strings.Join(given, ","), ClientConfig{RetryFor: 10 * time.Second, DirectReads: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	r.mu.Lock()
+	via := maps.Clone(r.via)
+	r.mu.Unlock()
+	if !maps.Equal(via, published) {
+		t.Fatalf("addresses learned for the members: %v, want %v", via, published)
+	}
+
+	data := randomBytes(11, 2<<20)
+	id := chunkstore.Sum(data)
+	if err := dialTestNode(t, tc.nodes[leader]).Put(ctx, id, data); err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range tc.nodes {
+		waitUntil(t, "every node to know the placement", func() bool { _, ok := placedOn(nd, id); return ok })
+	}
+	direct := directCount("direct")
+	if got, err := r.Get(ctx, id); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read: got %d bytes, %v; want the %d bytes written", len(got), err, len(data))
+	}
+	if directCount("direct") != direct+1 {
+		t.Errorf("the chunk was not read from its holders")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for addr, h := range r.holders {
+		if h.node() != published[addr] {
+			t.Errorf("holder %s read at %s, want %s", addr, h.node(), published[addr])
 		}
 	}
 }
