@@ -110,7 +110,6 @@ func (n *Node) serveCasync(st *wire.Stream, remote string, b *casyncBackend) {
 					return
 				}
 			}
-
 		case *wire.ShardRequest:
 			// A client that is no member reads one shard with a member's
 			// grant (grant.go); only the chunk service takes these.

@@ -30,6 +30,9 @@ const holderDownFor = 10 * time.Second
 func (c *Client) readDirect(ctx context.Context, sh *wire.Shards) (data []byte, ok bool) {
 	id := chunkstore.ID(sh.ID)
 	scheme := chunkstore.Scheme{Data: int(sh.Data), Parity: int(sh.Parity)}
+	if scheme.Validate() != nil {
+		return nil, false
+	}
 	holders := make([]*Client, scheme.Data)
 	for i := range holders {
 		addr := sh.Holders[i]
@@ -55,11 +58,14 @@ func (c *Client) readDirect(ctx context.Context, sh *wire.Shards) (data []byte, 
 			// A holder that lacks its shard (or found it corrupt) serves
 			// its other shards still; one that failed otherwise is
 			// passed over for a while.
-			if err != nil && !errors.Is(err, chunkstore.ErrNotFound) {
-				c.holdersDown.Store(sh.Holders[i], time.Now().Add(holderDownFor))
+			if err == nil || errors.Is(err, chunkstore.ErrNotFound) || ctx.Err() != nil {
+				continue
+			}
+			if !c.holderDown(sh.Holders[i]) {
 				c.log.Warn("shard holder failed a direct read; reading its chunks through the node for a while",
 					"holder", sh.Holders[i], "for", holderDownFor, "err", err)
 			}
+			c.holdersDown.Store(sh.Holders[i], time.Now().Add(holderDownFor))
 		}
 		c.log.Debug("direct read failed, reading through the node", "chunk", id.String(), "err", err)
 		c.cfg.Buffers.Put(buf)
