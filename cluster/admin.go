@@ -6,6 +6,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -46,8 +47,22 @@ func (c *Client) Members(ctx context.Context) ([]NodeInfo, string, error) {
 	return resp.Members, resp.Leader, nil
 }
 
+// StatusAt asks the node at addr, and only it, for its status, in one
+// attempt bounded by timeout: a node that does not answer is down.
+func StatusAt(ctx context.Context, addr string, timeout time.Duration, log *slog.Logger) (*NodeStatus, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c, err := Dial(ctx, addr, ClientConfig{RetryFor: time.Millisecond, OpTimeout: timeout, Pin: true, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.NodeStatus(ctx)
+}
+
 // NodeStatus returns the status of the node the client talks to. Use a
-// client dialled to that node alone (one address) to ask a given node.
+// client dialled to that node alone (one address, or StatusAt) to ask a
+// given node.
 func (c *Client) NodeStatus(ctx context.Context) (*NodeStatus, error) {
 	resp, err := c.Do(ctx, &MetaRequest{Op: wire.OpNodeStatus})
 	if err != nil {

@@ -99,11 +99,7 @@ func (c *Client) learnVia(ctx context.Context, given []string, members []NodeInf
 			continue
 		}
 		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			n := newClient(a, ClientConfig{Pin: true, Logger: c.log, RetryFor: time.Millisecond, OpTimeout: 5 * time.Second})
-			defer n.Close()
-			st, err := n.NodeStatus(ctx)
+			st, err := StatusAt(ctx, a, 5*time.Second, c.log)
 			if err != nil || st.Addr == "" || st.Addr == a {
 				return
 			}

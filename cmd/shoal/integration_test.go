@@ -86,8 +86,9 @@ func TestHelpOnEveryCommand(t *testing.T) {
 // TestBenchFuseFloor runs "shoal bench --baselines --fuse-floor" on a
 // tiny sequential workload: the table has the three baseline columns
 // before the directory given, each with a figure, a table below sets the
-// directory against each baseline, and no mount is left behind. The floor's server is "shoal loopback"; what it serves must land
-// in the directory it serves.
+// directory against each baseline, and no mount is left behind. The
+// floor's server is "shoal loopback"; what it serves must land in the
+// directory it serves.
 func TestBenchFuseFloor(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(shoalBinary(t), "bench", "--baselines", "--fuse-floor", "--keep-caches", "--workloads", "seq", "--seq-bytes", "4194304", "--labels", "plain", dir)

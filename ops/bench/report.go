@@ -36,12 +36,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if err := r.writeTable(w, keys, byKey, "metric", all, pairs); err != nil {
 		return err
 	}
-	for _, t := range measured {
-		if len(bases) == 0 {
-			break // the main table set the last target against the others
-		}
-		if err := r.writeAgainstBaselines(w, keys, byKey, t, bases); err != nil {
-			return err
+	if len(bases) > 0 { // else the main table set the last target against the others
+		for _, t := range measured {
+			if err := r.writeAgainstBaselines(w, keys, byKey, t, bases); err != nil {
+				return err
+			}
 		}
 	}
 	if len(pairs) > 0 || len(bases) > 0 && len(measured) > 0 {

@@ -81,7 +81,7 @@ func Gather(ctx context.Context, addr string, timeout time.Duration, log *slog.L
 		wg.Add(1)
 		go func(n *Node) {
 			defer wg.Done()
-			st, err := nodeStatus(ctx, n.Addr, timeout, log)
+			st, err := cluster.StatusAt(ctx, n.Addr, timeout, log)
 			n.Status = st
 			if err != nil {
 				n.Err = err.Error()
@@ -131,7 +131,7 @@ func viaGiven(ctx context.Context, r *Report, given string, timeout time.Duratio
 		wg.Add(1)
 		go func(a string) {
 			defer wg.Done()
-			st, err := nodeStatus(ctx, a, timeout, log)
+			st, err := cluster.StatusAt(ctx, a, timeout, log)
 			if err != nil {
 				return
 			}
@@ -143,19 +143,6 @@ func viaGiven(ctx context.Context, r *Report, given string, timeout time.Duratio
 		}(a)
 	}
 	wg.Wait()
-}
-
-// nodeStatus asks the node at addr, and only it, for its status.
-func nodeStatus(ctx context.Context, addr string, timeout time.Duration, log *slog.Logger) (*cluster.NodeStatus, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	// One short attempt: a node that does not answer is down.
-	c, err := cluster.Dial(ctx, addr, cluster.ClientConfig{RetryFor: time.Millisecond, OpTimeout: timeout, Pin: true, Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	return c.NodeStatus(ctx)
 }
 
 // WriteJSON writes r as indented JSON.
